@@ -1,0 +1,136 @@
+"""Database engines, write transactions and migrations, for SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+
+SQLITE_BUSY_TIMEOUT_MS = int(os.environ.get("TA_SQLITE_BUSY_TIMEOUT_MS", "5000"))
+# Serialises migrations when several gateway processes start at once on PostgreSQL.
+_MIGRATION_LOCK_KEY = 0x7A5A_0001
+
+
+class _TunedSQLiteConnection(sqlite3.Connection):
+    """Every connection Piccolo opens gets the durability and locking settings we rely on."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.execute("PRAGMA synchronous = FULL")
+        self.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        self.execute("PRAGMA foreign_keys = ON")
+
+
+def default_sqlite_path() -> Path:
+    return Path(os.environ.get("TA_DATA_DIR", "data")) / "trade_assurance.sqlite3"
+
+
+def make_engine(database_url: str | None) -> Engine[Any]:
+    """`postgres://…` gives PostgreSQL; anything else (or nothing) gives the SQLite file."""
+    if database_url and urlparse(database_url).scheme in ("postgres", "postgresql"):
+        return PostgresEngine(config={"dsn": database_url})
+    if database_url and database_url.startswith("sqlite:///"):
+        path = Path(database_url.removeprefix("sqlite:///"))
+    else:
+        path = default_sqlite_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SQLiteEngine(
+        path=str(path), factory=_TunedSQLiteConnection, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000
+    )
+
+
+def engine() -> Engine[Any]:
+    from models.tables import Company
+
+    return Company._meta.db  # type: ignore[no-any-return]
+
+
+async def ping() -> None:
+    from models.tables import Company
+
+    await Company.raw("SELECT 1")
+
+
+def is_postgres() -> bool:
+    return engine().engine_type == "postgres"
+
+
+@asynccontextmanager
+async def write_transaction() -> AsyncIterator[None]:
+    """One atomic write: IMMEDIATE on SQLite (takes the write lock up front, so no
+    deadlock-prone lock upgrade), an ordinary transaction on PostgreSQL (rows are locked
+    with `lock_rows` by the code that needs them)."""
+    db = engine()
+    if isinstance(db, SQLiteEngine):
+        async with db.transaction(transaction_type=TransactionType.immediate):
+            yield
+    else:
+        async with db.transaction():
+            yield
+
+
+def for_update(query: Any) -> Any:
+    """Lock the selected rows until the transaction ends. PostgreSQL only: on SQLite the
+    IMMEDIATE write transaction already holds the database's single write lock."""
+    return query.lock_rows() if is_postgres() else query
+
+
+async def check_sqlite_settings() -> dict[str, Any]:
+    """Put the file in WAL mode and prove the per-connection settings hold; raise if not."""
+    db = engine()
+    assert isinstance(db, SQLiteEngine)
+    rows = await db._run_in_new_connection("PRAGMA journal_mode = WAL")
+    found = {
+        "journal_mode": rows[0]["journal_mode"],
+        "synchronous": (await db._run_in_new_connection("PRAGMA synchronous"))[0]["synchronous"],
+        "busy_timeout": (await db._run_in_new_connection("PRAGMA busy_timeout"))[0]["timeout"],
+    }
+    expected = {"journal_mode": "wal", "synchronous": 2, "busy_timeout": SQLITE_BUSY_TIMEOUT_MS}
+    if found != expected:
+        raise RuntimeError(f"SQLite settings are {found}, expected {expected}")
+    return found
+
+
+async def pending_migrations() -> list[str]:
+    from piccolo.apps.migrations.commands.check import CheckMigrationManager
+
+    statuses = await CheckMigrationManager(app_name="all").get_migration_statuses()
+    return [s.migration_id for s in statuses if not s.has_ran]
+
+
+async def apply_migrations() -> list[str]:
+    """Run every pending migration; returns the ids applied. Safe with concurrent starters."""
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    db = engine()
+    if isinstance(db, PostgresEngine):
+        # A session-level advisory lock on a dedicated connection: the other starters wait.
+        conn = await db.get_new_connection()
+        try:
+            await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
+            pending = await pending_migrations()
+            if pending:
+                await _forwards(run_forwards)
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
+        finally:
+            await conn.close()
+        return pending
+    await check_sqlite_settings()
+    pending = await pending_migrations()
+    if pending:
+        await _forwards(run_forwards)
+    return pending
+
+
+async def _forwards(run_forwards: Any) -> None:
+    result = await run_forwards(app_name="all")
+    if not result.success:
+        raise RuntimeError(f"migrations failed: {result.message}")

@@ -1,0 +1,72 @@
+"""Money as integer minor units plus an ISO 4217 code. No floats anywhere near it."""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal, InvalidOperation
+
+import pycountry
+
+from models.errors import DomainError, ErrorCode
+
+# ISO 4217 minor units where they differ from 2; pycountry carries codes, not exponents.
+_EXPONENT_EXCEPTIONS = {
+    **dict.fromkeys(
+        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
+    ),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+    "CLF": 4,
+    "UYW": 4,
+}
+# Codes that are not money one can pay with (precious metals, testing, funds codes).
+_NOT_TENDER = set("XAG XAU XBA XBB XBC XBD XDR XPD XPT XSU XTS XUA XXX BOV CHE CHW COU MXV USN".split())
+CURRENCIES: frozenset[str] = frozenset(
+    c.alpha_3 for c in pycountry.currencies if c.alpha_3 not in _NOT_TENDER
+)
+
+
+def validate_currency(code: str, field: str | None = "currency") -> str:
+    code = code.strip().upper()
+    if code not in CURRENCIES:
+        raise DomainError(
+            ErrorCode.INVALID_CURRENCY, f"'{code}' is not an ISO 4217 currency code", field
+        )
+    return code
+
+
+def exponent(currency: str) -> int:
+    return _EXPONENT_EXCEPTIONS.get(currency, 2)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Money:
+    minor: int
+    currency: str
+
+    @classmethod
+    def parse(cls, amount: Decimal | str, currency: str, field: str = "amount") -> Money:
+        """Exact conversion from a decimal amount; more decimals than the currency has is an error."""
+        currency = validate_currency(currency, field=f"{field}.currency")
+        try:
+            value = Decimal(amount)
+        except InvalidOperation:
+            raise DomainError(ErrorCode.INVALID_AMOUNT, f"'{amount}' is not a number", field) from None
+        if not value.is_finite():
+            raise DomainError(ErrorCode.INVALID_AMOUNT, "amount must be finite", field)
+        scaled = value.scaleb(exponent(currency))
+        if scaled != scaled.to_integral_value():
+            raise DomainError(
+                ErrorCode.INVALID_AMOUNT,
+                f"{currency} has {exponent(currency)} decimal places; got {amount}",
+                field,
+            )
+        return cls(int(scaled), currency)
+
+    @property
+    def amount(self) -> Decimal:
+        """The decimal amount with exactly the currency's number of places."""
+        exp = exponent(self.currency)
+        return Decimal(self.minor).scaleb(-exp).quantize(Decimal(1).scaleb(-exp))
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency}"

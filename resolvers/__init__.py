@@ -1,0 +1,1 @@
+"""GraphQL only: Strawberry types, queries, mutations, loaders and permissions. Thin."""

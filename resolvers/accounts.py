@@ -1,0 +1,299 @@
+"""Accounts and auth: `viewer`, companies, users, API keys, register/login/logout."""
+
+import datetime as dt
+from collections.abc import Iterable
+
+import strawberry
+from strawberry import relay
+
+from models import accounts
+from models.enums import CompanyKind, Role, Scope
+from models.errors import DomainError
+from models.tables import ApiKey as ApiKeyRow
+from models.tables import Company as CompanyRow
+from models.tables import UserAccount
+from resolvers.context import Info
+from resolvers.errors import UserError, decode_id, failed
+from resolvers.scalars import CountryCode
+from resolvers.suppliers import Supplier
+
+RoleType = strawberry.enum(Role, name="Role", description="What a principal may do.")
+CompanyKindType = strawberry.enum(CompanyKind, name="CompanyKind")
+ApiScope = strawberry.enum(
+    Scope,
+    name="ApiScope",
+    description="What a partner API key may do besides reading: READ only reads; ORDERS "
+    "manages orders; PAYMENTS moves money.",
+)
+
+
+def _ids(node_ids: Iterable[str]) -> list[int]:
+    return [int(i) if i.isdigit() else -1 for i in node_ids]
+
+
+@strawberry.type(description="A buyer, supplier, inspection company, or the platform itself.")
+class Company(relay.Node):
+    id: relay.NodeID[int]
+    legal_name: str
+    kind: CompanyKindType  # type: ignore[valid-type]
+    country: CountryCode  # type: ignore[valid-type]
+
+    @classmethod
+    def of(cls, c: CompanyRow) -> "Company":
+        return cls(id=c.id, legal_name=c.legal_name, kind=CompanyKind(c.kind), country=c.country)
+
+    @strawberry.field(description="The directory entry, for a supplier company.")
+    async def supplier(self, info: Info) -> Supplier | None:
+        if self.kind is not CompanyKind.SUPPLIER:
+            return None
+        from models.suppliers import supplier_id_of_company
+
+        supplier_id = await supplier_id_of_company(self.id)
+        found = await info.context.suppliers.load(supplier_id) if supplier_id else None
+        return Supplier.of(found) if found else None
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list["Company | None"]:
+        ids = _ids(node_ids)
+        found = await accounts.get_companies(ids)
+        principal = info.context.principal
+        return [
+            cls.of(c) if (c := found.get(i)) and accounts.may_see_company(principal, c) else None
+            for i in ids
+        ]
+
+
+@strawberry.type(description="A person who logs in. Visible to colleagues and mediators.")
+class User(relay.Node):
+    id: relay.NodeID[int]
+    email: str
+    full_name: str
+    role: RoleType  # type: ignore[valid-type]
+    created_at: dt.datetime
+    company_id: strawberry.Private[int]
+
+    @classmethod
+    def of(cls, u: UserAccount) -> "User":
+        return cls(
+            id=u.id,
+            email=u.email,
+            full_name=u.full_name,
+            role=Role(u.role),
+            created_at=u.created_at,
+            company_id=u.company,
+        )
+
+    @strawberry.field
+    async def company(self) -> Company:
+        return Company.of((await accounts.get_companies([self.company_id]))[self.company_id])
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list["User | None"]:
+        ids = _ids(node_ids)
+        found = await accounts.get_users(ids)
+        principal = info.context.principal
+        return [
+            cls.of(u) if (u := found.get(i)) and accounts.may_see_user(principal, u) else None
+            for i in ids
+        ]
+
+
+@strawberry.type(description="A partner API key. The secret itself is shown only once.")
+class ApiKey:
+    id: relay.GlobalID
+    name: str
+    prefix: str = strawberry.field(description="First characters of the key, to recognise it.")
+    scopes: list[ApiScope]  # type: ignore[valid-type]
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, k: ApiKeyRow) -> "ApiKey":
+        return cls(
+            id=relay.GlobalID("ApiKey", str(k.id)),
+            name=k.name,
+            prefix=k.prefix,
+            scopes=[Scope(s) for s in k.scopes.split(",") if s],
+            created_at=k.created_at,
+            expires_at=k.expires_at,
+            revoked_at=k.revoked_at,
+        )
+
+
+@strawberry.type(description="Who is calling: a logged-in user or a partner API key.")
+class Viewer:
+    role: RoleType  # type: ignore[valid-type]
+    acting_role: RoleType = strawberry.field(  # type: ignore[valid-type]
+        description="The role the caller acts in (a partner acts as its company)."
+    )
+    scopes: list[ApiScope]  # type: ignore[valid-type]
+    is_partner: bool
+    user_id: strawberry.Private[int | None]
+    company_id: strawberry.Private[int]
+
+    @strawberry.field(description="The user, unless the caller is a partner key.")
+    async def user(self) -> User | None:
+        if self.user_id is None:
+            return None
+        return User.of((await accounts.get_users([self.user_id]))[self.user_id])
+
+    @strawberry.field
+    async def company(self) -> Company:
+        return Company.of((await accounts.get_companies([self.company_id]))[self.company_id])
+
+    @strawberry.field(description="The company's partner API keys (users only).")
+    async def api_keys(self, info: Info) -> list[ApiKey]:
+        principal = info.context.require_principal()
+        if principal.user_id is None:
+            return []
+        return [ApiKey.of(k) for k in await accounts.list_api_keys(principal)]
+
+
+def viewer_of(principal: accounts.Principal) -> Viewer:
+    return Viewer(
+        role=principal.role,
+        acting_role=principal.acting_role,
+        scopes=sorted(principal.scopes, key=list(Scope).index),
+        is_partner=principal.is_partner,
+        user_id=principal.user_id,
+        company_id=principal.company_id,
+    )
+
+
+@strawberry.type
+class AccountQueries:
+    @strawberry.field(description="The caller; null when not authenticated.")
+    def viewer(self, info: Info) -> Viewer | None:
+        principal = info.context.principal
+        return viewer_of(principal) if principal else None
+
+
+@strawberry.input
+class RegisterInput:
+    company_name: str = strawberry.field(description="Legal name of the company.")
+    kind: CompanyKindType = strawberry.field(description="BUYER or SUPPLIER.")  # type: ignore[valid-type]
+    country: CountryCode  # type: ignore[valid-type]
+    full_name: str
+    email: str
+    password: str = strawberry.field(description="At least 10 characters.")
+
+
+@strawberry.type
+class AuthPayload:
+    token: str | None = strawberry.field(
+        default=None, description="Bearer token: send as `Authorization: Bearer <token>`."
+    )
+    expires_at: dt.datetime | None = None
+    viewer: Viewer | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class LoginInput:
+    email: str
+    password: str
+
+
+@strawberry.input
+class LogoutInput:
+    all_sessions: bool = strawberry.field(
+        default=False, description="Revoke every token of this user, not only this one."
+    )
+
+
+@strawberry.type
+class LogoutPayload:
+    revoked_tokens: int = 0
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class CreateApiKeyInput:
+    name: str
+    scopes: list[ApiScope]  # type: ignore[valid-type]
+    expires_at: dt.datetime | None = None
+
+
+@strawberry.type
+class CreateApiKeyPayload:
+    api_key: ApiKey | None = None
+    secret: str | None = strawberry.field(
+        default=None, description="The key itself. Shown once; only its hash is stored."
+    )
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class RevokeApiKeyInput:
+    api_key_id: relay.GlobalID
+
+
+@strawberry.type
+class RevokeApiKeyPayload:
+    api_key: ApiKey | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class AccountMutations:
+    @strawberry.mutation(description="Sign up a buyer or supplier company and its first user.")
+    async def register(self, input: RegisterInput) -> AuthPayload:
+        try:
+            _, token, expires = await accounts.register(
+                company_name=input.company_name,
+                kind=input.kind,
+                country=input.country,
+                email=input.email,
+                password=input.password,
+                full_name=input.full_name,
+            )
+            principal = await accounts.authenticate(token)
+        except DomainError as e:
+            return failed(AuthPayload, e)
+        return AuthPayload(token=token, expires_at=expires, viewer=viewer_of(principal))
+
+    @strawberry.mutation(description="Exchange e-mail and password for a bearer token.")
+    async def login(self, input: LoginInput) -> AuthPayload:
+        try:
+            _, token, expires = await accounts.login(input.email, input.password)
+        except DomainError as e:
+            return failed(AuthPayload, e)
+        principal = await accounts.authenticate(token)
+        return AuthPayload(token=token, expires_at=expires, viewer=viewer_of(principal))
+
+    @strawberry.mutation(description="Revoke the bearer token used for this request.")
+    async def logout(self, info: Info, input: LogoutInput) -> LogoutPayload:
+        principal = info.context.require_principal()
+        try:
+            count = await accounts.logout(principal, all_sessions=input.all_sessions)
+        except DomainError as e:
+            return failed(LogoutPayload, e)
+        return LogoutPayload(revoked_tokens=count)
+
+    @strawberry.mutation(description="Create a partner API key for the caller's company.")
+    async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
+        principal = info.context.require_principal()
+        try:
+            key, secret = await accounts.create_api_key_for(
+                principal, input.name, list(input.scopes), input.expires_at
+            )
+        except DomainError as e:
+            return failed(CreateApiKeyPayload, e)
+        return CreateApiKeyPayload(api_key=ApiKey.of(key), secret=secret)
+
+    @strawberry.mutation(description="Revoke a partner API key at once.")
+    async def revoke_api_key(self, info: Info, input: RevokeApiKeyInput) -> RevokeApiKeyPayload:
+        principal = info.context.require_principal()
+        try:
+            key = await accounts.revoke_api_key(
+                principal, decode_id(input.api_key_id, "ApiKey", "apiKeyId")
+            )
+        except DomainError as e:
+            return failed(RevokeApiKeyPayload, e)
+        return RevokeApiKeyPayload(api_key=ApiKey.of(key))
+

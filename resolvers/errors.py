@@ -1,0 +1,43 @@
+"""`UserError`: expected business failures, returned as data in every mutation payload."""
+
+from typing import Protocol, TypeVar
+
+import strawberry
+from strawberry import relay
+
+from models.errors import DomainError, ErrorCode
+
+ErrorCodeType = strawberry.enum(
+    ErrorCode, description="Why a mutation was refused. Stable: clients may switch on it."
+)
+
+
+@strawberry.type(description="An expected failure of a mutation; nothing was changed.")
+class UserError:
+    code: ErrorCodeType = strawberry.field(description="Machine-readable reason.")  # type: ignore[valid-type]
+    message: str = strawberry.field(description="Human-readable explanation.")
+    field: str | None = strawberry.field(
+        default=None, description="The input field at fault, as a path (e.g. `limit.currency`)."
+    )
+
+    @classmethod
+    def of(cls, error: DomainError) -> "UserError":
+        return cls(code=error.code, message=error.message, field=error.field)
+
+
+class _Payload(Protocol):
+    def __init__(self, *, errors: list[UserError]) -> None: ...
+
+
+P = TypeVar("P", bound=_Payload)
+
+
+def failed(payload: type[P], error: DomainError) -> P:
+    return payload(errors=[UserError.of(error)])
+
+
+def decode_id(gid: relay.GlobalID, type_name: str, field: str) -> int:
+    """A global ID of the expected type, as its database id; anything else is NOT_FOUND."""
+    if gid.type_name != type_name or not gid.node_id.isdigit():
+        raise DomainError(ErrorCode.NOT_FOUND, f"not a {type_name} id", field)
+    return int(gid.node_id)

@@ -1,0 +1,233 @@
+"""The supplier directory: `Supplier`, search, and profile mutations."""
+
+import datetime as dt
+from collections.abc import Iterable
+
+import strawberry
+from graphql import GraphQLError
+from strawberry import relay
+
+from models import suppliers as directory
+from models.enums import TradeAssuranceStatus, Verification
+from models.errors import DomainError
+from resolvers.context import Info
+from resolvers.errors import UserError, decode_id, failed
+from resolvers.money import Money
+from resolvers.pagination import check_first, decode_cursor, encode_cursor
+from resolvers.scalars import CountryCode
+
+VerificationStatus = strawberry.enum(
+    Verification,
+    name="VerificationStatus",
+    description="Outcome of third-party verification of the supplier.",
+)
+TradeAssuranceStatusType = strawberry.enum(
+    TradeAssuranceStatus,
+    name="TradeAssuranceStatus",
+    description="Whether the supplier's orders are protected by Trade Assurance.",
+)
+SupplierOrder = strawberry.enum(
+    directory.SupplierOrder, description="Sort order of supplier search results."
+)
+
+
+@strawberry.type(description="A supplier's Trade Assurance standing.")
+class TradeAssurance:
+    status: TradeAssuranceStatusType  # type: ignore[valid-type]
+    limit: Money | None = strawberry.field(description="Coverage granted by a mediator.")
+    remaining_limit: Money | None = strawberry.field(
+        description="Limit minus the coverage reserved by open orders."
+    )
+    since: dt.datetime | None = strawberry.field(description="When it became active (UTC).")
+
+
+@strawberry.type(description="A supplier in the directory. Public to everyone.")
+class Supplier(relay.Node):
+    id: relay.NodeID[int]
+    legal_name: str
+    country: CountryCode  # type: ignore[valid-type]
+    categories: list[str]
+    keywords: list[str] = strawberry.field(description="Product keywords buyers search for.")
+    year_joined: int
+    gold_supplier: bool = strawberry.field(description="Paid Gold Supplier membership.")
+    verification: VerificationStatus  # type: ignore[valid-type]
+    rating: float = strawberry.field(description="Average buyer rating, 0 to 5 stars.")
+    response_rate: int = strawberry.field(description="Share of inquiries answered, percent.")
+    trade_assurance: TradeAssurance
+
+    @classmethod
+    def of(cls, s: directory.Supplier) -> "Supplier":
+        return cls(
+            id=s.id,
+            legal_name=s.legal_name,
+            country=s.country,
+            categories=s.categories,
+            keywords=s.keywords,
+            year_joined=s.year_joined,
+            gold_supplier=s.gold,
+            verification=s.verification,
+            rating=s.rating,
+            response_rate=s.response_rate,
+            trade_assurance=TradeAssurance(
+                status=s.ta_status,
+                limit=Money.of(s.ta_limit),
+                remaining_limit=Money.of(s.remaining_limit),
+                since=s.ta_since,
+            ),
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list["Supplier | None"]:
+        loaded = await info.context.suppliers.load_many(
+            [int(i) if i.isdigit() else -1 for i in node_ids]
+        )
+        return [cls.of(s) if s else None for s in loaded]
+
+
+@strawberry.type
+class SupplierConnection(relay.Connection[Supplier]):
+    _filter: strawberry.Private[directory.SupplierFilter]
+
+    @strawberry.field(description="How many suppliers match the filter (counted on demand).")
+    async def total_count(self) -> int:
+        return await directory.count_suppliers(self._filter)
+
+
+@strawberry.input(description="Supplier search criteria; all given criteria must hold.")
+class SupplierFilter:
+    text: str | None = strawberry.field(
+        default=None, description="Free text over name, categories and keywords (prefix match)."
+    )
+    trade_assurance_only: bool = strawberry.field(
+        default=False, description="Only suppliers with active Trade Assurance."
+    )
+    country: CountryCode | None = None  # type: ignore[valid-type]
+    category: str | None = strawberry.field(default=None, description="Exact category name.")
+    gold_only: bool = False
+    verification: list[VerificationStatus] | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="Any of these verification outcomes."
+    )
+    min_rating: float | None = None
+
+    def to_domain(self) -> directory.SupplierFilter:
+        return directory.SupplierFilter(
+            text=self.text,
+            trade_assurance_only=self.trade_assurance_only,
+            country=self.country,
+            category=self.category,
+            gold_only=self.gold_only,
+            verification=tuple(self.verification or ()),
+            min_rating=self.min_rating,
+        )
+
+
+@strawberry.type
+class SupplierQueries:
+    @strawberry.field(description="Search the supplier directory.")
+    async def suppliers(
+        self,
+        info: Info,
+        filter: SupplierFilter | None = None,
+        order_by: SupplierOrder = directory.SupplierOrder.RELEVANCE,  # type: ignore[valid-type]
+        first: int = 20,
+        after: str | None = None,
+    ) -> SupplierConnection:
+        check_first(first)
+        offset = decode_cursor("supplier-search", after)
+        start = 0 if offset is None else offset + 1
+        flt = (filter or SupplierFilter()).to_domain()
+        try:
+            page = await directory.search_suppliers(flt, order_by, first=first, offset=start)
+        except DomainError as e:  # a bad filter value is a malformed request
+            raise GraphQLError(e.message, extensions={"code": e.code.value}) from None
+        edges = [
+            relay.Edge(node=Supplier.of(s), cursor=encode_cursor("supplier-search", start + n))
+            for n, s in enumerate(page.suppliers)
+        ]
+        return SupplierConnection(
+            edges=edges,
+            page_info=relay.PageInfo(
+                has_next_page=page.has_next,
+                has_previous_page=start > 0,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            _filter=flt,
+        )
+
+    @strawberry.field(description="One supplier by its global ID; null if there is none.")
+    async def supplier(self, info: Info, id: relay.GlobalID) -> Supplier | None:
+        if id.type_name != "Supplier" or not id.node_id.isdigit():
+            return None
+        found = await info.context.suppliers.load(int(id.node_id))
+        return Supplier.of(found) if found else None
+
+
+@strawberry.input
+class UpdateSupplierProfileInput:
+    categories: list[str] | None = strawberry.field(
+        default=None, description="Replaces the categories (at most 20)."
+    )
+    keywords: list[str] | None = strawberry.field(
+        default=None, description="Replaces the product keywords (at most 50)."
+    )
+
+
+@strawberry.type
+class UpdateSupplierProfilePayload:
+    supplier: Supplier | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class SetSupplierStandingInput:
+    supplier_id: relay.GlobalID
+    gold_supplier: bool | None = None
+    verification: VerificationStatus | None = None  # type: ignore[valid-type]
+
+
+@strawberry.type
+class SetSupplierStandingPayload:
+    supplier: Supplier | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+async def _fresh(supplier_id: int) -> Supplier:
+    found = await directory.get_suppliers([supplier_id])
+    return Supplier.of(found[supplier_id])
+
+
+@strawberry.type
+class SupplierMutations:
+    @strawberry.mutation(description="A supplier's users edit its categories and keywords.")
+    async def update_supplier_profile(
+        self, info: Info, input: UpdateSupplierProfileInput
+    ) -> UpdateSupplierProfilePayload:
+        principal = info.context.require_principal()
+        try:
+            supplier_id = await directory.update_profile(
+                principal, categories=input.categories, keywords=input.keywords
+            )
+        except DomainError as e:
+            return failed(UpdateSupplierProfilePayload, e)
+        return UpdateSupplierProfilePayload(supplier=await _fresh(supplier_id))
+
+    @strawberry.mutation(description="Mediators record Gold membership and verification.")
+    async def set_supplier_standing(
+        self, info: Info, input: SetSupplierStandingInput
+    ) -> SetSupplierStandingPayload:
+        principal = info.context.require_principal()
+        try:
+            supplier_id = decode_id(input.supplier_id, "Supplier", "supplierId")
+            await directory.set_standing(
+                principal,
+                supplier_id,
+                gold=input.gold_supplier,
+                verification=input.verification,
+            )
+        except DomainError as e:
+            return failed(SetSupplierStandingPayload, e)
+        return SetSupplierStandingPayload(supplier=await _fresh(supplier_id))
+

@@ -1,0 +1,1 @@
+"""The process: settings, Starlette app, auth, CLI."""

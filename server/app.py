@@ -1,0 +1,138 @@
+"""The Starlette application: /graphql (HTTP and WebSocket), /healthz, /readyz."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from piccolo.engine.postgres import PostgresEngine
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from models import config, db
+from models.accounts import AuthError, authenticate
+from resolvers.context import Context
+from resolvers.schema import build_schema
+from server.auth import AuthGate, token_from_connection_params
+from server.limits import BodySizeLimit
+from server.settings import Settings
+
+log = logging.getLogger("trade_assurance")
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
+
+
+class PendingMigrationsError(RuntimeError):
+    pass
+
+
+class GatewayGraphQL(GraphQL[Context, None]):
+    """Strawberry's ASGI view with our context and WebSocket authentication."""
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        if isinstance(request, WebSocket):
+            # One context per connection: no DataLoader cache, so no stale reads across
+            # the operations of a long-lived socket.
+            return Context(principal=None, request=request, response=response, cache=False)
+        return Context(principal=request.state.principal, request=request, response=response)
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        secret = token_from_connection_params(context.connection_params)
+        if secret is None:
+            return None
+        try:
+            context.principal = await authenticate(secret)
+        except AuthError as e:
+            raise ConnectionRejectionError({"code": e.code, "message": str(e)}) from e
+        return {"role": context.principal.role.value}
+
+
+async def healthz(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(_: Request) -> Response:
+    try:
+        await db.ping()
+        pending = await db.pending_migrations()
+    except Exception as e:  # noqa: BLE001 - any database failure means not ready
+        return JSONResponse({"status": "unavailable", "error": type(e).__name__}, 503)
+    if pending:
+        return JSONResponse({"status": "migrations pending", "pending": pending}, 503)
+    return JSONResponse({"status": "ready"})
+
+
+async def schema_file(_: Request) -> Response:
+    return PlainTextResponse(SCHEMA_FILE.read_text(), media_type="application/graphql")
+
+
+async def prepare_database(settings: Settings) -> None:
+    """Apply pending migrations, or refuse to start and say how to apply them."""
+    if settings.auto_migrate:
+        applied = await db.apply_migrations()
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+        return
+    if not db.is_postgres():
+        await db.check_sqlite_settings()
+    pending = await db.pending_migrations()
+    if pending:
+        raise PendingMigrationsError(
+            f"{len(pending)} migration(s) pending ({', '.join(pending)}); "
+            "run `trade-assurance migrate` (or set TA_AUTO_MIGRATE=true)"
+        )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    config.configure(settings.domain)
+    schema = build_schema(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_tokens=settings.max_tokens,
+        field_suggestions=settings.development,
+    )
+    graphql = GatewayGraphQL(
+        schema,
+        graphql_ide="graphiql" if settings.graphiql else None,
+        allow_queries_via_get=False,
+        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+        connection_init_wait_timeout=dt.timedelta(seconds=10),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        engine = db.engine()
+        pooled = isinstance(engine, PostgresEngine)
+        if pooled:
+            await engine.start_connection_pool(
+                min_size=settings.pg_pool_min, max_size=settings.pg_pool_max
+            )
+        try:
+            await prepare_database(settings)
+            yield
+        finally:
+            if pooled:
+                await engine.close_connection_pool()
+
+    return Starlette(
+        routes=[
+            Route("/graphql", AuthGate(graphql), methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/schema.graphql", schema_file),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
+        lifespan=lifespan,
+    )

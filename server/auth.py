@@ -1,0 +1,74 @@
+"""Credentials on the wire: `Authorization: Bearer …` on HTTP, the same in `connection_init`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from models.accounts import AuthError, Principal, authenticate
+
+
+def bearer(value: str | None) -> str | None:
+    """The secret from an Authorization value; `Bearer` is optional in connection_init."""
+    if not value:
+        return None
+    scheme, _, rest = value.strip().partition(" ")
+    if rest and scheme.lower() == "bearer":
+        return rest.strip() or None
+    return None if rest else scheme
+
+
+def token_from_connection_params(params: dict[str, Any] | None) -> str | None:
+    if not isinstance(params, dict):
+        return None
+    for key in ("Authorization", "authorization", "token"):
+        value = params.get(key)
+        if isinstance(value, str):
+            return bearer(value)
+    return None
+
+
+class AuthGate:
+    """Resolve the HTTP caller once, before GraphQL runs. A presented but invalid credential
+    is refused with 401 and a coded error rather than silently treated as anonymous."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        principal: Principal | None = None
+        if scope["type"] == "http":
+            header = next(
+                (v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"),
+                None,
+            )
+            secret = bearer(header)
+            if header is not None and secret is None:
+                await _unauthorized(send, "MALFORMED_AUTHORIZATION", "expected 'Bearer <token>'")
+                return
+            if secret is not None:
+                try:
+                    principal = await authenticate(secret)
+                except AuthError as e:
+                    await _unauthorized(send, e.code, str(e))
+                    return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+async def _unauthorized(send: Send, code: str, message: str) -> None:
+    body = json.dumps({"errors": [{"message": message, "extensions": {"code": code}}]}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"www-authenticate", b'Bearer realm="trade-assurance"'),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

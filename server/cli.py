@@ -1,0 +1,147 @@
+"""`trade-assurance`: serve, migrate, seed-demo, create-user, create-api-key."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from models import clock, config, db
+from models.enums import Role, Scope
+from models.errors import DomainError
+from server.settings import Settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = Settings.from_env()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    if args.demo:
+        from server.demo import print_logins, seed_demo
+
+        asyncio.run(_migrate_then(seed_demo))
+        print_logins()
+    if settings.graphiql:
+        print(f"GraphiQL: http://{host}:{port}/graphql", flush=True)
+    else:
+        print(f"GraphQL endpoint: http://{host}:{port}/graphql (GraphiQL off)", flush=True)
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers,
+        log_level=os.environ.get("TA_LOG_LEVEL", "info"),
+        ws="websockets-sansio",
+    )
+    return 0
+
+
+async def _migrate_then(then: object = None) -> None:
+    applied = await db.apply_migrations()
+    print(f"migrations applied: {len(applied)}" if applied else "database is up to date")
+    if callable(then):
+        await then()
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    asyncio.run(_migrate_then())
+    return 0
+
+
+def _seed_demo(_: argparse.Namespace) -> int:
+    from server.demo import print_logins, seed_demo
+
+    asyncio.run(_migrate_then(seed_demo))
+    print_logins()
+    return 0
+
+
+def _create_user(args: argparse.Namespace) -> int:
+    from models.accounts import create_user
+
+    user = asyncio.run(
+        create_user(
+            email=args.email,
+            password=args.password or os.environ.get("TA_NEW_USER_PASSWORD", ""),
+            full_name=args.full_name,
+            role=Role(args.role),
+            company_id=args.company_id,
+            company_name=args.company_name,
+            country=args.country,
+        )
+    )
+    print(f"created {user.role} user {user.email} (id {user.id}, company {user.company})")
+    return 0
+
+
+def _create_api_key(args: argparse.Namespace) -> int:
+    from models.accounts import create_api_key
+
+    expires = clock.now() + dt.timedelta(days=args.expires_days) if args.expires_days else None
+    key, secret = asyncio.run(
+        create_api_key(
+            company_id=args.company_id,
+            name=args.name,
+            scopes=[Scope(s) for s in args.scopes.split(",") if s],
+            expires_at=expires,
+        )
+    )
+    print(f"API key {key.prefix}… for company {key.company}, scopes {key.scopes}")
+    print("The key is shown only this once:")
+    print(secret)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trade-assurance", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway (applies pending migrations)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1, help="gateway processes")
+    serve.add_argument("--demo", action="store_true", help="seed demo data first")
+    serve.set_defaults(run=_serve)
+
+    sub.add_parser("migrate", help="apply pending migrations").set_defaults(run=_migrate)
+    sub.add_parser("seed-demo", help="create demo data (idempotent)").set_defaults(run=_seed_demo)
+
+    user = sub.add_parser("create-user", help="create a user of any role (staff accounts)")
+    user.add_argument("--email", required=True)
+    user.add_argument("--password", help="or set TA_NEW_USER_PASSWORD")
+    user.add_argument("--full-name", required=True)
+    user.add_argument("--role", required=True, choices=[r.value for r in Role if r is not Role.PARTNER])
+    user.add_argument("--company-id", type=int, help="join this company")
+    user.add_argument("--company-name", help="or create a company with this name")
+    user.add_argument("--country", default="US")
+    user.set_defaults(run=_create_user)
+
+    key = sub.add_parser("create-api-key", help="create a partner API key (printed once)")
+    key.add_argument("--company-id", type=int, required=True)
+    key.add_argument("--name", required=True)
+    key.add_argument("--scopes", default="READ", help="comma-separated: READ,ORDERS,PAYMENTS")
+    key.add_argument("--expires-days", type=int)
+    key.set_defaults(run=_create_api_key)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    config.configure(Settings.from_env().domain)
+    try:
+        return int(args.run(args))
+    except DomainError as e:
+        print(f"error: {e.code.value}: {e.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

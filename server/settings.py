@@ -1,0 +1,71 @@
+"""Every setting, read from the environment once at start. The README lists them all."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from models.config import DomainConfig
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return default if raw is None or raw == "" else int(raw)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    host: str
+    port: int
+    environment: str
+    graphiql: bool
+    auto_migrate: bool
+    max_body_bytes: int
+    max_query_depth: int
+    max_aliases: int
+    max_tokens: int
+    pg_pool_min: int
+    pg_pool_max: int
+    domain: DomainConfig
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        environment = os.environ.get("TA_ENV", "development")
+        if environment not in ("development", "production"):
+            raise ValueError(f"TA_ENV must be development or production, not {environment!r}")
+        defaults = DomainConfig()
+        return cls(
+            database_url=os.environ.get("DATABASE_URL") or None,
+            host=os.environ.get("TA_HOST", "127.0.0.1"),
+            port=_int("TA_PORT", 8000),
+            environment=environment,
+            graphiql=_bool("TA_GRAPHIQL", environment == "development"),
+            auto_migrate=_bool("TA_AUTO_MIGRATE", True),
+            max_body_bytes=_int("TA_MAX_BODY_BYTES", 1_000_000),
+            max_query_depth=_int("TA_MAX_QUERY_DEPTH", 10),
+            max_aliases=_int("TA_MAX_ALIASES", 15),
+            max_tokens=_int("TA_MAX_TOKENS", 2000),
+            pg_pool_min=_int("TA_PG_POOL_MIN", 1),
+            pg_pool_max=_int("TA_PG_POOL_MAX", 10),
+            domain=DomainConfig(
+                application_review_business_days=_int(
+                    "TA_REVIEW_BUSINESS_DAYS", defaults.application_review_business_days
+                ),
+                limit_currency=os.environ.get("TA_LIMIT_CURRENCY", defaults.limit_currency),
+                token_ttl_hours=_int("TA_TOKEN_TTL_HOURS", defaults.token_ttl_hours),
+                max_page_size=_int("TA_MAX_PAGE_SIZE", defaults.max_page_size),
+                min_password_length=_int("TA_MIN_PASSWORD_LENGTH", defaults.min_password_length),
+            ),
+        )
