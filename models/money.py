@@ -20,6 +20,9 @@ _EXPONENT_EXCEPTIONS = {
 }
 # Codes that are not money one can pay with (precious metals, testing, funds codes).
 _NOT_TENDER = set("XAG XAU XBA XBB XBC XBD XDR XPD XPT XSU XTS XUA XXX BOV CHE CHW COU MXV USN".split())
+# Minor units are stored in 64-bit integer columns.
+MAX_MINOR = 2**63 - 1
+MAX_MINOR_DIGITS = len(str(MAX_MINOR))
 CURRENCIES: frozenset[str] = frozenset(
     c.alpha_3 for c in pycountry.currencies if c.alpha_3 not in _NOT_TENDER
 )
@@ -53,13 +56,19 @@ class Money:
             raise DomainError(ErrorCode.INVALID_AMOUNT, f"'{amount}' is not a number", field) from None
         if not value.is_finite():
             raise DomainError(ErrorCode.INVALID_AMOUNT, "amount must be finite", field)
-        scaled = value.scaleb(exponent(currency))
+        # Shift the exponent by hand: `scaleb` rounds to the context's 28 digits, which
+        # would silently accept "1.0000000000000000000000000000001" as 1.00.
+        sign, digits, exp10 = value.as_tuple()
+        assert isinstance(exp10, int)  # finite, checked above
+        scaled = Decimal((sign, digits, exp10 + exponent(currency)))
         if scaled != scaled.to_integral_value():
             raise DomainError(
                 ErrorCode.INVALID_AMOUNT,
                 f"{currency} has {exponent(currency)} decimal places; got {amount}",
                 field,
             )
+        if scaled.adjusted() > MAX_MINOR_DIGITS or abs(int(scaled)) > MAX_MINOR:
+            raise DomainError(ErrorCode.INVALID_AMOUNT, "amount is too large", field)
         return cls(int(scaled), currency)
 
     @property

@@ -1,6 +1,6 @@
 """The executable schema. It must print exactly `schema.graphql` (see tests/test_contract.py)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import strawberry
 from graphql import GraphQLError
@@ -18,6 +18,7 @@ from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 
 from resolvers.accounts import AccountMutations, AccountQueries
+from resolvers.scalars import SCALARS
 from resolvers.suppliers import SupplierMutations, SupplierQueries
 from resolvers.trade_assurance import TradeAssuranceMutations, TradeAssuranceQueries
 
@@ -47,17 +48,21 @@ def build_schema(
     max_tokens: int = 2000,
     field_suggestions: bool = False,
 ) -> strawberry.Schema:
-    extensions: Sequence[type[SchemaExtension] | SchemaExtension] = [
-        QueryDepthLimiter(max_depth=max_depth),
-        MaxAliasesLimiter(max_alias_count=max_aliases),
-        MaxTokensLimiter(max_token_count=max_tokens),
-        ParserCache(maxsize=256),
-        ValidationCache(maxsize=256),
-        MaskErrors(should_mask_error=_should_mask, error_message="Internal error."),
+    # Factories: a fresh extension per request (the parse and validation caches are
+    # module-level in Strawberry, so they still span requests).
+    extensions: Sequence[Callable[[], SchemaExtension]] = [
+        lambda: QueryDepthLimiter(max_depth=max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=max_tokens),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+        lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error."),
     ]
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
-        config=StrawberryConfig(disable_field_suggestions=not field_suggestions),
+        config=StrawberryConfig(
+            disable_field_suggestions=not field_suggestions, scalar_map=SCALARS
+        ),
     )

@@ -1,0 +1,1 @@
+"""Benchmarks that drive a real gateway process over HTTP: `python -m bench --help`."""

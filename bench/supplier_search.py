@@ -1,0 +1,161 @@
+"""`supplier-search`: the directory search a buyer runs, against SQLite and PostgreSQL.
+
+Per engine: fresh database, `trade-assurance migrate`, bulk seed, `trade-assurance serve`,
+then a separate load process POSTs the search over HTTP with a rotating set of filters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench import gateway, load, seed
+
+TARGET_P95_MS = 50.0
+DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/ta_bench"
+
+QUERY = """query Search($f: SupplierFilter) {
+  suppliers(filter: $f, first: 20) {
+    edges { node { id legalName country rating categories
+                   tradeAssurance { status limit { amount currency } } } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+
+# What buyers type: product words with a filter or two, and browse-only filters.
+FILTERS: list[tuple[str, dict[str, Any]]] = [
+    ("led, DE, TA only", {"text": "led", "country": "DE", "tradeAssuranceOnly": True}),
+    ("solar panel, gold", {"text": "solar panel", "goldOnly": True}),
+    ("cotton, rating>=4", {"text": "cotton", "minRating": 4.0}),
+    ("category Consumer Electronics, CN",
+     {"category": "Consumer Electronics", "country": "CN"}),
+    ("cnc, ASSESSED", {"text": "cnc", "verification": ["ASSESSED"]}),
+    ("TA only, CN", {"tradeAssuranceOnly": True, "country": "CN"}),
+    ("office chair, VN", {"text": "office chair", "country": "VN"}),
+    ("category Auto Parts, gold, rating>=4.5",
+     {"category": "Auto Parts", "goldOnly": True, "minRating": 4.5}),
+    ("power bank, VERIFIED|ASSESSED, TA only",
+     {"text": "power bank", "verification": ["VERIFIED", "ASSESSED"],
+      "tradeAssuranceOnly": True}),
+    ("pump", {"text": "pump"}),
+    ("shenzhen led", {"text": "shenzhen led"}),
+    ("gold, rating>=4.8", {"goldOnly": True, "minRating": 4.8}),
+]  # fmt: skip
+
+
+@dataclasses.dataclass
+class EngineRun:
+    engine: str
+    suppliers: int
+    seed_s: float
+    load: load.LoadResult
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "supplier-search",
+        help="supplier directory search over HTTP, SQLite and/or PostgreSQL",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--engine", choices=["sqlite", "postgres", "both"], default="both")
+    p.add_argument("--suppliers", type=_positive, default=100_000, help="suppliers to seed")
+    p.add_argument("--requests", type=_positive, default=2_000, help="measured requests")
+    p.add_argument("--concurrency", type=_positive, default=8, help="requests in flight")
+    p.add_argument("--warmup", type=int, default=200, help="unmeasured requests first")
+    p.add_argument("--seed", type=int, default=2026, help="random seed of the data")
+    p.add_argument("--database-url", default=DEFAULT_PG_URL, help="scratch PostgreSQL db")
+    p.set_defaults(run=run)
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    engines = ["sqlite", "postgres"] if args.engine == "both" else [args.engine]
+    failed = False
+    for engine in engines:
+        try:
+            result = _run_engine(engine, args)
+        except Exception:  # noqa: BLE001 - report it, still try the other engine
+            traceback.print_exc()
+            print(f"\n{engine}: benchmark did not complete\n", flush=True)
+            failed = True
+            continue
+        _report(result, args)
+        failed |= result.load.failures > 0
+    return 1 if failed else 0
+
+
+def _run_engine(engine: str, args: argparse.Namespace) -> EngineRun:
+    print(f"\n== supplier-search on {engine} ==", flush=True)
+    with tempfile.TemporaryDirectory(prefix=f"ta-bench-{engine}-") as tmp:
+        work = Path(tmp)
+        if engine == "sqlite":
+            env = gateway.gateway_env(TA_DATA_DIR=str(work))
+        else:
+            asyncio.run(gateway.recreate_postgres_database(args.database_url))
+            env = gateway.gateway_env(DATABASE_URL=args.database_url)
+        gateway.migrate(env)
+
+        started = time.perf_counter()
+        if engine == "sqlite":
+            seed.seed_sqlite(work / "trade_assurance.sqlite3", args.suppliers, args.seed)
+        else:
+            asyncio.run(seed.seed_postgres(args.database_url, args.suppliers, args.seed))
+        seed_s = time.perf_counter() - started
+        print(f"seeded {args.suppliers} suppliers in {seed_s:.1f} s", flush=True)
+
+        log_path = work / "gateway.log"
+        with gateway.serve(env, log_path) as base:
+            payloads = [{"query": QUERY, "variables": {"f": f}} for _, f in FILTERS]
+            result = load.run(
+                f"{base}/graphql",
+                payloads,
+                requests=args.requests,
+                concurrency=args.concurrency,
+                warmup=args.warmup,
+            )
+        if result.failures:
+            print(f"gateway log (tail):\n{gateway.tail(log_path)}", flush=True)
+    return EngineRun(engine, args.suppliers, seed_s, result)
+
+
+def _report(r: EngineRun, args: argparse.Namespace) -> None:
+    lat = r.load.latencies_ms
+    p50, p95, p99 = (load.percentile(lat, p) for p in (50, 95, 99))
+    head = ("engine", "suppliers", "requests", "concurrency", "requests/s", "p50 ms", "p95 ms",
+            "p99 ms")  # fmt: skip
+    row = (r.engine, f"{r.suppliers}", f"{len(lat)}", f"{args.concurrency}",
+           f"{r.load.throughput:.1f}", f"{p50:.1f}", f"{p95:.1f}", f"{p99:.1f}")  # fmt: skip
+    widths = [max(len(h), len(v)) for h, v in zip(head, row, strict=True)]
+    print()
+    print("  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True)))
+    print("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
+    verdict = "PASS" if p95 <= TARGET_P95_MS else "FAIL"
+    print(f"target: p95 <= {TARGET_P95_MS:.0f} ms: {verdict} (p95 {p95:.1f} ms)")
+    print(f"seeding: {r.seed_s:.1f} s")
+
+    # Which filters are slow, and that each one finds something (an empty page is cheap).
+    print("\nper query:          hits  p50 ms  p95 ms")
+    for k, (label, _) in enumerate(FILTERS):
+        mine = [ms for ms, j in zip(lat, r.load.payload_of, strict=True) if j == k]
+        print(
+            f"  {label[:40]:<40} {r.load.edges_of.get(k, 0):>4}  "
+            f"{load.percentile(mine, 50):>6.1f}  {load.percentile(mine, 95):>6.1f}"
+        )
+    if r.load.failures:
+        print(f"\nFAILED requests: {r.load.failures}")
+        for sample in r.load.failure_samples:
+            print(f"  {sample}")
+    print(flush=True)
