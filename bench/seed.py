@@ -19,8 +19,6 @@ from typing import Any
 import asyncpg
 from tqdm import tqdm
 
-from models.suppliers import search_document
-
 BATCH = 5_000
 NOW = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)  # fixed, so reruns are identical
 
@@ -80,7 +78,7 @@ COMPANY_COLUMNS = ["id", "legal_name", "kind", "country", "created_at"]
 PROFILE_COLUMNS = [
     "id", "company", "year_joined", "gold", "verification", "rating", "response_rate",
     "categories", "keywords", "search_text", "ta_status", "ta_limit_minor",
-    "ta_limit_currency", "ta_since", "updated_at",
+    "ta_limit_currency", "ta_since", "updated_at", "country",
 ]  # fmt: skip
 CATEGORY_COLUMNS = ["supplier", "category"]
 
@@ -126,11 +124,17 @@ def batches(count: int, seed: int) -> Iterator[Batch]:
             batch.companies.append((i, name, "SUPPLIER", country, created))
             batch.profiles.append(
                 (i, i, year, gold, verification, rating, rng.randint(40, 100), "\n".join(cats),
-                 "\n".join(keywords), search_document(name, cats, keywords), ta_status, limit,
-                 currency, since, NOW)
+                 "\n".join(keywords), _search_document(name, cats, keywords), ta_status, limit,
+                 currency, since, NOW, country)
             )  # fmt: skip
             batch.categories.extend((i, c.lower()) for c in cats)
         yield batch
+
+
+def _search_document(legal_name: str, categories: list[str], keywords: list[str]) -> str:
+    # Same document as models.suppliers.search_document; not imported so that
+    # `mypy bench` does not pull in (and re-check) the whole models package.
+    return "\n".join([legal_name, *categories, *keywords])
 
 
 def _progress(count: int, engine: str) -> tqdm[Any]:
@@ -162,7 +166,7 @@ def seed_sqlite(path: Path, count: int, seed: int) -> None:
                 )
                 conn.executemany(
                     _insert_sql("supplier_profile", PROFILE_COLUMNS),
-                    [(*p[:13], _sqlite_time(p[13]), _sqlite_time(p[14])) for p in b.profiles],
+                    [(*p[:13], _sqlite_time(p[13]), _sqlite_time(p[14]), p[15]) for p in b.profiles],
                 )
                 conn.executemany(_insert_sql("supplier_category", CATEGORY_COLUMNS), b.categories)
                 bar.update(len(b.profiles))

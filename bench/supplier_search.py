@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import tempfile
 import time
 import traceback
@@ -57,14 +58,19 @@ class EngineRun:
     load: load.LoadResult
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "supplier-search",
         help="supplier directory search over HTTP, SQLite and/or PostgreSQL",
         description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--engine", choices=["sqlite", "postgres", "both"], default="both")
+    p.add_argument(
+        "--engine",
+        choices=["sqlite", "postgres", "both"],
+        default="both",
+        help="both: sqlite first",
+    )
     p.add_argument("--suppliers", type=_positive, default=100_000, help="suppliers to seed")
     p.add_argument("--requests", type=_positive, default=2_000, help="measured requests")
     p.add_argument("--concurrency", type=_positive, default=8, help="requests in flight")
@@ -83,11 +89,14 @@ def _positive(raw: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     engines = ["sqlite", "postgres"] if args.engine == "both" else [args.engine]
+    # Client, gateway and PostgreSQL share this host's CPUs: say how busy it was.
+    load1, _, _ = os.getloadavg()
+    print(f"host: {os.cpu_count()} CPUs, load average {load1:.2f} at start", flush=True)
     failed = False
     for engine in engines:
         try:
             result = _run_engine(engine, args)
-        except Exception:  # noqa: BLE001 - report it, still try the other engine
+        except Exception:  # report it, and still try the other engine
             traceback.print_exc()
             print(f"\n{engine}: benchmark did not complete\n", flush=True)
             failed = True
@@ -147,7 +156,8 @@ def _report(r: EngineRun, args: argparse.Namespace) -> None:
     print(f"seeding: {r.seed_s:.1f} s")
 
     # Which filters are slow, and that each one finds something (an empty page is cheap).
-    print("\nper query:          hits  p50 ms  p95 ms")
+    # Under concurrency each latency includes queueing behind the other requests in flight.
+    print(f"\nper query:\n  {'filter':<40} {'hits':>4}  {'p50 ms':>6}  {'p95 ms':>6}")
     for k, (label, _) in enumerate(FILTERS):
         mine = [ms for ms, j in zip(lat, r.load.payload_of, strict=True) if j == k]
         print(

@@ -18,7 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from models import clock, config
-from models.db import write_transaction
+from models.db import for_update, write_transaction
 from models.enums import ROLE_OF_KIND, CompanyKind, Role, Scope
 from models.errors import DomainError, ErrorCode
 from models.geography import validate_country
@@ -108,6 +108,7 @@ async def create_company(
 
         await SupplierProfile(
             company=company.id,
+            country=company.country,
             year_joined=year_joined or now.year,
             search_text=search_document(company.legal_name, [], []),
             updated_at=now,
@@ -220,6 +221,10 @@ async def login(email: str, password: str) -> tuple[UserAccount, str, dt.datetim
 def _check_live(expires_at: dt.datetime | None, revoked_at: dt.datetime | None, what: str) -> None:
     if revoked_at is not None:
         raise AuthError(f"{what}_REVOKED", f"this {what.lower().replace('_', ' ')} was revoked")
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, "expiresAt needs a time zone (e.g. ...Z)", "expiresAt"
+        )
     if expires_at is not None and expires_at <= clock.now():
         raise AuthError(f"{what}_EXPIRED", f"this {what.lower().replace('_', ' ')} has expired")
 
@@ -304,6 +309,10 @@ async def create_api_key(
 ) -> tuple[ApiKey, str]:
     """A new partner key; the secret is returned once and only its hash is stored."""
     ordered = _parse_scopes(scopes)
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, "expiresAt needs a time zone (e.g. ...Z)", "expiresAt"
+        )
     if expires_at is not None and expires_at <= clock.now():
         raise DomainError(ErrorCode.INVALID_INPUT, "expiry must be in the future", "expiresAt")
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
@@ -349,7 +358,8 @@ async def create_api_key_for(
 async def revoke_api_key(principal: Principal, key_id: int) -> ApiKey:
     require_user(principal)
     async with write_transaction():
-        key = await ApiKey.objects().get(ApiKey.id == key_id)
+        found = await for_update(ApiKey.objects().where(ApiKey.id == key_id))
+        key = found[0] if found else None
         if key is None or (
             key.company != principal.company_id and principal.role is not Role.MEDIATOR
         ):

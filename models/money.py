@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 
 import pycountry
 
@@ -41,6 +42,17 @@ def exponent(currency: str) -> int:
     return _EXPONENT_EXCEPTIONS.get(currency, 2)
 
 
+_DECIMAL = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,30})?")
+
+
+def parse_decimal(text: str) -> Decimal:
+    """A plain decimal string ("1500.00", "-3"): no exponents, separators or non-ASCII
+    digits, which Python's Decimal would otherwise accept."""
+    if not _DECIMAL.fullmatch(text.strip()):
+        raise ValueError(f"'{text}' is not a plain decimal number like 1500.00")
+    return Decimal(text.strip())
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Money:
     minor: int
@@ -51,9 +63,9 @@ class Money:
         """Exact conversion from a decimal amount; more decimals than the currency has is an error."""
         currency = validate_currency(currency, field=f"{field}.currency")
         try:
-            value = Decimal(amount)
-        except InvalidOperation:
-            raise DomainError(ErrorCode.INVALID_AMOUNT, f"'{amount}' is not a number", field) from None
+            value = parse_decimal(amount) if isinstance(amount, str) else amount
+        except ValueError as e:
+            raise DomainError(ErrorCode.INVALID_AMOUNT, str(e), field) from None
         if not value.is_finite():
             raise DomainError(ErrorCode.INVALID_AMOUNT, "amount must be finite", field)
         # Shift the exponent by hand: `scaleb` rounds to the context's 28 digits, which

@@ -11,7 +11,7 @@ from typing import Any
 
 from models import clock
 from models.accounts import Principal
-from models.db import is_postgres, write_transaction
+from models.db import for_update, is_postgres, write_transaction
 from models.enums import Role, TradeAssuranceStatus, Verification
 from models.errors import DomainError, ErrorCode
 from models.geography import validate_country
@@ -94,7 +94,7 @@ def _clean_list(values: Sequence[str], field: str, maximum: int) -> list[str]:
     return list(seen.values())
 
 
-_COLUMNS = """s.id, s.company, c.legal_name, c.country, s.year_joined, s.gold, s.verification,
+_COLUMNS = """s.id, s.company, c.legal_name, s.country, s.year_joined, s.gold, s.verification,
     s.rating, s.response_rate, s.categories, s.keywords, s.ta_status, s.ta_limit_minor,
     s.ta_limit_currency, s.ta_since"""
 
@@ -150,33 +150,49 @@ def _query_terms(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())[:MAX_QUERY_TERMS]
 
 
-def _where(flt: SupplierFilter, terms: list[str]) -> tuple[list[str], list[Any], str, str]:
-    """SQL conditions and arguments, plus the FROM addition and rank expression for text."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Search:
+    """The FROM and WHERE of a directory search, and the relevance expression (lower is
+    better, so both engines sort it ascending)."""
+
+    source: str
+    conds: list[str]
+    args: list[Any]
+    relevance: str
+
+
+def _search(flt: SupplierFilter, *, ranked: bool) -> _Search:
+    source, relevance = "supplier_profile s", "0"
     conds: list[str] = []
     args: list[Any] = []
-    join = ""
-    rank = ""
-    if terms:
-        if is_postgres():
-            conds.append("s.search_vector @@ to_tsquery('simple', {})")
-            args.append(" & ".join(f"{t}:*" for t in terms))
-            rank = "ts_rank(s.search_vector, to_tsquery('simple', {})) DESC"
-        else:
-            join = "JOIN supplier_search ON supplier_search.rowid = s.id"
-            conds.append("supplier_search MATCH {}")
-            args.append(" ".join(f'"{t}"*' for t in terms))
-            rank = "supplier_search.rank"
+    terms = _query_terms(flt.text or "")
+    if terms and is_postgres():
+        source = "supplier_profile s, to_tsquery('simple', {}) q"
+        conds.append("s.search_vector @@ q")
+        args.append(" & ".join(f"{t}:*" for t in terms))
+        relevance = "-ts_rank(s.search_vector, q)" if ranked else "0"
+    elif terms and ranked:
+        # Joining the FTS5 table gives bm25 (`rank`); it is only computed for the rows
+        # that pass the other filters.
+        source = "supplier_search JOIN supplier_profile s ON s.id = supplier_search.rowid"
+        conds.append("supplier_search MATCH {}")
+        args.append(_fts5_query(terms))
+        relevance = "supplier_search.rank"
+    elif terms:
+        # Unranked: a set of ids the planner can probe while walking an ordered index.
+        conds.append("s.id IN (SELECT rowid FROM supplier_search WHERE supplier_search MATCH {})")
+        args.append(_fts5_query(terms))
     if flt.trade_assurance_only:
         conds.append("s.ta_status = {}")
         args.append(TradeAssuranceStatus.ACTIVE.value)
     if flt.country:
-        conds.append("c.country = {}")
+        conds.append("s.country = {}")
         args.append(validate_country(flt.country, "filter.country"))
     if flt.category:
         conds.append(
             "s.id IN (SELECT sc.supplier FROM supplier_category sc WHERE sc.category = {})"
         )
-        args.append(flt.category.strip().lower())
+        args.append(normalise_category(flt.category))
     if flt.gold_only:
         conds.append("s.gold = {}")
         args.append(True)
@@ -186,27 +202,47 @@ def _where(flt: SupplierFilter, terms: list[str]) -> tuple[list[str], list[Any],
     if flt.min_rating is not None:
         conds.append("s.rating >= {}")
         args.append(flt.min_rating)
-    return conds, args, join, rank
+    return _Search(source, conds, args, relevance)
+
+
+def _fts5_query(terms: list[str]) -> str:
+    return " ".join(f'"{t}"*' for t in terms)
+
+
+def normalise_category(category: str) -> str:
+    return " ".join(category.split()).lower()
+
+
+def _where_sql(search: _Search) -> str:
+    return f"WHERE {' AND '.join(search.conds)}" if search.conds else ""
+
+
+_ORDER = {
+    SupplierOrder.RELEVANCE: "relevance, s.rating DESC, s.id",
+    SupplierOrder.RATING: "s.rating DESC, s.id",
+    SupplierOrder.TRADE_ASSURANCE_LIMIT: (
+        "s.ta_limit_minor IS NULL, s.ta_limit_minor DESC, s.rating DESC, s.id"
+    ),
+}
 
 
 async def search_suppliers(
     flt: SupplierFilter, order: SupplierOrder, *, first: int, offset: int
 ) -> SupplierPage:
-    """One page of the directory, best first. Uses the engine's full-text index for text."""
-    terms = _query_terms(flt.text or "")
-    conds, args, join, rank = _where(flt, terms)
-    order_by = {
-        SupplierOrder.RELEVANCE: [rank] if rank else [],
-        SupplierOrder.RATING: [],
-        SupplierOrder.TRADE_ASSURANCE_LIMIT: ["s.ta_limit_minor IS NULL", "s.ta_limit_minor DESC"],
-    }[order] + ["s.rating DESC", "s.id"]
-    if rank and order is SupplierOrder.RELEVANCE and is_postgres():
-        args.append(args[0])  # the rank expression repeats the tsquery argument
-    where = f"WHERE {' AND '.join(conds)}" if conds else ""
+    """One page of the directory, best first, using the engine's full-text index for text.
+
+    Two stages: the inner query finds and orders the page's ids touching only
+    supplier_profile (and the text index); only those rows are then joined to company
+    and read in full."""
+    search = _search(flt, ranked=order is SupplierOrder.RELEVANCE)
+    order_by = _ORDER[order]
     rows = await SupplierProfile.raw(
-        f"SELECT {_COLUMNS} FROM supplier_profile s JOIN company c ON c.id = s.company {join} "  # noqa: S608
-        f"{where} ORDER BY {', '.join(order_by)} LIMIT {{}} OFFSET {{}}",
-        *args,
+        f"SELECT {_COLUMNS}, hits.relevance FROM ("  # noqa: S608
+        f"SELECT s.id AS id, {search.relevance} AS relevance FROM {search.source} "
+        f"{_where_sql(search)} ORDER BY {order_by} LIMIT {{}} OFFSET {{}}"
+        f") hits JOIN supplier_profile s ON s.id = hits.id JOIN company c ON c.id = s.company "
+        f"ORDER BY {order_by.replace('relevance', 'hits.relevance')}",
+        *search.args,
         first + 1,
         offset,
     )
@@ -218,12 +254,10 @@ async def search_suppliers(
 
 
 async def count_suppliers(flt: SupplierFilter) -> int:
-    conds, args, join, _ = _where(flt, _query_terms(flt.text or ""))
-    where = f"WHERE {' AND '.join(conds)}" if conds else ""
+    search = _search(flt, ranked=False)
     rows = await SupplierProfile.raw(
-        f"SELECT COUNT(*) AS n FROM supplier_profile s JOIN company c ON c.id = s.company "  # noqa: S608
-        f"{join} {where}",
-        *args,
+        f"SELECT COUNT(*) AS n FROM {search.source} {_where_sql(search)}",  # noqa: S608
+        *search.args,
     )
     return int(rows[0]["n"])
 
@@ -239,7 +273,7 @@ async def _write_profile(profile: SupplierProfile) -> None:
     await SupplierCategory.delete().where(SupplierCategory.supplier == profile.id)
     if categories:
         await SupplierCategory.insert(
-            *[SupplierCategory(supplier=profile.id, category=c.lower()) for c in categories]
+            *[SupplierCategory(supplier=profile.id, category=normalise_category(c)) for c in categories]
         )
 
 
@@ -253,9 +287,12 @@ async def update_profile(
     if principal.acting_role is not Role.SUPPLIER or principal.is_partner:
         raise DomainError(ErrorCode.FORBIDDEN, "only a supplier's own users edit its profile")
     async with write_transaction():
-        profile = await SupplierProfile.objects().get(
-            SupplierProfile.company == principal.company_id
+        # Locked: the whole row is saved back, so a concurrent approval or standing change
+        # must not be read stale and overwritten.
+        found = await for_update(
+            SupplierProfile.objects().where(SupplierProfile.company == principal.company_id)
         )
+        profile = found[0] if found else None
         if profile is None:
             raise DomainError(ErrorCode.NOT_FOUND, "this company has no supplier profile")
         if categories is not None:

@@ -7,12 +7,12 @@ from piccolo.columns import (
     Boolean,
     DoublePrecision,
     ForeignKey,
+    Serial,
     Integer,
     Text,
     Timestamptz,
     Varchar,
 )
-from piccolo.columns.indexes import IndexMethod
 from piccolo.table import Table
 
 from models.enums import (
@@ -25,13 +25,15 @@ from models.enums import (
 
 
 class Company(Table):
+    id = Serial(primary_key=True)
     legal_name = Varchar(length=200)
     kind = Varchar(length=16, choices=CompanyKind, index=True)
-    country = Varchar(length=2, index=True)
+    country = Varchar(length=2)
     created_at = Timestamptz()
 
 
 class UserAccount(Table):
+    id = Serial(primary_key=True)
     company = ForeignKey(Company, null=False, index=True)
     email = Varchar(length=254, unique=True)
     password_hash = Varchar(length=200)
@@ -44,6 +46,7 @@ class UserAccount(Table):
 class AccessToken(Table):
     """A bearer token issued by login; only its SHA-256 is kept."""
 
+    id = Serial(primary_key=True)
     user = ForeignKey(UserAccount, null=False, index=True)
     token_hash = Varchar(length=64, unique=True)
     created_at = Timestamptz()
@@ -54,6 +57,7 @@ class AccessToken(Table):
 class ApiKey(Table):
     """A partner key acting for one company with scopes; only its SHA-256 is kept."""
 
+    id = Serial(primary_key=True)
     company = ForeignKey(Company, null=False, index=True)
     created_by = ForeignKey(UserAccount, null=True, default=None)
     name = Varchar(length=100)
@@ -66,19 +70,25 @@ class ApiKey(Table):
 
 
 class SupplierProfile(Table):
+    id = Serial(primary_key=True)
     company = ForeignKey(Company, null=False, unique=True)
+    # Copied from the company (which never changes country) so every search filter and
+    # sort key lives in one table and can share one index.
+    country = Varchar(length=2)
     year_joined = Integer()
-    gold = Boolean(default=False, index=True)
+    gold = Boolean(default=False)
     verification = Varchar(length=16, choices=Verification, default=Verification.NONE)
-    rating = DoublePrecision(default=0.0, index=True)  # 0.0-5.0 stars; not money
+    rating = DoublePrecision(default=0.0)  # 0.0-5.0 stars; not money
     response_rate = Integer(default=0)  # percent
     categories = Text(default="")  # newline-separated, display order
     keywords = Text(default="")  # newline-separated
     # Legal name + categories + keywords: the document the full-text index is built on
     # (FTS5 on SQLite, a generated tsvector on PostgreSQL; see the migrations).
     search_text = Text(default="")
+    # The search indexes (full-text, and composite ones Piccolo cannot declare) are in the
+    # raw-SQL migration "Supplier search indexes".
     ta_status = Varchar(
-        length=16, choices=TradeAssuranceStatus, default=TradeAssuranceStatus.NONE, index=True
+        length=16, choices=TradeAssuranceStatus, default=TradeAssuranceStatus.NONE
     )
     ta_limit_minor = BigInt(null=True, default=None)
     ta_limit_currency = Varchar(length=3, null=True, default=None)
@@ -87,13 +97,16 @@ class SupplierProfile(Table):
 
 
 class SupplierCategory(Table):
-    """One row per (supplier, category) so the category filter is an index lookup."""
+    """One row per (supplier, category) so the category filter is an index lookup
+    (on (category, supplier), created by the search-index migration)."""
 
+    id = Serial(primary_key=True)
     supplier = ForeignKey(SupplierProfile, null=False, index=True)
-    category = Varchar(length=100, index=True, index_method=IndexMethod.btree)
+    category = Varchar(length=100)
 
 
 class TradeAssuranceApplication(Table):
+    id = Serial(primary_key=True)
     supplier = ForeignKey(SupplierProfile, null=False, index=True)
     submitted_by = ForeignKey(UserAccount, null=False)
     status = Varchar(

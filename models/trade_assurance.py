@@ -133,6 +133,15 @@ async def review(
         application.decided_by = principal.user_id
         application.rejection_reason = reason if not approve else None
         if approve and limit is not None:
+            standing = await SupplierProfile.select(SupplierProfile.ta_status).where(
+                SupplierProfile.id == application.supplier
+            ).first()
+            if standing and standing["ta_status"] == TradeAssuranceStatus.SUSPENDED.value:
+                raise DomainError(
+                    ErrorCode.TRADE_ASSURANCE_SUSPENDED,
+                    "the supplier was suspended while the application was pending",
+                    "applicationId",
+                )
             application.status = ApplicationStatus.APPROVED.value
             application.granted_limit_minor = limit.minor
             application.granted_limit_currency = limit.currency

@@ -8,12 +8,12 @@ from strawberry import relay
 
 from models import accounts
 from models.enums import CompanyKind, Role, Scope
-from models.errors import DomainError
+from models.errors import DomainError, ErrorCode
 from models.tables import ApiKey as ApiKeyRow
 from models.tables import Company as CompanyRow
 from models.tables import UserAccount
 from resolvers.context import Info
-from resolvers.errors import UserError, decode_id, failed
+from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.scalars import CountryCode
 from resolvers.suppliers import Supplier
 
@@ -28,7 +28,7 @@ ApiScope = strawberry.enum(
 
 
 def _ids(node_ids: Iterable[str]) -> list[int]:
-    return [int(i) if i.isdigit() else -1 for i in node_ids]
+    return [row_id(i) for i in node_ids]
 
 
 @strawberry.type(description="A buyer, supplier, inspection company, or the platform itself.")
@@ -165,6 +165,17 @@ def viewer_of(principal: accounts.Principal) -> Viewer:
     )
 
 
+def _utc(value: dt.datetime | None, field: str) -> dt.datetime | None:
+    """Times are UTC on the wire; one without an offset is ambiguous, so it is refused."""
+    if value is None:
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, f"{field} needs a UTC offset, e.g. 2030-01-01T00:00:00Z", field
+        )
+    return value.astimezone(dt.UTC)
+
+
 @strawberry.type
 class AccountQueries:
     @strawberry.field(description="The caller; null when not authenticated.")
@@ -280,7 +291,7 @@ class AccountMutations:
         principal = info.context.require_principal()
         try:
             key, secret = await accounts.create_api_key_for(
-                principal, input.name, list(input.scopes), input.expires_at
+                principal, input.name, list(input.scopes), _utc(input.expires_at, "expiresAt")
             )
         except DomainError as e:
             return failed(CreateApiKeyPayload, e)

@@ -36,8 +36,21 @@ def failed(payload: type[P], error: DomainError) -> P:
     return payload(errors=[UserError.of(error)])
 
 
+# Database ids are positive 64-bit integers; anything else cannot name a row.
+MAX_ID = 2**63 - 1
+
+
+def row_id(node_id: str) -> int:
+    """The database id inside a global ID, or -1 (matches nothing) when it cannot be one."""
+    if not (node_id.isascii() and node_id.isdigit()):
+        return -1
+    value = int(node_id)
+    return value if 0 < value <= MAX_ID else -1
+
+
 def decode_id(gid: relay.GlobalID, type_name: str, field: str) -> int:
     """A global ID of the expected type, as its database id; anything else is NOT_FOUND."""
-    if gid.type_name != type_name or not gid.node_id.isdigit():
+    value = row_id(gid.node_id) if gid.type_name == type_name else -1
+    if value < 0:
         raise DomainError(ErrorCode.NOT_FOUND, f"not a {type_name} id", field)
-    return int(gid.node_id)
+    return value

@@ -5,6 +5,8 @@ from strawberry.relay.utils import from_base64, to_base64
 
 from models import config
 
+MAX_CURSOR = 2**62
+
 
 def check_first(first: int) -> int:
     cap = config.current().max_page_size
@@ -25,8 +27,11 @@ def decode_cursor(kind: str, cursor: str | None) -> int | None:
         return None
     try:
         found_kind, value = from_base64(cursor)
-        if found_kind != kind:
+        if found_kind != kind or not (value.isascii() and value.isdigit()):
             raise ValueError(found_kind)
+        # An offset or a row id: never negative, and within a 64-bit column.
+        if int(value) >= MAX_CURSOR:
+            raise ValueError(value)
         return int(value)
     except (ValueError, TypeError):
         raise GraphQLError(

@@ -6,6 +6,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry import relay
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -23,11 +24,17 @@ from resolvers.suppliers import SupplierMutations, SupplierQueries
 from resolvers.trade_assurance import TradeAssuranceMutations, TradeAssuranceQueries
 
 
-@strawberry.type
-class Query(AccountQueries, SupplierQueries, TradeAssuranceQueries):
-    node: relay.Node | None = relay.node(
-        description="Any object by its global ID; null if it does not exist or is not yours."
-    )
+def _query_type() -> type:
+    """A fresh `Query` per schema: `relay.node()` binds its resolver into the field object
+    when a schema is built, so a shared field would make the second `build_schema` fail."""
+
+    @strawberry.type(name="Query")
+    class Query(AccountQueries, SupplierQueries, TradeAssuranceQueries):
+        node: relay.Node | None = relay.node(
+            description="Any object by its global ID; null if it does not exist or is not yours."
+        )
+
+    return Query
 
 
 @strawberry.type
@@ -36,9 +43,15 @@ class Mutation(AccountMutations, SupplierMutations, TradeAssuranceMutations):
 
 
 def _should_mask(error: GraphQLError) -> bool:
-    """Keep validation, auth and our own coded errors readable; hide everything else."""
+    """Keep validation, auth and our own coded errors readable; hide everything else.
+
+    An error without a path was raised before execution, while validating the document or
+    coercing variables (e.g. a scalar refusing `country: "XX"`): it describes the caller's
+    input, not our internals, so it stays readable."""
     original = error.original_error
-    return original is not None and not isinstance(original, GraphQLError | GlobalIDValueError)
+    if original is None or error.path is None:
+        return False
+    return not isinstance(original, GraphQLError | GlobalIDValueError)
 
 
 def build_schema(
@@ -48,18 +61,23 @@ def build_schema(
     max_tokens: int = 2000,
     field_suggestions: bool = False,
 ) -> strawberry.Schema:
+    # The limit rules are built once: the validation cache is keyed by the rule classes,
+    # and a limiter built per request makes new classes, so it would never hit.
+    limit_rules = [
+        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
+    ]
     # Factories: a fresh extension per request (the parse and validation caches are
     # module-level in Strawberry, so they still span requests).
     extensions: Sequence[Callable[[], SchemaExtension]] = [
-        lambda: QueryDepthLimiter(max_depth=max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+        lambda: AddValidationRules(limit_rules),
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
         lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error."),
     ]
     return strawberry.Schema(
-        query=Query,
+        query=_query_type(),
         mutation=Mutation,
         extensions=extensions,
         config=StrawberryConfig(

@@ -11,7 +11,7 @@ from models import suppliers as directory
 from models.enums import TradeAssuranceStatus, Verification
 from models.errors import DomainError
 from resolvers.context import Info
-from resolvers.errors import UserError, decode_id, failed
+from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.money import Money
 from resolvers.pagination import check_first, decode_cursor, encode_cursor
 from resolvers.scalars import CountryCode
@@ -81,7 +81,7 @@ class Supplier(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list["Supplier | None"]:
         loaded = await info.context.suppliers.load_many(
-            [int(i) if i.isdigit() else -1 for i in node_ids]
+            [row_id(i) for i in node_ids]
         )
         return [cls.of(s) if s else None for s in loaded]
 
@@ -159,9 +159,10 @@ class SupplierQueries:
 
     @strawberry.field(description="One supplier by its global ID; null if there is none.")
     async def supplier(self, info: Info, id: relay.GlobalID) -> Supplier | None:
-        if id.type_name != "Supplier" or not id.node_id.isdigit():
+        supplier_id = row_id(id.node_id) if id.type_name == "Supplier" else -1
+        if supplier_id < 0:
             return None
-        found = await info.context.suppliers.load(int(id.node_id))
+        found = await info.context.suppliers.load(supplier_id)
         return Supplier.of(found) if found else None
 
 

@@ -14,7 +14,7 @@ from models.errors import DomainError
 from models.money import Money as DomainMoney
 from models.tables import TradeAssuranceApplication as ApplicationRow
 from resolvers.context import Info
-from resolvers.errors import UserError, decode_id, failed
+from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.money import Money, MoneyInput
 from resolvers.pagination import check_first, decode_cursor, encode_cursor
 from resolvers.suppliers import Supplier
@@ -72,7 +72,7 @@ class TradeAssuranceApplication(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list["TradeAssuranceApplication | None"]:
-        ids = [int(i) if i.isdigit() else -1 for i in node_ids]
+        ids = [row_id(i) for i in node_ids]
         loaded = await info.context.applications.load_many(ids)
         own = await info.context.own_supplier_id()
         principal = info.context.principal

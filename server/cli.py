@@ -89,7 +89,7 @@ def _create_api_key(args: argparse.Namespace) -> int:
         create_api_key(
             company_id=args.company_id,
             name=args.name,
-            scopes=[Scope(s) for s in args.scopes.split(",") if s],
+            scopes=args.scopes,
             expires_at=expires,
         )
     )
@@ -97,6 +97,15 @@ def _create_api_key(args: argparse.Namespace) -> int:
     print("The key is shown only this once:")
     print(secret)
     return 0
+
+
+def _scopes(value: str) -> list[Scope]:
+    """`READ,ORDERS` as scopes; an unknown name is a usage error, not a traceback."""
+    try:
+        return [Scope(s.strip().upper()) for s in value.split(",") if s.strip()]
+    except ValueError:
+        known = ",".join(s.value for s in Scope)
+        raise argparse.ArgumentTypeError(f"{value!r}: scopes are a subset of {known}") from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -117,7 +126,8 @@ def parser() -> argparse.ArgumentParser:
     user.add_argument("--email", required=True)
     user.add_argument("--password", help="or set TA_NEW_USER_PASSWORD")
     user.add_argument("--full-name", required=True)
-    user.add_argument("--role", required=True, choices=[r.value for r in Role if r is not Role.PARTNER])
+    roles = [r.value for r in Role if r is not Role.PARTNER]
+    user.add_argument("--role", required=True, choices=roles)
     user.add_argument("--company-id", type=int, help="join this company")
     user.add_argument("--company-name", help="or create a company with this name")
     user.add_argument("--country", default="US")
@@ -126,7 +136,9 @@ def parser() -> argparse.ArgumentParser:
     key = sub.add_parser("create-api-key", help="create a partner API key (printed once)")
     key.add_argument("--company-id", type=int, required=True)
     key.add_argument("--name", required=True)
-    key.add_argument("--scopes", default="READ", help="comma-separated: READ,ORDERS,PAYMENTS")
+    key.add_argument(
+        "--scopes", type=_scopes, default="READ", help="comma-separated: READ,ORDERS,PAYMENTS"
+    )
     key.add_argument("--expires-days", type=int)
     key.set_defaults(run=_create_api_key)
     return p

@@ -38,8 +38,11 @@ NAME_PARTS = (
      "Northern", "Golden", "Eastern", "Alpine", "Delta", "Harbor", "Summit", "Bright"],
     ["Star", "Light", "Tech", "Works", "Industrial", "Trading", "Manufacturing", "Source",
      "Precision", "Global", "Crafts", "Solutions"],
-    ["Co., Ltd.", "GmbH", "Pvt. Ltd.", "JSC", "A.S.", "S.r.l.", "Inc.", "S.A.", "Sp. z o.o."],
 )
+# The legal-form suffix follows the country, as a real register would.
+LEGAL_FORM = {"CN": "Co., Ltd.", "DE": "GmbH", "IN": "Pvt. Ltd.", "VN": "JSC", "TR": "A.S.",
+              "US": "Inc.", "IT": "S.r.l.", "MX": "S.A. de C.V.", "BR": "Ltda.", "PL": "Sp. z o.o.",
+              "TW": "Co., Ltd.", "KR": "Co., Ltd.", "TH": "Co., Ltd.", "ES": "S.L."}
 MEDIATOR_EMAIL = "mediator@demo.trade-assurance.test"
 LOGINS: list[tuple[str, str, str]] = [
     ("BUYER", "buyer.us@demo.trade-assurance.test", "Acme Imports LLC (US)"),
@@ -53,9 +56,9 @@ LOGINS: list[tuple[str, str, str]] = [
 ]
 
 
-def _company_name(rng: random.Random, n: int) -> str:
-    first, second, suffix = (rng.choice(part) for part in NAME_PARTS)
-    return f"{first} {second} {n:03d} {suffix}"
+def _company_name(rng: random.Random, n: int, country: str) -> str:
+    first, second = (rng.choice(part) for part in NAME_PARTS)
+    return f"{first} {second} {n:03d} {LEGAL_FORM[country]}"
 
 
 async def _supplier(rng: random.Random, n: int, name: str, country: str) -> None:
@@ -126,7 +129,7 @@ async def seed_demo() -> bool:
         for n in tqdm(range(SUPPLIER_COUNT), desc="demo suppliers", unit="supplier"):
             # Every fourth supplier is German, so the "led in Germany" search has results.
             country = "DE" if n % 4 == 0 else rng.choice(COUNTRIES)
-            await _supplier(rng, n, _company_name(rng, n), country)
+            await _supplier(rng, n, _company_name(rng, n, country), country)
     return True
 
 

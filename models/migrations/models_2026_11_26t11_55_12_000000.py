@@ -1,10 +1,13 @@
-"""Full-text search over supplier name, categories and keywords, native to each engine.
+"""Supplier search indexes: full text native to each engine, and composite B-trees.
 
-Piccolo has no column type for FTS5 tables or tsvector, so this migration is raw SQL:
+Piccolo has no column type for FTS5 tables or tsvector, and declares no composite
+indexes, so this migration is raw SQL:
 - SQLite: an external-content FTS5 table over supplier_profile.search_text, kept in step
   by triggers (so every write path, ORM or raw, updates the index).
 - PostgreSQL: a generated tsvector column with a GIN index.
 Both use prefix matching so "led" finds "LED lights".
+- Both: B-trees that serve each filter together with the default sort (rating, id), so
+  a filtered page is read in order from an index instead of sorting every match.
 """
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
@@ -12,10 +15,28 @@ from piccolo.engine.postgres import PostgresEngine
 
 from models.tables import SupplierProfile
 
-ID = "2026-11-26T11:40:00:000000"
+ID = "2026-11-26T11:55:12:000000"
 VERSION = "1.38.0"
-DESCRIPTION = "Supplier full-text search index"
+DESCRIPTION = "Supplier search indexes"
 
+COMMON_FORWARDS = [
+    "CREATE INDEX supplier_profile_rating ON supplier_profile (rating DESC, id)",
+    "CREATE INDEX supplier_profile_ta_country_rating"
+    " ON supplier_profile (ta_status, country, rating DESC, id)",
+    "CREATE INDEX supplier_profile_country_rating ON supplier_profile (country, rating DESC, id)",
+    "CREATE INDEX supplier_profile_gold_rating ON supplier_profile (gold, rating DESC, id)",
+    "CREATE INDEX supplier_profile_ta_limit"
+    " ON supplier_profile (ta_limit_minor DESC, rating DESC, id)",
+    "CREATE INDEX supplier_category_category ON supplier_category (category, supplier)",
+]
+COMMON_BACKWARDS = [
+    "DROP INDEX IF EXISTS supplier_profile_rating",
+    "DROP INDEX IF EXISTS supplier_profile_ta_country_rating",
+    "DROP INDEX IF EXISTS supplier_profile_country_rating",
+    "DROP INDEX IF EXISTS supplier_profile_gold_rating",
+    "DROP INDEX IF EXISTS supplier_profile_ta_limit",
+    "DROP INDEX IF EXISTS supplier_category_category",
+]
 SQLITE_FORWARDS = [
     """CREATE VIRTUAL TABLE supplier_search USING fts5(
         search_text, content='supplier_profile', content_rowid='id',
@@ -62,10 +83,10 @@ async def forwards():
     manager = MigrationManager(migration_id=ID, app_name="models", description=DESCRIPTION)
 
     async def run():
-        await _run(POSTGRES_FORWARDS, SQLITE_FORWARDS)
+        await _run(COMMON_FORWARDS + POSTGRES_FORWARDS, COMMON_FORWARDS + SQLITE_FORWARDS)
 
     async def run_backwards():
-        await _run(POSTGRES_BACKWARDS, SQLITE_BACKWARDS)
+        await _run(POSTGRES_BACKWARDS + COMMON_BACKWARDS, SQLITE_BACKWARDS + COMMON_BACKWARDS)
 
     manager.add_raw(run)
     manager.add_raw_backwards(run_backwards)
