@@ -166,7 +166,10 @@ def seed_sqlite(path: Path, count: int, seed: int) -> None:
                 )
                 conn.executemany(
                     _insert_sql("supplier_profile", PROFILE_COLUMNS),
-                    [(*p[:13], _sqlite_time(p[13]), _sqlite_time(p[14]), p[15]) for p in b.profiles],
+                    [
+                        (*p[:13], _sqlite_time(p[13]), _sqlite_time(p[14]), p[15])
+                        for p in b.profiles
+                    ],
                 )
                 conn.executemany(_insert_sql("supplier_category", CATEGORY_COLUMNS), b.categories)
                 bar.update(len(b.profiles))

@@ -183,7 +183,9 @@ async def create_user(
                     "role",
                 )
         else:
-            name = company_name or ("Trade Assurance Platform" if kind is CompanyKind.PLATFORM else "")
+            name = company_name or (
+                "Trade Assurance Platform" if kind is CompanyKind.PLATFORM else ""
+            )
             company = await create_company(name, kind, country)
         return await _insert_user(company, email, password, full_name, role)
 
@@ -259,8 +261,8 @@ async def authenticate(secret: str) -> Principal:
         AccessToken.user.id.as_alias("user_id"),
         AccessToken.user.role.as_alias("role"),
         AccessToken.user.active.as_alias("active"),
-        AccessToken.user.company.id.as_alias("company_id"),
-        AccessToken.user.company.kind.as_alias("kind"),
+        AccessToken.user._.company._.id.as_alias("company_id"),
+        AccessToken.user._.company._.kind.as_alias("kind"),
     ).where(AccessToken.token_hash == digest)
     if not rows:
         raise AuthError("TOKEN_INVALID", "unknown bearer token")
@@ -287,9 +289,11 @@ async def logout(principal: Principal, *, all_sessions: bool = False) -> int:
         else AccessToken.id == principal.token_id
     )
     async with write_transaction():
-        revoked = await AccessToken.update({AccessToken.revoked_at: clock.now()}).where(
-            target & AccessToken.revoked_at.is_null()
-        ).returning(AccessToken.id)
+        revoked = (
+            await AccessToken.update({AccessToken.revoked_at: clock.now()})
+            .where(target & AccessToken.revoked_at.is_null())
+            .returning(AccessToken.id)
+        )
     return len(revoked)
 
 
@@ -359,7 +363,7 @@ async def revoke_api_key(principal: Principal, key_id: int) -> ApiKey:
     require_user(principal)
     async with write_transaction():
         found = await for_update(ApiKey.objects().where(ApiKey.id == key_id))
-        key = found[0] if found else None
+        key: ApiKey | None = found[0] if found else None
         if key is None or (
             key.company != principal.company_id and principal.role is not Role.MEDIATOR
         ):

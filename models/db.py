@@ -50,7 +50,21 @@ def make_engine(database_url: str | None) -> Engine[Any]:
 def engine() -> Engine[Any]:
     from models.tables import Company
 
-    return Company._meta.db  # type: ignore[no-any-return]
+    db: Engine[Any] = Company._meta.db
+    return db
+
+
+async def open_pool(min_size: int, max_size: int) -> None:
+    """PostgreSQL: this process's connection pool (SQLite opens per query, needs none)."""
+    db = engine()
+    if isinstance(db, PostgresEngine):
+        await db.start_connection_pool(min_size=min_size, max_size=max_size)
+
+
+async def close_pool() -> None:
+    db = engine()
+    if isinstance(db, PostgresEngine):
+        await db.close_connection_pool()
 
 
 async def ping() -> None:

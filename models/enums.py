@@ -5,14 +5,14 @@ from __future__ import annotations
 import enum
 
 
-class CompanyKind(str, enum.Enum):
+class CompanyKind(enum.StrEnum):
     BUYER = "BUYER"
     SUPPLIER = "SUPPLIER"
     INSPECTOR = "INSPECTOR"
     PLATFORM = "PLATFORM"  # the operator itself; mediators belong to it
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     BUYER = "BUYER"
     SUPPLIER = "SUPPLIER"
     INSPECTOR = "INSPECTOR"
@@ -29,25 +29,25 @@ ROLE_OF_KIND = {
 }
 
 
-class Scope(str, enum.Enum):
+class Scope(enum.StrEnum):
     READ = "READ"
     ORDERS = "ORDERS"
     PAYMENTS = "PAYMENTS"
 
 
-class Verification(str, enum.Enum):
+class Verification(enum.StrEnum):
     NONE = "NONE"
     VERIFIED = "VERIFIED"
     ASSESSED = "ASSESSED"
 
 
-class TradeAssuranceStatus(str, enum.Enum):
+class TradeAssuranceStatus(enum.StrEnum):
     NONE = "NONE"
     ACTIVE = "ACTIVE"
     SUSPENDED = "SUSPENDED"
 
 
-class ApplicationStatus(str, enum.Enum):
+class ApplicationStatus(enum.StrEnum):
     PENDING = "PENDING"
     APPROVED = "APPROVED"
     REJECTED = "REJECTED"

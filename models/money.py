@@ -20,7 +20,9 @@ _EXPONENT_EXCEPTIONS = {
     "UYW": 4,
 }
 # Codes that are not money one can pay with (precious metals, testing, funds codes).
-_NOT_TENDER = set("XAG XAU XBA XBB XBC XBD XDR XPD XPT XSU XTS XUA XXX BOV CHE CHW COU MXV USN".split())
+_NOT_TENDER = set(
+    "XAG XAU XBA XBB XBC XBD XDR XPD XPT XSU XTS XUA XXX BOV CHE CHW COU MXV USN".split()
+)
 # Minor units are stored in 64-bit integer columns.
 MAX_MINOR = 2**63 - 1
 MAX_MINOR_DIGITS = len(str(MAX_MINOR))
@@ -60,7 +62,7 @@ class Money:
 
     @classmethod
     def parse(cls, amount: Decimal | str, currency: str, field: str = "amount") -> Money:
-        """Exact conversion from a decimal amount; more decimals than the currency has is an error."""
+        """Exact conversion; more decimals than the currency has is an error, not rounding."""
         currency = validate_currency(currency, field=f"{field}.currency")
         try:
             value = parse_decimal(amount) if isinstance(amount, str) else amount

@@ -50,7 +50,7 @@ class Supplier:
 
     @property
     def remaining_limit(self) -> Money | None:
-        """limit − coverage of open orders (no open orders can exist before orders do)."""
+        """limit - coverage of open orders (no open orders can exist before orders do)."""
         return self.ta_limit if self.ta_status is TradeAssuranceStatus.ACTIVE else None
 
 
@@ -140,9 +140,11 @@ async def get_suppliers(ids: Sequence[int]) -> dict[int, Supplier]:
 
 
 async def supplier_id_of_company(company_id: int) -> int | None:
-    row = await SupplierProfile.select(SupplierProfile.id).where(
-        SupplierProfile.company == company_id
-    ).first()
+    row = (
+        await SupplierProfile.select(SupplierProfile.id)
+        .where(SupplierProfile.company == company_id)
+        .first()
+    )
     return None if row is None else int(row["id"])
 
 
@@ -273,7 +275,10 @@ async def _write_profile(profile: SupplierProfile) -> None:
     await SupplierCategory.delete().where(SupplierCategory.supplier == profile.id)
     if categories:
         await SupplierCategory.insert(
-            *[SupplierCategory(supplier=profile.id, category=normalise_category(c)) for c in categories]
+            *[
+                SupplierCategory(supplier=profile.id, category=normalise_category(c))
+                for c in categories
+            ]
         )
 
 
@@ -319,9 +324,11 @@ async def set_standing(
             values[SupplierProfile.gold] = gold
         if verification is not None:
             values[SupplierProfile.verification] = verification.value
-        done = await SupplierProfile.update(values).where(
-            SupplierProfile.id == supplier_id
-        ).returning(SupplierProfile.id)
+        done = (
+            await SupplierProfile.update(values)
+            .where(SupplierProfile.id == supplier_id)
+            .returning(SupplierProfile.id)
+        )
         if not done:
             raise DomainError(ErrorCode.NOT_FOUND, "no such supplier", "supplierId")
 

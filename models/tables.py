@@ -7,8 +7,8 @@ from piccolo.columns import (
     Boolean,
     DoublePrecision,
     ForeignKey,
-    Serial,
     Integer,
+    Serial,
     Text,
     Timestamptz,
     Varchar,
@@ -87,9 +87,7 @@ class SupplierProfile(Table):
     search_text = Text(default="")
     # The search indexes (full-text, and composite ones Piccolo cannot declare) are in the
     # raw-SQL migration "Supplier search indexes".
-    ta_status = Varchar(
-        length=16, choices=TradeAssuranceStatus, default=TradeAssuranceStatus.NONE
-    )
+    ta_status = Varchar(length=16, choices=TradeAssuranceStatus, default=TradeAssuranceStatus.NONE)
     ta_limit_minor = BigInt(null=True, default=None)
     ta_limit_currency = Varchar(length=3, null=True, default=None)
     ta_since = Timestamptz(null=True, default=None)

@@ -87,9 +87,7 @@ async def apply(principal: Principal, requested_limit: Money | None) -> TradeAss
             requested_limit_minor=requested_limit.minor if requested_limit else None,
             requested_limit_currency=requested_limit.currency if requested_limit else None,
             submitted_at=now,
-            review_due_at=add_business_days(
-                now, config.current().application_review_business_days
-            ),
+            review_due_at=add_business_days(now, config.current().application_review_business_days),
         )
         await application.save()
     return application
@@ -121,7 +119,7 @@ async def review(
         )
         if not found:
             raise DomainError(ErrorCode.NOT_FOUND, "no such application", "applicationId")
-        application = found[0]
+        application: TradeAssuranceApplication = found[0]
         if application.status != ApplicationStatus.PENDING.value:
             raise DomainError(
                 ErrorCode.APPLICATION_ALREADY_DECIDED,
@@ -133,9 +131,11 @@ async def review(
         application.decided_by = principal.user_id
         application.rejection_reason = reason if not approve else None
         if approve and limit is not None:
-            standing = await SupplierProfile.select(SupplierProfile.ta_status).where(
-                SupplierProfile.id == application.supplier
-            ).first()
+            standing = (
+                await SupplierProfile.select(SupplierProfile.ta_status)
+                .where(SupplierProfile.id == application.supplier)
+                .first()
+            )
             if standing and standing["ta_status"] == TradeAssuranceStatus.SUSPENDED.value:
                 raise DomainError(
                     ErrorCode.TRADE_ASSURANCE_SUSPENDED,
@@ -167,8 +167,9 @@ async def get_applications(ids: Sequence[int]) -> dict[int, TradeAssuranceApplic
     return {a.id: a for a in rows}
 
 
-def may_see(principal: Principal | None, application: TradeAssuranceApplication,
-            own_supplier_id: int | None) -> bool:
+def may_see(
+    principal: Principal | None, application: TradeAssuranceApplication, own_supplier_id: int | None
+) -> bool:
     if principal is None:
         return False
     return principal.role is Role.MEDIATOR or application.supplier == own_supplier_id

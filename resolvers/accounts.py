@@ -17,9 +17,9 @@ from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.scalars import CountryCode
 from resolvers.suppliers import Supplier
 
-RoleType = strawberry.enum(Role, name="Role", description="What a principal may do.")
-CompanyKindType = strawberry.enum(CompanyKind, name="CompanyKind")
-ApiScope = strawberry.enum(
+strawberry.enum(Role, name="Role", description="What a principal may do.")
+strawberry.enum(CompanyKind, name="CompanyKind")
+strawberry.enum(
     Scope,
     name="ApiScope",
     description="What a partner API key may do besides reading: READ only reads; ORDERS "
@@ -35,12 +35,17 @@ def _ids(node_ids: Iterable[str]) -> list[int]:
 class Company(relay.Node):
     id: relay.NodeID[int]
     legal_name: str
-    kind: CompanyKindType  # type: ignore[valid-type]
-    country: CountryCode  # type: ignore[valid-type]
+    kind: CompanyKind
+    country: CountryCode
 
     @classmethod
     def of(cls, c: CompanyRow) -> "Company":
-        return cls(id=c.id, legal_name=c.legal_name, kind=CompanyKind(c.kind), country=c.country)
+        return cls(
+            id=c.id,
+            legal_name=c.legal_name,
+            kind=CompanyKind(c.kind),
+            country=CountryCode(c.country),
+        )
 
     @strawberry.field(description="The directory entry, for a supplier company.")
     async def supplier(self, info: Info) -> Supplier | None:
@@ -70,7 +75,7 @@ class User(relay.Node):
     id: relay.NodeID[int]
     email: str
     full_name: str
-    role: RoleType  # type: ignore[valid-type]
+    role: Role
     created_at: dt.datetime
     company_id: strawberry.Private[int]
 
@@ -107,7 +112,7 @@ class ApiKey:
     id: relay.GlobalID
     name: str
     prefix: str = strawberry.field(description="First characters of the key, to recognise it.")
-    scopes: list[ApiScope]  # type: ignore[valid-type]
+    scopes: list[Scope]
     created_at: dt.datetime
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
@@ -127,11 +132,11 @@ class ApiKey:
 
 @strawberry.type(description="Who is calling: a logged-in user or a partner API key.")
 class Viewer:
-    role: RoleType  # type: ignore[valid-type]
-    acting_role: RoleType = strawberry.field(  # type: ignore[valid-type]
+    role: Role
+    acting_role: Role = strawberry.field(
         description="The role the caller acts in (a partner acts as its company)."
     )
-    scopes: list[ApiScope]  # type: ignore[valid-type]
+    scopes: list[Scope]
     is_partner: bool
     user_id: strawberry.Private[int | None]
     company_id: strawberry.Private[int]
@@ -187,8 +192,8 @@ class AccountQueries:
 @strawberry.input
 class RegisterInput:
     company_name: str = strawberry.field(description="Legal name of the company.")
-    kind: CompanyKindType = strawberry.field(description="BUYER or SUPPLIER.")  # type: ignore[valid-type]
-    country: CountryCode  # type: ignore[valid-type]
+    kind: CompanyKind = strawberry.field(description="BUYER or SUPPLIER.")
+    country: CountryCode
     full_name: str
     email: str
     password: str = strawberry.field(description="At least 10 characters.")
@@ -226,7 +231,7 @@ class LogoutPayload:
 @strawberry.input
 class CreateApiKeyInput:
     name: str
-    scopes: list[ApiScope]  # type: ignore[valid-type]
+    scopes: list[Scope]
     expires_at: dt.datetime | None = None
 
 
@@ -307,4 +312,3 @@ class AccountMutations:
         except DomainError as e:
             return failed(RevokeApiKeyPayload, e)
         return RevokeApiKeyPayload(api_key=ApiKey.of(key))
-

@@ -35,9 +35,7 @@ class Context:
     _own_supplier_id: int | None = None
 
     def __post_init__(self) -> None:
-        self.suppliers = DataLoader[int, Supplier | None](
-            load_fn=_load_suppliers, cache=self.cache
-        )
+        self.suppliers = DataLoader[int, Supplier | None](load_fn=_load_suppliers, cache=self.cache)
         self.applications = DataLoader[int, TradeAssuranceApplication | None](
             load_fn=_load_applications, cache=self.cache
         )

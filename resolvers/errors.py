@@ -7,14 +7,14 @@ from strawberry import relay
 
 from models.errors import DomainError, ErrorCode
 
-ErrorCodeType = strawberry.enum(
+strawberry.enum(
     ErrorCode, description="Why a mutation was refused. Stable: clients may switch on it."
 )
 
 
 @strawberry.type(description="An expected failure of a mutation; nothing was changed.")
 class UserError:
-    code: ErrorCodeType = strawberry.field(description="Machine-readable reason.")  # type: ignore[valid-type]
+    code: ErrorCode = strawberry.field(description="Machine-readable reason.")
     message: str = strawberry.field(description="Human-readable explanation.")
     field: str | None = strawberry.field(
         default=None, description="The input field at fault, as a path (e.g. `limit.currency`)."

@@ -11,13 +11,17 @@ from resolvers.scalars import CurrencyCode
 @strawberry.type(description="An exact amount of money.")
 class Money:
     amount: Decimal = strawberry.field(
-        description="Decimal string with the currency's minor-unit places, e.g. `\"1500.00\"`."
+        description='Decimal string with the currency\'s minor-unit places, e.g. `"1500.00"`.'
     )
-    currency: CurrencyCode = strawberry.field(description="ISO 4217 currency code.")  # type: ignore[valid-type]
+    currency: CurrencyCode = strawberry.field(description="ISO 4217 currency code.")
 
     @classmethod
     def of(cls, money: DomainMoney | None) -> "Money | None":
-        return None if money is None else cls(amount=money.amount, currency=money.currency)
+        return (
+            None
+            if money is None
+            else cls(amount=money.amount, currency=CurrencyCode(money.currency))
+        )
 
 
 @strawberry.input(description="An exact amount of money.")
@@ -25,7 +29,7 @@ class MoneyInput:
     amount: Decimal = strawberry.field(
         description="Decimal string; at most the currency's minor-unit places."
     )
-    currency: CurrencyCode = strawberry.field(description="ISO 4217 currency code.")  # type: ignore[valid-type]
+    currency: CurrencyCode = strawberry.field(description="ISO 4217 currency code.")
 
     def to_domain(self, field: str) -> DomainMoney:
         return DomainMoney.parse(self.amount, self.currency, field)

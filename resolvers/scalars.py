@@ -1,6 +1,7 @@
 """Scalars that validate ISO codes at the edge, so bad codes never reach the domain."""
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import NewType
 
 import strawberry
@@ -8,7 +9,7 @@ from strawberry.types.scalar import ScalarDefinition
 
 from models.errors import DomainError
 from models.geography import validate_country
-from models.money import validate_currency
+from models.money import parse_decimal, validate_currency
 
 CountryCode = NewType("CountryCode", str)
 CurrencyCode = NewType("CurrencyCode", str)
@@ -26,7 +27,20 @@ def _parser(validate: Callable[[str, str | None], str]) -> Callable[[object], st
     return parse
 
 
+def _decimal(value: object) -> Decimal:
+    if not isinstance(value, str):
+        raise ValueError("expected a decimal string such as \"1500.00\"")
+    return parse_decimal(value)
+
+
 SCALARS: dict[object, ScalarDefinition] = {
+    # Strict, unlike Python's Decimal: no exponents, separators or non-ASCII digits.
+    Decimal: strawberry.scalar(
+        name="Decimal",
+        description="A decimal number as a string, e.g. `\"1500.00\"`. Never a float.",
+        serialize=str,
+        parse_value=_decimal,
+    ),
     CountryCode: strawberry.scalar(
         name="CountryCode",
         description="ISO 3166-1 alpha-2 country code, e.g. `DE`.",

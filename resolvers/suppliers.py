@@ -16,24 +16,22 @@ from resolvers.money import Money
 from resolvers.pagination import check_first, decode_cursor, encode_cursor
 from resolvers.scalars import CountryCode
 
-VerificationStatus = strawberry.enum(
+strawberry.enum(
     Verification,
     name="VerificationStatus",
     description="Outcome of third-party verification of the supplier.",
 )
-TradeAssuranceStatusType = strawberry.enum(
+strawberry.enum(
     TradeAssuranceStatus,
     name="TradeAssuranceStatus",
     description="Whether the supplier's orders are protected by Trade Assurance.",
 )
-SupplierOrder = strawberry.enum(
-    directory.SupplierOrder, description="Sort order of supplier search results."
-)
+strawberry.enum(directory.SupplierOrder, description="Sort order of supplier search results.")
 
 
 @strawberry.type(description="A supplier's Trade Assurance standing.")
 class TradeAssurance:
-    status: TradeAssuranceStatusType  # type: ignore[valid-type]
+    status: TradeAssuranceStatus
     limit: Money | None = strawberry.field(description="Coverage granted by a mediator.")
     remaining_limit: Money | None = strawberry.field(
         description="Limit minus the coverage reserved by open orders."
@@ -45,12 +43,12 @@ class TradeAssurance:
 class Supplier(relay.Node):
     id: relay.NodeID[int]
     legal_name: str
-    country: CountryCode  # type: ignore[valid-type]
+    country: CountryCode
     categories: list[str]
     keywords: list[str] = strawberry.field(description="Product keywords buyers search for.")
     year_joined: int
     gold_supplier: bool = strawberry.field(description="Paid Gold Supplier membership.")
-    verification: VerificationStatus  # type: ignore[valid-type]
+    verification: Verification
     rating: float = strawberry.field(description="Average buyer rating, 0 to 5 stars.")
     response_rate: int = strawberry.field(description="Share of inquiries answered, percent.")
     trade_assurance: TradeAssurance
@@ -60,7 +58,7 @@ class Supplier(relay.Node):
         return cls(
             id=s.id,
             legal_name=s.legal_name,
-            country=s.country,
+            country=CountryCode(s.country),
             categories=s.categories,
             keywords=s.keywords,
             year_joined=s.year_joined,
@@ -80,9 +78,7 @@ class Supplier(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list["Supplier | None"]:
-        loaded = await info.context.suppliers.load_many(
-            [row_id(i) for i in node_ids]
-        )
+        loaded = await info.context.suppliers.load_many([row_id(i) for i in node_ids])
         return [cls.of(s) if s else None for s in loaded]
 
 
@@ -103,10 +99,10 @@ class SupplierFilter:
     trade_assurance_only: bool = strawberry.field(
         default=False, description="Only suppliers with active Trade Assurance."
     )
-    country: CountryCode | None = None  # type: ignore[valid-type]
+    country: CountryCode | None = None
     category: str | None = strawberry.field(default=None, description="Exact category name.")
     gold_only: bool = False
-    verification: list[VerificationStatus] | None = strawberry.field(  # type: ignore[valid-type]
+    verification: list[Verification] | None = strawberry.field(
         default=None, description="Any of these verification outcomes."
     )
     min_rating: float | None = None
@@ -130,7 +126,7 @@ class SupplierQueries:
         self,
         info: Info,
         filter: SupplierFilter | None = None,
-        order_by: SupplierOrder = directory.SupplierOrder.RELEVANCE,  # type: ignore[valid-type]
+        order_by: directory.SupplierOrder = directory.SupplierOrder.RELEVANCE,
         first: int = 20,
         after: str | None = None,
     ) -> SupplierConnection:
@@ -186,7 +182,7 @@ class UpdateSupplierProfilePayload:
 class SetSupplierStandingInput:
     supplier_id: relay.GlobalID
     gold_supplier: bool | None = None
-    verification: VerificationStatus | None = None  # type: ignore[valid-type]
+    verification: Verification | None = None
 
 
 @strawberry.type
@@ -231,4 +227,3 @@ class SupplierMutations:
         except DomainError as e:
             return failed(SetSupplierStandingPayload, e)
         return SetSupplierStandingPayload(supplier=await _fresh(supplier_id))
-

@@ -19,7 +19,7 @@ from resolvers.money import Money, MoneyInput
 from resolvers.pagination import check_first, decode_cursor, encode_cursor
 from resolvers.suppliers import Supplier
 
-ApplicationStatusType = strawberry.enum(ApplicationStatus, name="ApplicationStatus")
+strawberry.enum(ApplicationStatus, name="ApplicationStatus")
 
 
 @strawberry.enum(description="A mediator's decision on an application.")
@@ -35,7 +35,7 @@ def _money(minor: int | None, currency: str | None) -> Money | None:
 @strawberry.type(description="A supplier's request for Trade Assurance and its review.")
 class TradeAssuranceApplication(relay.Node):
     id: relay.NodeID[int]
-    status: ApplicationStatusType  # type: ignore[valid-type]
+    status: ApplicationStatus
     requested_limit: Money | None
     submitted_at: dt.datetime
     review_due_at: dt.datetime = strawberry.field(
@@ -77,8 +77,7 @@ class TradeAssuranceApplication(relay.Node):
         own = await info.context.own_supplier_id()
         principal = info.context.principal
         return [
-            cls.of(a) if a and trade_assurance.may_see(principal, a, own) else None
-            for a in loaded
+            cls.of(a) if a and trade_assurance.may_see(principal, a, own) else None for a in loaded
         ]
 
 
@@ -96,7 +95,7 @@ class TradeAssuranceQueries:
     async def trade_assurance_applications(
         self,
         info: Info,
-        status: ApplicationStatusType | None = None,  # type: ignore[valid-type]
+        status: ApplicationStatus | None = None,
         overdue_only: bool = False,
         first: int = 20,
         after: str | None = None,
@@ -112,7 +111,9 @@ class TradeAssuranceQueries:
             own_supplier_id=await info.context.own_supplier_id(),
         )
         edges = [
-            relay.Edge(node=TradeAssuranceApplication.of(a), cursor=encode_cursor("application", a.id))
+            relay.Edge(
+                node=TradeAssuranceApplication.of(a), cursor=encode_cursor("application", a.id)
+            )
             for a in rows
         ]
         return TradeAssuranceApplicationConnection(
@@ -164,13 +165,17 @@ class TradeAssuranceMutations:
     ) -> ApplyForTradeAssurancePayload:
         principal = info.context.require_principal()
         try:
-            limit = input.requested_limit.to_domain("requestedLimit") if input.requested_limit else None
+            limit = (
+                input.requested_limit.to_domain("requestedLimit") if input.requested_limit else None
+            )
             application = await trade_assurance.apply(principal, limit)
         except DomainError as e:
             return failed(ApplyForTradeAssurancePayload, e)
         return ApplyForTradeAssurancePayload(application=TradeAssuranceApplication.of(application))
 
-    @strawberry.mutation(description="A mediator approves (with a limit) or rejects an application.")
+    @strawberry.mutation(
+        description="A mediator approves (with a limit) or rejects an application."
+    )
     async def review_trade_assurance_application(
         self, info: Info, input: ReviewTradeAssuranceApplicationInput
     ) -> ReviewTradeAssuranceApplicationPayload:

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from piccolo.engine.postgres import PostgresEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -65,7 +64,7 @@ async def readyz(_: Request) -> Response:
     try:
         await db.ping()
         pending = await db.pending_migrations()
-    except Exception as e:  # noqa: BLE001 - any database failure means not ready
+    except Exception as e:
         return JSONResponse({"status": "unavailable", "error": type(e).__name__}, 503)
     if pending:
         return JSONResponse({"status": "migrations pending", "pending": pending}, 503)
@@ -112,18 +111,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        engine = db.engine()
-        pooled = isinstance(engine, PostgresEngine)
-        if pooled:
-            await engine.start_connection_pool(
-                min_size=settings.pg_pool_min, max_size=settings.pg_pool_max
-            )
+        await db.open_pool(settings.pg_pool_min, settings.pg_pool_max)
         try:
             await prepare_database(settings)
             yield
         finally:
-            if pooled:
-                await engine.close_connection_pool()
+            await db.close_pool()
 
     return Starlette(
         routes=[

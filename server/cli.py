@@ -27,6 +27,15 @@ def _serve(args: argparse.Namespace) -> int:
 
         asyncio.run(_migrate_then(seed_demo))
         print_logins()
+    # Check (or apply) migrations here too, so a refusal is one clear line, not a
+    # traceback from inside uvicorn's lifespan.
+    from server.app import PendingMigrationsError, prepare_database
+
+    try:
+        asyncio.run(prepare_database(settings))
+    except PendingMigrationsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
     if settings.graphiql:
         print(f"GraphiQL: http://{host}:{port}/graphql", flush=True)
     else:

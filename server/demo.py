@@ -34,15 +34,56 @@ CATEGORIES: dict[str, list[str]] = {
 }
 COUNTRIES = ["CN", "DE", "IN", "VN", "TR", "US", "IT", "MX", "BR", "PL", "TW", "KR", "TH", "ES"]
 NAME_PARTS = (
-    ["Shenzhen", "Bavaria", "Rhine", "Mumbai", "Hanoi", "Anatolia", "Lombardy", "Pacific",
-     "Northern", "Golden", "Eastern", "Alpine", "Delta", "Harbor", "Summit", "Bright"],
-    ["Star", "Light", "Tech", "Works", "Industrial", "Trading", "Manufacturing", "Source",
-     "Precision", "Global", "Crafts", "Solutions"],
+    [
+        "Shenzhen",
+        "Bavaria",
+        "Rhine",
+        "Mumbai",
+        "Hanoi",
+        "Anatolia",
+        "Lombardy",
+        "Pacific",
+        "Northern",
+        "Golden",
+        "Eastern",
+        "Alpine",
+        "Delta",
+        "Harbor",
+        "Summit",
+        "Bright",
+    ],
+    [
+        "Star",
+        "Light",
+        "Tech",
+        "Works",
+        "Industrial",
+        "Trading",
+        "Manufacturing",
+        "Source",
+        "Precision",
+        "Global",
+        "Crafts",
+        "Solutions",
+    ],
 )
 # The legal-form suffix follows the country, as a real register would.
-LEGAL_FORM = {"CN": "Co., Ltd.", "DE": "GmbH", "IN": "Pvt. Ltd.", "VN": "JSC", "TR": "A.S.",
-              "US": "Inc.", "IT": "S.r.l.", "MX": "S.A. de C.V.", "BR": "Ltda.", "PL": "Sp. z o.o.",
-              "TW": "Co., Ltd.", "KR": "Co., Ltd.", "TH": "Co., Ltd.", "ES": "S.L."}
+LEGAL_FORM = {
+    "CN": "Co., Ltd.",
+    "DE": "GmbH",
+    "IN": "Pvt. Ltd.",
+    "VN": "JSC",
+    "TR": "A.S.",
+    "US": "Inc.",
+    "IT": "S.r.l.",
+    "MX": "S.A. de C.V.",
+    "BR": "Ltda.",
+    "PL": "Sp. z o.o.",
+    "TW": "Co., Ltd.",
+    "KR": "Co., Ltd.",
+    "TH": "Co., Ltd.",
+    "ES": "S.L.",
+}
 MEDIATOR_EMAIL = "mediator@demo.trade-assurance.test"
 LOGINS: list[tuple[str, str, str]] = [
     ("BUYER", "buyer.us@demo.trade-assurance.test", "Acme Imports LLC (US)"),
@@ -99,33 +140,69 @@ async def seed_demo() -> bool:
         return False
     rng = random.Random(2026)
     async with write_transaction():
-        buyers = [("Acme Imports LLC", "US"), ("Rio Distribuidora Ltda.", "BR"),
-                  ("Hanse Einkauf GmbH", "DE")]
+        buyers = [
+            ("Acme Imports LLC", "US"),
+            ("Rio Distribuidora Ltda.", "BR"),
+            ("Hanse Einkauf GmbH", "DE"),
+        ]
         for (name, country), (_, email, _) in zip(buyers, LOGINS[:3], strict=True):
-            await create_user(email=email, password=DEMO_PASSWORD, full_name=f"{name} buyer",
-                              role=Role.BUYER, company_name=name, country=country)
+            await create_user(
+                email=email,
+                password=DEMO_PASSWORD,
+                full_name=f"{name} buyer",
+                role=Role.BUYER,
+                company_name=name,
+                country=country,
+            )
         # The demo supplier login: a German LED maker, Gold, assessed, with Trade Assurance.
-        await create_user(email=LOGINS[3][1], password=DEMO_PASSWORD, full_name="Rhine sales",
-                          role=Role.SUPPLIER, company_name="Rhine Light Works GmbH", country="DE")
-        rhine = await UserAccount.select(UserAccount.company).where(
-            UserAccount.email == LOGINS[3][1]
-        ).first()
+        await create_user(
+            email=LOGINS[3][1],
+            password=DEMO_PASSWORD,
+            full_name="Rhine sales",
+            role=Role.SUPPLIER,
+            company_name="Rhine Light Works GmbH",
+            country="DE",
+        )
+        rhine = (
+            await UserAccount.select(UserAccount.company)
+            .where(UserAccount.email == LOGINS[3][1])
+            .first()
+        )
         assert rhine is not None
         profile = await seed_profile(
-            rhine["company"], categories=["LED Lighting"],
-            keywords=["led", "led strip", "led panel", "industrial lamp"], gold=True,
-            verification=Verification.ASSESSED, rating=4.8, response_rate=97, year_joined=2012,
+            rhine["company"],
+            categories=["LED Lighting"],
+            keywords=["led", "led strip", "led panel", "industrial lamp"],
+            gold=True,
+            verification=Verification.ASSESSED,
+            rating=4.8,
+            response_rate=97,
+            year_joined=2012,
         )
         await SupplierProfile.update(
-            {SupplierProfile.ta_status: TradeAssuranceStatus.ACTIVE.value,
-             SupplierProfile.ta_limit_minor: 250_000_00, SupplierProfile.ta_limit_currency: "USD",
-             SupplierProfile.ta_since: clock.now()}
+            {
+                SupplierProfile.ta_status: TradeAssuranceStatus.ACTIVE.value,
+                SupplierProfile.ta_limit_minor: 250_000_00,
+                SupplierProfile.ta_limit_currency: "USD",
+                SupplierProfile.ta_since: clock.now(),
+            }
         ).where(SupplierProfile.id == profile.id)
         for role, email, name in LOGINS[4:7]:
-            await create_user(email=email, password=DEMO_PASSWORD, full_name=f"{name} desk",
-                              role=Role(role), company_name=name, country="CH")
-        await create_user(email=MEDIATOR_EMAIL, password=DEMO_PASSWORD, full_name="Demo Mediator",
-                          role=Role.MEDIATOR, country="SG")
+            await create_user(
+                email=email,
+                password=DEMO_PASSWORD,
+                full_name=f"{name} desk",
+                role=Role(role),
+                company_name=name,
+                country="CH",
+            )
+        await create_user(
+            email=MEDIATOR_EMAIL,
+            password=DEMO_PASSWORD,
+            full_name="Demo Mediator",
+            role=Role.MEDIATOR,
+            country="SG",
+        )
         for n in tqdm(range(SUPPLIER_COUNT), desc="demo suppliers", unit="supplier"):
             # Every fourth supplier is German, so the "led in Germany" search has results.
             country = "DE" if n % 4 == 0 else rng.choice(COUNTRIES)
@@ -134,7 +211,7 @@ async def seed_demo() -> bool:
 
 
 def print_logins() -> None:
-    print("\nDemo logins (password for all: %s)" % DEMO_PASSWORD)
+    print(f"\nDemo logins (password for all: {DEMO_PASSWORD})")
     for role, email, name in LOGINS:
         print(f"  {role:<9} {email:<42} {name}")
     print()

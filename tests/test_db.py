@@ -27,12 +27,24 @@ async def test_sqlite_runs_in_wal_with_full_sync_and_busy_timeout() -> None:
 
 
 async def test_failed_registration_leaves_nothing_behind() -> None:
-    await accounts.register(company_name="First", kind=CompanyKind.BUYER, country="US",
-                            email="taken@example.com", password=PASSWORD, full_name="A")
+    await accounts.register(
+        company_name="First",
+        kind=CompanyKind.BUYER,
+        country="US",
+        email="taken@example.com",
+        password=PASSWORD,
+        full_name="A",
+    )
     with pytest.raises(DomainError) as e:
         # The company insert succeeds, the user insert fails: both must roll back.
-        await accounts.register(company_name="Second", kind=CompanyKind.BUYER, country="US",
-                                email="taken@example.com", password=PASSWORD, full_name="B")
+        await accounts.register(
+            company_name="Second",
+            kind=CompanyKind.BUYER,
+            country="US",
+            email="taken@example.com",
+            password=PASSWORD,
+            full_name="B",
+        )
     assert e.value.code is ErrorCode.EMAIL_TAKEN
     assert await Company.count() == 1
     assert await UserAccount.count() == 1

@@ -61,9 +61,7 @@ DESCRIPTION = "Accounts, supplier profiles, Trade Assurance applications"
 
 
 async def forwards():
-    manager = MigrationManager(
-        migration_id=ID, app_name="models", description=DESCRIPTION
-    )
+    manager = MigrationManager(migration_id=ID, app_name="models", description=DESCRIPTION)
 
     manager.add_table(
         class_name="TradeAssuranceApplication",
@@ -72,9 +70,7 @@ async def forwards():
         columns=None,
     )
 
-    manager.add_table(
-        class_name="ApiKey", tablename="api_key", schema=None, columns=None
-    )
+    manager.add_table(class_name="ApiKey", tablename="api_key", schema=None, columns=None)
 
     manager.add_table(
         class_name="SupplierCategory",
@@ -83,9 +79,7 @@ async def forwards():
         columns=None,
     )
 
-    manager.add_table(
-        class_name="Company", tablename="company", schema=None, columns=None
-    )
+    manager.add_table(class_name="Company", tablename="company", schema=None, columns=None)
 
     manager.add_table(
         class_name="SupplierProfile",
