@@ -1,6 +1,10 @@
 """Cursor pagination helpers shared by every connection."""
 
+from collections.abc import Sequence
+from typing import Any
+
 from graphql import GraphQLError
+from strawberry import relay
 from strawberry.relay.utils import from_base64, to_base64
 
 from models import config
@@ -16,6 +20,17 @@ def check_first(first: int) -> int:
             extensions={"code": "PAGE_SIZE_OUT_OF_RANGE", "max": cap},
         )
     return first
+
+
+def page_info(
+    edges: Sequence[relay.Edge[Any]], *, has_next: bool, has_previous: bool
+) -> relay.PageInfo:
+    return relay.PageInfo(
+        has_next_page=has_next,
+        has_previous_page=has_previous,
+        start_cursor=edges[0].cursor if edges else None,
+        end_cursor=edges[-1].cursor if edges else None,
+    )
 
 
 def encode_cursor(kind: str, value: int) -> str:

@@ -29,7 +29,7 @@ def _parser(validate: Callable[[str, str | None], str]) -> Callable[[object], st
 
 def _decimal(value: object) -> Decimal:
     if not isinstance(value, str):
-        raise ValueError("expected a decimal string such as \"1500.00\"")
+        raise ValueError('expected a decimal string such as "1500.00"')
     return parse_decimal(value)
 
 
@@ -37,7 +37,7 @@ SCALARS: dict[object, ScalarDefinition] = {
     # Strict, unlike Python's Decimal: no exponents, separators or non-ASCII digits.
     Decimal: strawberry.scalar(
         name="Decimal",
-        description="A decimal number as a string, e.g. `\"1500.00\"`. Never a float.",
+        description='A decimal number as a string, e.g. `"1500.00"`. Never a float.',
         serialize=str,
         parse_value=_decimal,
     ),

@@ -13,7 +13,7 @@ from models.errors import DomainError
 from resolvers.context import Info
 from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.money import Money
-from resolvers.pagination import check_first, decode_cursor, encode_cursor
+from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
 from resolvers.scalars import CountryCode
 
 strawberry.enum(
@@ -144,12 +144,7 @@ class SupplierQueries:
         ]
         return SupplierConnection(
             edges=edges,
-            page_info=relay.PageInfo(
-                has_next_page=page.has_next,
-                has_previous_page=start > 0,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+            page_info=page_info(edges, has_next=page.has_next, has_previous=start > 0),
             _filter=flt,
         )
 

@@ -16,7 +16,7 @@ from models.tables import TradeAssuranceApplication as ApplicationRow
 from resolvers.context import Info
 from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.money import Money, MoneyInput
-from resolvers.pagination import check_first, decode_cursor, encode_cursor
+from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
 from resolvers.suppliers import Supplier
 
 strawberry.enum(ApplicationStatus, name="ApplicationStatus")
@@ -118,12 +118,7 @@ class TradeAssuranceQueries:
         ]
         return TradeAssuranceApplicationConnection(
             edges=edges,
-            page_info=relay.PageInfo(
-                has_next_page=has_next,
-                has_previous_page=after is not None,
-                start_cursor=edges[0].cursor if edges else None,
-                end_cursor=edges[-1].cursor if edges else None,
-            ),
+            page_info=page_info(edges, has_next=has_next, has_previous=after is not None),
         )
 
 
