@@ -51,3 +51,65 @@ class ApplicationStatus(enum.StrEnum):
     PENDING = "PENDING"
     APPROVED = "APPROVED"
     REJECTED = "REJECTED"
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING_CONFIRMATION = "PENDING_CONFIRMATION"  # drafted by one party, awaiting the other
+    AWAITING_INITIAL_PAYMENT = "AWAITING_INITIAL_PAYMENT"
+    AWAITING_BALANCE = "AWAITING_BALANCE"  # the initial payment is in escrow; production
+    PAID = "PAID"  # everything is in escrow; ready to ship
+    CANCELLED = "CANCELLED"
+
+
+# Statuses in which an order holds a share of its supplier's Trade Assurance limit.
+OPEN_ORDER_STATUSES = frozenset(
+    {OrderStatus.AWAITING_INITIAL_PAYMENT, OrderStatus.AWAITING_BALANCE, OrderStatus.PAID}
+)
+
+
+class Incoterm(enum.StrEnum):
+    EXW = "EXW"
+    FCA = "FCA"
+    CPT = "CPT"
+    CIP = "CIP"
+    DAP = "DAP"
+    DPU = "DPU"
+    DDP = "DDP"
+    FAS = "FAS"
+    FOB = "FOB"
+    CFR = "CFR"
+    CIF = "CIF"
+
+
+class ShippingMethod(enum.StrEnum):
+    EXPRESS = "EXPRESS"
+    AIR = "AIR"
+    SEA = "SEA"
+    LAND = "LAND"
+
+
+class PaymentMethod(enum.StrEnum):
+    CARD = "CARD"
+    TT = "TT"  # bank transfer: pending until the provider confirms
+    E_CHECKING = "E_CHECKING"  # US buyers only
+    BOLETO = "BOLETO"  # Brazilian buyers only
+    PAY_LATER = "PAY_LATER"  # US buyers only; refunds go back to the loan
+
+
+class PaymentStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class RefundStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    SETTLED = "SETTLED"
+    FAILED = "FAILED"  # the last attempt failed; it is retried, never counted as paid out
+
+
+class ActorKind(enum.StrEnum):
+    USER = "USER"
+    PARTNER = "PARTNER"
+    SCHEDULER = "SCHEDULER"
+    PAYMENT_PROVIDER = "PAYMENT_PROVIDER"

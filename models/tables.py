@@ -16,9 +16,16 @@ from piccolo.columns import (
 from piccolo.table import Table
 
 from models.enums import (
+    ActorKind,
     ApplicationStatus,
     CompanyKind,
+    Incoterm,
+    OrderStatus,
+    PaymentMethod,
+    PaymentStatus,
+    RefundStatus,
     Role,
+    ShippingMethod,
     TradeAssuranceStatus,
     Verification,
 )
@@ -121,6 +128,149 @@ class TradeAssuranceApplication(Table):
     rejection_reason = Text(null=True, default=None)
 
 
+class Order(Table, tablename="trade_order"):  # "order" is an SQL keyword
+    id = Serial(primary_key=True)
+    buyer = ForeignKey(Company, null=False, index=True)
+    supplier = ForeignKey(SupplierProfile, null=False, index=True)
+    created_by = ForeignKey(UserAccount, null=True, default=None)
+    drafted_by = Varchar(length=16, choices=Role)  # BUYER or SUPPLIER: the other confirms
+    status = Varchar(length=32, choices=OrderStatus, index=True)
+    currency = Varchar(length=3)
+    total_minor = BigInt()
+    initial_minor = BigInt()  # the deposit; the balance is total - initial
+    incoterm = Varchar(length=3, choices=Incoterm)
+    shipping_method = Varchar(length=8, choices=ShippingMethod)
+    destination_country = Varchar(length=2)
+    shipping_deadline = Timestamptz()
+    payment_deadline = Timestamptz(null=True, default=None)  # set at confirmation
+    # Coverage, fixed at confirmation: the cap in the order's currency, the share of the
+    # supplier's limit it reserves (in the limit's currency) and the rate used.
+    coverage_cap_minor = BigInt(null=True, default=None)
+    limit_reserved_minor = BigInt(default=0)
+    limit_currency = Varchar(length=3, null=True, default=None)
+    exchange_rate = Varchar(length=32, null=True, default=None)  # decimal string
+    version = Integer(default=1)  # bumped by each accepted modification
+    created_at = Timestamptz()
+    confirmed_at = Timestamptz(null=True, default=None)
+    updated_at = Timestamptz()
+
+
+class OrderLine(Table):
+    id = Serial(primary_key=True)
+    order = ForeignKey(Order, null=False, index=True)
+    position = Integer()
+    product_name = Varchar(length=200)
+    specification = Text(default="")
+    quantity = BigInt()
+    unit_price_minor = BigInt()
+
+
+class QualityRequirement(Table):
+    """A measurable requirement of the contract (what an inspection checks)."""
+
+    id = Serial(primary_key=True)
+    order = ForeignKey(Order, null=False, index=True)
+    position = Integer()
+    attribute = Varchar(length=200)
+    requirement = Text()
+
+
+class OrderModification(Table):
+    """A proposed new contract (lines, terms, amounts as JSON); the other party accepts."""
+
+    id = Serial(primary_key=True)
+    order = ForeignKey(Order, null=False, index=True)
+    proposed_by = ForeignKey(UserAccount, null=True, default=None)
+    proposed_by_role = Varchar(length=16, choices=Role)
+    status = Varchar(length=16)  # PENDING, ACCEPTED, SUPERSEDED
+    contract = Text()  # JSON
+    reason = Text(default="")
+    created_at = Timestamptz()
+    decided_at = Timestamptz(null=True, default=None)
+
+
+class OrderEvent(Table):
+    """The order's timeline, audit trail and (later) the subscriptions' outbox."""
+
+    id = Serial(primary_key=True)
+    order = ForeignKey(Order, null=False, index=True)
+    kind = Varchar(length=40)
+    old_status = Varchar(length=32, null=True, default=None)
+    new_status = Varchar(length=32)
+    actor_kind = Varchar(length=20, choices=ActorKind)
+    actor_user = ForeignKey(UserAccount, null=True, default=None)
+    actor_api_key = ForeignKey(ApiKey, null=True, default=None)
+    reason = Text(default="")
+    created_at = Timestamptz()
+
+
+class Payment(Table):
+    id = Serial(primary_key=True)
+    order = ForeignKey(Order, null=False, index=True)
+    method = Varchar(length=16, choices=PaymentMethod)
+    status = Varchar(length=16, choices=PaymentStatus, index=True)
+    currency = Varchar(length=3)
+    amount_minor = BigInt()
+    fee_minor = BigInt(default=0)
+    provider_reference = Varchar(length=64, null=True, default=None, unique=True)
+    failure_reason = Text(null=True, default=None)
+    created_at = Timestamptz()
+    settled_at = Timestamptz(null=True, default=None)
+
+
+class Refund(Table):
+    id = Serial(primary_key=True)
+    order = ForeignKey(Order, null=False, index=True)
+    payment = ForeignKey(Payment, null=True, default=None)  # goes back the way it came
+    status = Varchar(length=16, choices=RefundStatus, index=True)
+    currency = Varchar(length=3)
+    amount_minor = BigInt()
+    reason = Text(default="")
+    attempts = Integer(default=0)
+    provider_reference = Varchar(length=64, null=True, default=None, unique=True)
+    last_error = Text(null=True, default=None)
+    due_at = Timestamptz()  # must be started by then (business days after the decision)
+    created_at = Timestamptz()
+    settled_at = Timestamptz(null=True, default=None)
+
+
+class LedgerPosting(Table):
+    """One leg of a balanced double-entry transaction. Never updated, never deleted.
+
+    `amount_minor` is signed: positive debits, negative credits; the legs of one `txn`
+    sum to zero in their currency."""
+
+    id = Serial(primary_key=True)
+    txn = Varchar(length=36, index=True)
+    kind = Varchar(length=20)
+    order = ForeignKey(Order, null=True, default=None, index=True)
+    account = Varchar(length=64, index=True)
+    currency = Varchar(length=3)
+    amount_minor = BigInt()
+    created_at = Timestamptz()
+
+
+class IdempotencyRecord(Table):
+    """The first answer to a money mutation, per caller and key."""
+
+    id = Serial(primary_key=True)
+    scope = Varchar(length=40)  # "user:12" or "api_key:3"
+    key = Varchar(length=200)
+    operation = Varchar(length=40)
+    request_hash = Varchar(length=64)
+    result = Text()  # JSON
+    created_at = Timestamptz()
+
+
+class ProviderEvent(Table):
+    """Payment-provider callbacks already processed (their ids are unique)."""
+
+    id = Serial(primary_key=True)
+    provider_event_id = Varchar(length=100, unique=True)
+    kind = Varchar(length=40)
+    received_at = Timestamptz()
+
+
 ALL_TABLES: list[type[Table]] = [
     Company,
     UserAccount,
@@ -129,4 +279,14 @@ ALL_TABLES: list[type[Table]] = [
     SupplierProfile,
     SupplierCategory,
     TradeAssuranceApplication,
+    Order,
+    OrderLine,
+    QualityRequirement,
+    OrderModification,
+    OrderEvent,
+    Payment,
+    Refund,
+    LedgerPosting,
+    IdempotencyRecord,
+    ProviderEvent,
 ]
