@@ -16,6 +16,22 @@ class DomainConfig:
     limit_currency: str = "USD"
     # Bearer tokens issued by `login` live this long.
     token_ttl_hours: int = 24
+    # An order not paid this many days after confirmation is cancelled.
+    payment_deadline_days: int = 7
+    # Card fee charged on top of a card payment, in basis points (280 = 2.8 %).
+    card_fee_bps: int = 280
+    # A refund must be started within this many business days of the decision.
+    refund_start_business_days: int = 7
+    # Units of the limit currency per unit of another currency, e.g. {"EUR": "1.08"}:
+    # recorded on an order when it is confirmed (coverage in another currency).
+    exchange_rates: tuple[tuple[str, str], ...] = (
+        ("EUR", "1.08"),
+        ("GBP", "1.27"),
+        ("CNY", "0.138"),
+        ("JPY", "0.0066"),
+        ("BRL", "0.18"),
+        ("INR", "0.012"),
+    )
     # Hard cap on `first` for every connection.
     max_page_size: int = 100
     # Minimum password length accepted at registration.

@@ -97,6 +97,15 @@ def for_update(query: Any) -> Any:
     return query.lock_rows() if is_postgres() else query
 
 
+def is_unique_violation(error: BaseException) -> bool:
+    """A unique constraint refused an insert (a concurrent request got there first)."""
+    import asyncpg
+
+    return isinstance(error, asyncpg.UniqueViolationError) or (
+        isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error)
+    )
+
+
 async def check_sqlite_settings() -> dict[str, Any]:
     """Put the file in WAL mode and prove the per-connection settings hold; raise if not."""
     db = engine()

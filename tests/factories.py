@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import itertools
 
-from models import accounts
+from models import accounts, clock, orders
 from models.accounts import Principal
 from models.db import write_transaction
-from models.enums import CompanyKind, Role, TradeAssuranceStatus, Verification
+from models.enums import (
+    CompanyKind,
+    Incoterm,
+    Role,
+    ShippingMethod,
+    TradeAssuranceStatus,
+    Verification,
+)
 from models.suppliers import seed_profile, supplier_id_of_company
-from models.tables import SupplierProfile
+from models.tables import Order, SupplierProfile
 
 PASSWORD = "correct horse battery"
 _serial = itertools.count(1)
@@ -97,3 +105,42 @@ async def staff(role: Role = Role.MEDIATOR) -> Actor:
     )
     _, token, _ = await accounts.login(email, PASSWORD)
     return Actor(await accounts.authenticate(token), token, email)
+
+
+def contract(
+    *,
+    currency: str = "USD",
+    unit_price_minor: int = 1_500_00,
+    quantity: int = 2,
+    initial_payment_minor: int = 1_500_00,
+    days_to_ship: int = 30,
+) -> orders.Contract:
+    """A small LED order: 2 x 1,500.00 USD, 1,500.00 up front (DOMAIN.md's example)."""
+    return orders.Contract(
+        currency=currency,
+        lines=(orders.Line("LED panel 600x600", quantity, unit_price_minor, "40 W, 4000 K"),),
+        quality=(orders.Quality("luminous flux", ">= 3600 lm per panel"),),
+        incoterm=Incoterm.FOB,
+        shipping_method=ShippingMethod.SEA,
+        destination_country="DE",
+        shipping_deadline=clock.now() + dt.timedelta(days=days_to_ship),
+        initial_payment_minor=initial_payment_minor,
+    )
+
+
+async def confirmed_order(
+    buyer_actor: Actor | None = None,
+    supplier_actor: Actor | None = None,
+    terms: orders.Contract | None = None,
+) -> tuple[Actor, Actor, Order]:
+    """A buyer's order with a Trade Assurance supplier, confirmed by the supplier."""
+    buyer_actor = buyer_actor or await buyer()
+    supplier_actor = supplier_actor or await supplier(trade_assurance_limit_minor=100_000_00)
+    assert supplier_actor.supplier_id is not None
+    order = await orders.create_order(
+        buyer_actor.principal,
+        terms or contract(),
+        supplier_id=supplier_actor.supplier_id,
+    )
+    order = await orders.confirm_order(supplier_actor.principal, order.id)
+    return buyer_actor, supplier_actor, order

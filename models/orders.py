@@ -1,0 +1,635 @@
+"""The order (the purchase contract): drafting, confirmation, modification, cancellation,
+coverage, and who may see it. Each transition is one function and one transaction that
+locks the order, checks the transition, writes the change and its order event."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Sequence
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+from models import clock, config, events
+from models.accounts import Principal
+from models.db import for_update, write_transaction
+from models.enums import (
+    OPEN_ORDER_STATUSES,
+    Incoterm,
+    OrderStatus,
+    Role,
+    Scope,
+    ShippingMethod,
+    TradeAssuranceStatus,
+)
+from models.errors import DomainError, ErrorCode
+from models.geography import validate_country
+from models.money import Money, exponent, validate_currency
+from models.tables import (
+    Order,
+    OrderLine,
+    OrderModification,
+    Payment,
+    QualityRequirement,
+    SupplierProfile,
+)
+
+MAX_LINES = 100
+# Statuses in which either party may still propose a new contract (before the balance).
+MODIFIABLE = frozenset(
+    {
+        OrderStatus.PENDING_CONFIRMATION,
+        OrderStatus.AWAITING_INITIAL_PAYMENT,
+        OrderStatus.AWAITING_BALANCE,
+    }
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Line:
+    product_name: str
+    quantity: int
+    unit_price_minor: int
+    specification: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Quality:
+    attribute: str
+    requirement: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Contract:
+    """What the parties agree: goods, quality, shipping, deadline and payment terms."""
+
+    currency: str
+    lines: tuple[Line, ...]
+    quality: tuple[Quality, ...]
+    incoterm: Incoterm
+    shipping_method: ShippingMethod
+    destination_country: str
+    shipping_deadline: dt.datetime
+    initial_payment_minor: int
+
+    @property
+    def total_minor(self) -> int:
+        return sum(line.quantity * line.unit_price_minor for line in self.lines)
+
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        data["shipping_deadline"] = self.shipping_deadline.isoformat()
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Contract:
+        data = json.loads(text)
+        return cls(
+            currency=data["currency"],
+            lines=tuple(Line(**line) for line in data["lines"]),
+            quality=tuple(Quality(**q) for q in data["quality"]),
+            incoterm=Incoterm(data["incoterm"]),
+            shipping_method=ShippingMethod(data["shipping_method"]),
+            destination_country=data["destination_country"],
+            shipping_deadline=dt.datetime.fromisoformat(data["shipping_deadline"]),
+            initial_payment_minor=data["initial_payment_minor"],
+        )
+
+
+def validate_contract(contract: Contract) -> Contract:
+    """Normalise and check a contract; raises DomainError naming the input field."""
+    currency = validate_currency(contract.currency)
+    if not contract.lines:
+        raise DomainError(ErrorCode.INVALID_INPUT, "an order needs at least one line", "lines")
+    if len(contract.lines) > MAX_LINES:
+        raise DomainError(ErrorCode.INVALID_INPUT, f"at most {MAX_LINES} lines", "lines")
+    lines = []
+    for n, line in enumerate(contract.lines):
+        name = line.product_name.strip()
+        if not name or len(name) > 200:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT, "a product name has 1 to 200 characters",
+                f"lines.{n}.productName",
+            )  # fmt: skip
+        if line.quantity <= 0:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT, "quantity must be positive", f"lines.{n}.quantity"
+            )
+        if line.unit_price_minor <= 0:
+            raise DomainError(
+                ErrorCode.INVALID_AMOUNT, "unit price must be positive", f"lines.{n}.unitPrice"
+            )
+        lines.append(dataclasses.replace(line, product_name=name))
+    quality = []
+    for n, q in enumerate(contract.quality):
+        if not q.attribute.strip() or not q.requirement.strip():
+            raise DomainError(
+                ErrorCode.INVALID_INPUT,
+                "a quality requirement names an attribute and a measurable requirement",
+                f"qualityRequirements.{n}",
+            )
+        quality.append(Quality(q.attribute.strip(), q.requirement.strip()))
+    if contract.shipping_deadline.tzinfo is None:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, "the deadline needs a time zone", "shippingDeadline"
+        )
+    if contract.shipping_deadline <= clock.now():
+        raise DomainError(
+            ErrorCode.DEADLINE_IN_PAST, "the shipping deadline must be in the future",
+            "shippingDeadline",
+        )  # fmt: skip
+    checked = dataclasses.replace(
+        contract,
+        currency=currency,
+        lines=tuple(lines),
+        quality=tuple(quality),
+        destination_country=validate_country(contract.destination_country, "destinationCountry"),
+    )
+    if not 0 <= checked.initial_payment_minor <= checked.total_minor:
+        raise DomainError(
+            ErrorCode.INVALID_AMOUNT,
+            f"the initial payment must be between 0 and the total "
+            f"({Money(checked.total_minor, currency)})",
+            "initialPayment",
+        )
+    return checked
+
+
+def _party_role(principal: Principal, order: Order, supplier_company_id: int) -> Role | None:
+    """BUYER or SUPPLIER if the caller is that party of this order, else None."""
+    if principal.company_id == order.buyer:
+        return Role.BUYER
+    if principal.company_id == supplier_company_id:
+        return Role.SUPPLIER
+    return None
+
+
+def require_scope(principal: Principal, scope: Scope) -> None:
+    if principal.is_partner and scope not in principal.scopes:
+        raise DomainError(ErrorCode.SCOPE_MISSING, f"this API key lacks the {scope.value} scope")
+
+
+async def _supplier_company(supplier_id: int) -> int:
+    row = (
+        await SupplierProfile.select(SupplierProfile.company)
+        .where(SupplierProfile.id == supplier_id)
+        .first()
+    )
+    if row is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "no such supplier", "supplierId")
+    return int(row["company"])
+
+
+async def lock_order(principal: Principal | None, order_id: int) -> tuple[Order, Role | None]:
+    """The order, locked for this transaction, and the caller's part in it. Someone who
+    is neither party nor mediator gets NOT_FOUND, as if the order did not exist."""
+    found = await for_update(Order.objects().where(Order.id == order_id))
+    order: Order | None = found[0] if found else None
+    if order is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "no such order", "orderId")
+    if principal is None:  # the system itself (scheduler, provider callbacks)
+        return order, None
+    role = _party_role(principal, order, await _supplier_company(order.supplier))
+    if role is None and principal.role is not Role.MEDIATOR:
+        raise DomainError(ErrorCode.NOT_FOUND, "no such order", "orderId")
+    return order, role
+
+
+def check_status(order: Order, allowed: Sequence[OrderStatus], action: str) -> None:
+    if order.status not in {s.value for s in allowed}:
+        raise DomainError(
+            ErrorCode.INVALID_TRANSITION,
+            f"cannot {action} an order that is {order.status}",
+            "orderId",
+        )
+
+
+async def _write_contract(order_id: int, contract: Contract) -> None:
+    await OrderLine.delete().where(OrderLine.order == order_id)
+    await QualityRequirement.delete().where(QualityRequirement.order == order_id)
+    await OrderLine.insert(
+        *[
+            OrderLine(
+                order=order_id,
+                position=n,
+                product_name=line.product_name,
+                specification=line.specification,
+                quantity=line.quantity,
+                unit_price_minor=line.unit_price_minor,
+            )
+            for n, line in enumerate(contract.lines)
+        ]
+    )
+    if contract.quality:
+        await QualityRequirement.insert(
+            *[
+                QualityRequirement(
+                    order=order_id, position=n, attribute=q.attribute, requirement=q.requirement
+                )
+                for n, q in enumerate(contract.quality)
+            ]
+        )
+
+
+def _apply_terms(order: Order, contract: Contract) -> None:
+    order.currency = contract.currency
+    order.total_minor = contract.total_minor
+    order.initial_minor = contract.initial_payment_minor
+    order.incoterm = contract.incoterm.value
+    order.shipping_method = contract.shipping_method.value
+    order.destination_country = contract.destination_country
+    order.shipping_deadline = contract.shipping_deadline
+
+
+async def create_order(
+    principal: Principal,
+    contract: Contract,
+    *,
+    supplier_id: int | None = None,
+    buyer_company_id: int | None = None,
+) -> Order:
+    """A buyer places an order with a supplier, or a supplier drafts one for a buyer;
+    the other party then confirms it."""
+    require_scope(principal, Scope.ORDERS)
+    role = principal.acting_role
+    if role is Role.BUYER:
+        if supplier_id is None:
+            raise DomainError(ErrorCode.INVALID_INPUT, "name the supplier", "supplierId")
+        buyer_company_id = principal.company_id
+    elif role is Role.SUPPLIER:
+        if buyer_company_id is None:
+            raise DomainError(ErrorCode.INVALID_INPUT, "name the buyer", "buyerId")
+        own = (
+            await SupplierProfile.select(SupplierProfile.id)
+            .where(SupplierProfile.company == principal.company_id)
+            .first()
+        )
+        if own is None:
+            raise DomainError(ErrorCode.NOT_FOUND, "this company has no supplier profile")
+        supplier_id = int(own["id"])
+    else:
+        raise DomainError(ErrorCode.FORBIDDEN, "only buyers and suppliers create orders")
+    contract = validate_contract(contract)
+    now = clock.now()
+    async with write_transaction():
+        await _check_protected(supplier_id)
+        from models.tables import Company
+
+        buyer = await Company.select(Company.kind).where(Company.id == buyer_company_id).first()
+        if buyer is None or buyer["kind"] != "BUYER":
+            raise DomainError(ErrorCode.NOT_FOUND, "no such buyer", "buyerId")
+        order = Order(
+            buyer=buyer_company_id,
+            supplier=supplier_id,
+            created_by=principal.user_id,
+            drafted_by=role.value,
+            status=OrderStatus.PENDING_CONFIRMATION.value,
+            limit_reserved_minor=0,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        _apply_terms(order, contract)
+        await order.save()
+        await _write_contract(order.id, contract)
+        await events.record(
+            order.id, "CREATED", old_status=None, new_status=order.status,
+            actor=events.Actor.of(principal), at=now,
+            reason=f"drafted by the {role.value.lower()}",
+        )  # fmt: skip
+    return order
+
+
+async def _check_protected(supplier_id: int) -> SupplierProfile:
+    """Only a supplier with active Trade Assurance takes new orders. Locks its profile,
+    which also serialises reservations against its limit."""
+    found = await for_update(SupplierProfile.objects().where(SupplierProfile.id == supplier_id))
+    if not found:
+        raise DomainError(ErrorCode.NOT_FOUND, "no such supplier", "supplierId")
+    profile: SupplierProfile = found[0]
+    if profile.ta_status == TradeAssuranceStatus.SUSPENDED.value:
+        raise DomainError(
+            ErrorCode.TRADE_ASSURANCE_SUSPENDED,
+            "this supplier's Trade Assurance is suspended; it cannot take new orders",
+            "supplierId",
+        )
+    if profile.ta_status != TradeAssuranceStatus.ACTIVE.value:
+        raise DomainError(
+            ErrorCode.SUPPLIER_NOT_PROTECTED,
+            "this supplier has no active Trade Assurance",
+            "supplierId",
+        )
+    return profile
+
+
+def exchange_rate(currency: str, limit_currency: str) -> Decimal:
+    """Units of the limit currency per unit of `currency`, from the configured table."""
+    if currency == limit_currency:
+        return Decimal(1)
+    rates = dict(config.current().exchange_rates)
+    if currency not in rates:
+        raise DomainError(
+            ErrorCode.INVALID_CURRENCY,
+            f"no exchange rate from {currency} to {limit_currency} is configured",
+            "currency",
+        )
+    return Decimal(rates[currency])
+
+
+def convert(minor: int, from_currency: str, to_currency: str, rate: Decimal) -> int:
+    """Minor units of one currency in another, rounded down (coverage never overstates)."""
+    major = Decimal(minor).scaleb(-exponent(from_currency)) * rate
+    return int(major.scaleb(exponent(to_currency)).to_integral_value(rounding=ROUND_DOWN))
+
+
+async def remaining_limit_minor(profile: SupplierProfile, *, excluding: int | None = None) -> int:
+    """limit - the shares of it reserved by the supplier's open orders."""
+    query = Order.select(Order.limit_reserved_minor).where(
+        (Order.supplier == profile.id) & Order.status.is_in([s.value for s in OPEN_ORDER_STATUSES])
+    )
+    if excluding is not None:
+        query = query.where(Order.id != excluding)
+    reserved = sum(int(r["limit_reserved_minor"]) for r in await query)
+    return max(0, int(profile.ta_limit_minor or 0) - reserved)
+
+
+async def _reserve_coverage(order: Order, profile: SupplierProfile) -> None:
+    """Cap coverage by the supplier's remaining limit, and reserve that share of it."""
+    limit_currency = profile.ta_limit_currency or config.current().limit_currency
+    rate = exchange_rate(order.currency, limit_currency)
+    remaining = await remaining_limit_minor(profile, excluding=order.id)
+    wanted = convert(order.total_minor, order.currency, limit_currency, rate)
+    order.limit_reserved_minor = min(wanted, remaining)
+    order.limit_currency = limit_currency
+    order.exchange_rate = str(rate)
+    cap = (
+        order.total_minor
+        if wanted <= remaining
+        else convert(remaining, limit_currency, order.currency, 1 / rate)
+    )
+    order.coverage_cap_minor = min(order.total_minor, cap)
+
+
+async def confirm_order(principal: Principal, order_id: int) -> Order:
+    """The other party agrees to the contract: coverage is reserved, payment is due."""
+    require_scope(principal, Scope.ORDERS)
+    async with write_transaction():
+        order, role = await lock_order(principal, order_id)
+        check_status(order, [OrderStatus.PENDING_CONFIRMATION], "confirm")
+        if role is None or role.value == order.drafted_by:
+            raise DomainError(
+                ErrorCode.NOT_YOUR_TURN,
+                "the party that did not draft the order confirms it",
+                "orderId",
+            )
+        profile = await _check_protected(order.supplier)
+        await _reserve_coverage(order, profile)
+        now = clock.now()
+        old = order.status
+        order.status = (
+            OrderStatus.AWAITING_INITIAL_PAYMENT if order.initial_minor > 0
+            else OrderStatus.AWAITING_BALANCE
+        ).value  # fmt: skip
+        order.confirmed_at = now
+        order.payment_deadline = now + dt.timedelta(days=config.current().payment_deadline_days)
+        order.updated_at = now
+        await order.save()
+        await events.record(
+            order.id, "CONFIRMED", old_status=old, new_status=order.status,
+            actor=events.Actor.of(principal), at=now,
+            reason=f"coverage cap {Money(order.coverage_cap_minor or 0, order.currency)}",
+        )  # fmt: skip
+    return order
+
+
+async def succeeded_minor(order_id: int) -> int:
+    rows = await Payment.select(Payment.amount_minor).where(
+        (Payment.order == order_id) & (Payment.status == "SUCCEEDED")
+    )
+    return sum(int(r["amount_minor"]) for r in rows)
+
+
+async def propose_modification(
+    principal: Principal, order_id: int, contract: Contract, reason: str = ""
+) -> OrderModification:
+    """Either party proposes a new contract until the balance is paid; the other accepts."""
+    require_scope(principal, Scope.ORDERS)
+    contract = validate_contract(contract)
+    async with write_transaction():
+        order, role = await lock_order(principal, order_id)
+        if role is None:
+            raise DomainError(ErrorCode.FORBIDDEN, "only the buyer or the supplier may propose")
+        check_status(order, list(MODIFIABLE), "modify")
+        await _check_modification_fits(order, contract)
+        now = clock.now()
+        await OrderModification.update(
+            {OrderModification.status: "SUPERSEDED", OrderModification.decided_at: now}
+        ).where((OrderModification.order == order.id) & (OrderModification.status == "PENDING"))
+        modification = OrderModification(
+            order=order.id,
+            proposed_by=principal.user_id,
+            proposed_by_role=role.value,
+            status="PENDING",
+            contract=contract.to_json(),
+            reason=reason.strip(),
+            created_at=now,
+        )
+        await modification.save()
+        await events.record(
+            order.id, "MODIFICATION_PROPOSED", old_status=order.status, new_status=order.status,
+            actor=events.Actor.of(principal), at=now, reason=reason.strip(),
+        )  # fmt: skip
+    return modification
+
+
+async def _check_modification_fits(order: Order, contract: Contract) -> None:
+    if contract.currency != order.currency:
+        raise DomainError(
+            ErrorCode.INVALID_CURRENCY, "the currency of an order cannot change", "currency"
+        )
+    paid = await succeeded_minor(order.id)
+    if contract.total_minor < paid:
+        raise DomainError(
+            ErrorCode.INVALID_AMOUNT,
+            f"the new total is less than what was already paid ({Money(paid, order.currency)})",
+            "lines",
+        )
+    if paid and contract.initial_payment_minor != order.initial_minor:
+        raise DomainError(
+            ErrorCode.INVALID_AMOUNT,
+            "the initial payment was made; it cannot change",
+            "initialPayment",
+        )
+
+
+async def accept_modification(principal: Principal, modification_id: int) -> Order:
+    require_scope(principal, Scope.ORDERS)
+    async with write_transaction():
+        found = await OrderModification.objects().where(OrderModification.id == modification_id)
+        if not found:
+            raise DomainError(ErrorCode.NOT_FOUND, "no such modification", "modificationId")
+        modification: OrderModification = found[0]
+        order, role = await lock_order(principal, modification.order)
+        if modification.status != "PENDING":
+            raise DomainError(
+                ErrorCode.MODIFICATION_NOT_PENDING,
+                f"this proposal is {modification.status.lower()}",
+                "modificationId",
+            )
+        if role is None or role.value == modification.proposed_by_role:
+            raise DomainError(
+                ErrorCode.NOT_YOUR_TURN, "the other party accepts a proposal", "modificationId"
+            )
+        check_status(order, list(MODIFIABLE), "modify")
+        contract = Contract.from_json(modification.contract)
+        await _check_modification_fits(order, contract)
+        now = clock.now()
+        _apply_terms(order, contract)
+        if order.status != OrderStatus.PENDING_CONFIRMATION.value:
+            await _reserve_coverage(order, await _check_protected_or_current(order.supplier))
+        order.version += 1
+        order.updated_at = now
+        await order.save()
+        await _write_contract(order.id, contract)
+        modification.status = "ACCEPTED"
+        modification.decided_at = now
+        await modification.save()
+        await events.record(
+            order.id, "MODIFICATION_ACCEPTED", old_status=order.status, new_status=order.status,
+            actor=events.Actor.of(principal), at=now, reason=f"contract version {order.version}",
+        )  # fmt: skip
+    return order
+
+
+async def _check_protected_or_current(supplier_id: int) -> SupplierProfile:
+    """The supplier's profile, locked. A confirmed order stays protected even if the
+    supplier was suspended since (DOMAIN: open orders stay protected)."""
+    found = await for_update(SupplierProfile.objects().where(SupplierProfile.id == supplier_id))
+    profile: SupplierProfile = found[0]
+    return profile
+
+
+async def cancel_order(principal: Principal, order_id: int, reason: str) -> Order:
+    """Either party cancels before any money has moved; the coverage share is returned."""
+    require_scope(principal, Scope.ORDERS)
+    async with write_transaction():
+        order, role = await lock_order(principal, order_id)
+        if role is None:
+            raise DomainError(ErrorCode.FORBIDDEN, "only the buyer or the supplier may cancel")
+        check_status(order, list(MODIFIABLE), "cancel")
+        if await Payment.exists().where(
+            (Payment.order == order.id) & Payment.status.is_in(["PENDING", "SUCCEEDED"])
+        ):
+            raise DomainError(
+                ErrorCode.ORDER_HAS_PAYMENTS,
+                "money has been paid or is on its way; the order can no longer be cancelled",
+                "orderId",
+            )
+        now = clock.now()
+        old = order.status
+        order.status = OrderStatus.CANCELLED.value
+        order.updated_at = now
+        await order.save([Order.status, Order.updated_at])
+        await events.record(
+            order.id, "CANCELLED", old_status=old, new_status=order.status,
+            actor=events.Actor.of(principal), at=now, reason=reason.strip(),
+        )  # fmt: skip
+    return order
+
+
+# Reads ------------------------------------------------------------------------------
+
+
+def visibility(principal: Principal) -> Any:
+    """A Piccolo condition selecting the orders this caller may see."""
+    if principal.role is Role.MEDIATOR:
+        return None
+    if principal.acting_role is Role.SUPPLIER:
+        return Order.supplier.is_in(
+            SupplierProfile.select(SupplierProfile.id).where(
+                SupplierProfile.company == principal.company_id
+            )
+        )
+    return Order.buyer == principal.company_id
+
+
+async def get_orders(principal: Principal, ids: Sequence[int]) -> dict[int, Order]:
+    """Orders by id, only those the caller may see (one statement)."""
+    if not ids:
+        return {}
+    query = Order.objects().where(Order.id.is_in(list(ids)))
+    condition = visibility(principal)
+    if condition is not None:
+        query = query.where(condition)
+    return {o.id: o for o in await query}
+
+
+async def list_orders(
+    principal: Principal,
+    *,
+    statuses: Sequence[OrderStatus] = (),
+    created_from: dt.datetime | None = None,
+    created_to: dt.datetime | None = None,
+    first: int,
+    after_id: int | None,
+) -> tuple[list[Order], bool]:
+    """The caller's orders, newest first, keyset-paginated by id."""
+    query = Order.objects()
+    condition = visibility(principal)
+    if condition is not None:
+        query = query.where(condition)
+    if statuses:
+        query = query.where(Order.status.is_in([s.value for s in statuses]))
+    if created_from is not None:
+        query = query.where(Order.created_at >= created_from)
+    if created_to is not None:
+        query = query.where(Order.created_at < created_to)
+    if after_id is not None:
+        query = query.where(Order.id < after_id)
+    rows = await query.order_by(Order.id, ascending=False).limit(first + 1)
+    return rows[:first], len(rows) > first
+
+
+async def lines_of(order_ids: Sequence[int]) -> dict[int, list[OrderLine]]:
+    out: dict[int, list[OrderLine]] = {i: [] for i in order_ids}
+    if order_ids:
+        for line in (
+            await OrderLine.objects()
+            .where(OrderLine.order.is_in(list(order_ids)))
+            .order_by(OrderLine.position)
+        ):
+            out[line.order].append(line)
+    return out
+
+
+async def quality_of(order_ids: Sequence[int]) -> dict[int, list[QualityRequirement]]:
+    out: dict[int, list[QualityRequirement]] = {i: [] for i in order_ids}
+    if order_ids:
+        rows = (
+            await QualityRequirement.objects()
+            .where(QualityRequirement.order.is_in(list(order_ids)))
+            .order_by(QualityRequirement.position)
+        )
+        for q in rows:
+            out[q.order].append(q)
+    return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Coverage:
+    cap: int | None
+    pre_shipment: int
+    post_delivery: int
+
+
+def coverage(order: Order, paid_minor: int) -> Coverage:
+    """Pre-shipment: the initial payment actually paid; post-delivery: the total paid;
+    both capped by the share of the supplier's limit fixed at confirmation."""
+    cap = order.coverage_cap_minor
+    pre = min(paid_minor, order.initial_minor)
+    return Coverage(
+        cap=cap,
+        pre_shipment=min(pre, cap) if cap is not None else 0,
+        post_delivery=min(paid_minor, cap) if cap is not None else 0,
+    )

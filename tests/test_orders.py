@@ -1,0 +1,203 @@
+"""The order state machine, without HTTP: drafting, confirmation, coverage, modification,
+cancellation, and who may touch an order."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from models import config, orders
+from models.enums import OrderStatus, TradeAssuranceStatus
+from models.errors import DomainError, ErrorCode
+from models.tables import Order, OrderEvent, OrderLine, SupplierProfile
+from tests import factories
+from tests.factories import buyer, confirmed_order, contract, supplier
+
+
+async def _events(order_id: int) -> list[tuple[str, str | None, str]]:
+    rows = (
+        await OrderEvent.select(OrderEvent.kind, OrderEvent.old_status, OrderEvent.new_status)
+        .where(OrderEvent.order == order_id)
+        .order_by(OrderEvent.id)
+    )
+    return [(r["kind"], r["old_status"], r["new_status"]) for r in rows]
+
+
+async def test_buyer_places_and_supplier_confirms() -> None:
+    b, s = await buyer(), await supplier(trade_assurance_limit_minor=100_000_00)
+    assert s.supplier_id is not None
+    order = await orders.create_order(b.principal, contract(), supplier_id=s.supplier_id)
+    assert order.status == OrderStatus.PENDING_CONFIRMATION
+    assert order.total_minor == 3_000_00 and order.initial_minor == 1_500_00
+    assert await OrderLine.count().where(OrderLine.order == order.id) == 1
+    with pytest.raises(DomainError) as e:  # the drafter cannot confirm its own draft
+        await orders.confirm_order(b.principal, order.id)
+    assert e.value.code is ErrorCode.NOT_YOUR_TURN
+    confirmed = await orders.confirm_order(s.principal, order.id)
+    assert confirmed.status == OrderStatus.AWAITING_INITIAL_PAYMENT
+    assert confirmed.payment_deadline is not None
+    assert confirmed.coverage_cap_minor == 3_000_00
+    assert await _events(order.id) == [
+        ("CREATED", None, "PENDING_CONFIRMATION"),
+        ("CONFIRMED", "PENDING_CONFIRMATION", "AWAITING_INITIAL_PAYMENT"),
+    ]
+
+
+async def test_supplier_drafts_and_buyer_confirms() -> None:
+    b, s = await buyer(), await supplier(trade_assurance_limit_minor=100_000_00)
+    order = await orders.create_order(
+        s.principal, contract(initial_payment_minor=0), buyer_company_id=b.principal.company_id
+    )
+    assert order.drafted_by == "SUPPLIER"
+    confirmed = await orders.confirm_order(b.principal, order.id)
+    # No deposit: the balance is due straight away.
+    assert confirmed.status == OrderStatus.AWAITING_BALANCE
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (TradeAssuranceStatus.NONE, ErrorCode.SUPPLIER_NOT_PROTECTED),
+        (TradeAssuranceStatus.SUSPENDED, ErrorCode.TRADE_ASSURANCE_SUSPENDED),
+    ],
+)
+async def test_unprotected_supplier_takes_no_orders(
+    status: TradeAssuranceStatus, code: ErrorCode
+) -> None:
+    b, s = await buyer(), await supplier(trade_assurance_limit_minor=100_000_00)
+    await SupplierProfile.update({SupplierProfile.ta_status: status.value}).where(
+        SupplierProfile.id == s.supplier_id
+    )
+    with pytest.raises(DomainError) as e:
+        await orders.create_order(b.principal, contract(), supplier_id=s.supplier_id)
+    assert e.value.code is code
+    assert await Order.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "field"),
+    [
+        ({"lines": ()}, ErrorCode.INVALID_INPUT, "lines"),
+        ({"currency": "XYZ"}, ErrorCode.INVALID_CURRENCY, "currency"),
+        ({"destination_country": "ZZ"}, ErrorCode.INVALID_COUNTRY, "destinationCountry"),
+        ({"initial_payment_minor": 3_000_01}, ErrorCode.INVALID_AMOUNT, "initialPayment"),
+        ({"initial_payment_minor": -1}, ErrorCode.INVALID_AMOUNT, "initialPayment"),
+        ({"lines": (orders.Line("x", 0, 100),)}, ErrorCode.INVALID_INPUT, "lines.0.quantity"),
+        ({"lines": (orders.Line("x", 1, 0),)}, ErrorCode.INVALID_AMOUNT, "lines.0.unitPrice"),
+        ({"quality": (orders.Quality("flux", " "),)}, ErrorCode.INVALID_INPUT,
+         "qualityRequirements.0"),
+    ],
+)  # fmt: skip
+async def test_invalid_contracts_are_refused(
+    change: dict[str, object], code: ErrorCode, field: str
+) -> None:
+    b, s = await buyer(), await supplier(trade_assurance_limit_minor=100_000_00)
+    bad = dataclasses.replace(contract(), **change)  # type: ignore[arg-type]
+    with pytest.raises(DomainError) as e:
+        await orders.create_order(b.principal, bad, supplier_id=s.supplier_id)
+    assert (e.value.code, e.value.field) == (code, field)
+    assert await Order.count() == 0
+
+
+async def test_deadline_in_the_past_is_refused() -> None:
+    b, s = await buyer(), await supplier(trade_assurance_limit_minor=100_000_00)
+    with pytest.raises(DomainError) as e:
+        await orders.create_order(b.principal, contract(days_to_ship=-1), supplier_id=s.supplier_id)
+    assert e.value.code is ErrorCode.DEADLINE_IN_PAST
+
+
+async def test_coverage_is_capped_by_the_remaining_limit_and_given_back() -> None:
+    b, s = await buyer(), await supplier(trade_assurance_limit_minor=5_000_00)
+    _, _, first = await confirmed_order(b, s)  # reserves 3,000.00 of 5,000.00
+    assert first.limit_reserved_minor == 3_000_00
+    _, _, second = await confirmed_order(b, s)
+    assert second.coverage_cap_minor == 2_000_00  # only 2,000.00 was left
+    assert second.limit_reserved_minor == 2_000_00
+    await orders.cancel_order(b.principal, first.id, "changed our mind")
+    _, _, third = await confirmed_order(b, s)
+    assert third.coverage_cap_minor == 3_000_00
+
+
+async def test_coverage_in_another_currency_uses_the_recorded_rate() -> None:
+    config.configure(dataclasses.replace(config.current(), exchange_rates=(("EUR", "1.25"),)))
+    b, s = await buyer(), await supplier(trade_assurance_limit_minor=2_500_00)
+    _, _, order = await confirmed_order(b, s, contract(currency="EUR"))
+    # 3,000.00 EUR = 3,750.00 USD > 2,500.00 USD remaining: cap = 2,500 / 1.25 = 2,000 EUR.
+    assert order.exchange_rate == "1.25"
+    assert order.limit_reserved_minor == 2_500_00
+    assert order.coverage_cap_minor == 2_000_00
+    cover = orders.coverage(order, paid_minor=1_500_00)
+    assert (cover.pre_shipment, cover.post_delivery) == (1_500_00, 1_500_00)
+    cover = orders.coverage(order, paid_minor=3_000_00)
+    assert (cover.pre_shipment, cover.post_delivery) == (1_500_00, 2_000_00)
+
+
+async def test_currency_without_a_rate_is_refused_at_confirmation() -> None:
+    b, s = await buyer(), await supplier(trade_assurance_limit_minor=2_500_00)
+    order = await orders.create_order(
+        b.principal, contract(currency="CHF"), supplier_id=s.supplier_id
+    )
+    with pytest.raises(DomainError) as e:
+        await orders.confirm_order(s.principal, order.id)
+    assert e.value.code is ErrorCode.INVALID_CURRENCY
+    assert (await Order.objects().get(Order.id == order.id)).status == "PENDING_CONFIRMATION"
+
+
+async def test_modification_is_proposed_by_one_and_accepted_by_the_other() -> None:
+    b, s, order = await confirmed_order()
+    bigger = contract(quantity=3)
+    proposal = await orders.propose_modification(s.principal, order.id, bigger, "one more")
+    with pytest.raises(DomainError) as e:
+        await orders.accept_modification(s.principal, proposal.id)
+    assert e.value.code is ErrorCode.NOT_YOUR_TURN
+    updated = await orders.accept_modification(b.principal, proposal.id)
+    assert (updated.total_minor, updated.version) == (4_500_00, 2)
+    assert updated.limit_reserved_minor == 4_500_00
+    with pytest.raises(DomainError) as e:
+        await orders.accept_modification(b.principal, proposal.id)
+    assert e.value.code is ErrorCode.MODIFICATION_NOT_PENDING
+
+
+async def test_a_newer_proposal_supersedes_the_older() -> None:
+    b, s, order = await confirmed_order()
+    old = await orders.propose_modification(s.principal, order.id, contract(quantity=3))
+    await orders.propose_modification(s.principal, order.id, contract(quantity=4))
+    with pytest.raises(DomainError) as e:
+        await orders.accept_modification(b.principal, old.id)
+    assert e.value.code is ErrorCode.MODIFICATION_NOT_PENDING
+
+
+async def test_strangers_get_not_found() -> None:
+    _, _, order = await confirmed_order()
+    stranger, other_supplier = await buyer(), await supplier()
+    for who in (stranger, other_supplier):
+        with pytest.raises(DomainError) as e:
+            await orders.cancel_order(who.principal, order.id, "mine now")
+        assert e.value.code is ErrorCode.NOT_FOUND
+        assert await orders.get_orders(who.principal, [order.id]) == {}
+    mediator = await factories.staff()
+    assert order.id in await orders.get_orders(mediator.principal, [order.id])
+
+
+async def test_cancel_before_payment_and_not_twice() -> None:
+    b, _, order = await confirmed_order()
+    cancelled = await orders.cancel_order(b.principal, order.id, "budget cut")
+    assert cancelled.status == OrderStatus.CANCELLED
+    with pytest.raises(DomainError) as e:
+        await orders.cancel_order(b.principal, order.id, "again")
+    assert e.value.code is ErrorCode.INVALID_TRANSITION
+    assert [k for k, _, _ in await _events(order.id)][-1] == "CANCELLED"
+
+
+async def test_list_orders_shows_only_the_viewers_own() -> None:
+    b, s, first = await confirmed_order()
+    _, _, second = await confirmed_order(b, s)
+    _, _, foreign = await confirmed_order()
+    mine, has_next = await orders.list_orders(b.principal, first=10, after_id=None)
+    assert [o.id for o in mine] == [second.id, first.id] and not has_next
+    supplier_view, _ = await orders.list_orders(s.principal, first=1, after_id=None)
+    assert [o.id for o in supplier_view] == [second.id]
+    page2, _ = await orders.list_orders(s.principal, first=1, after_id=second.id)
+    assert [o.id for o in page2] == [first.id]
+    assert foreign.id not in {o.id for o in mine}
