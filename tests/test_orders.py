@@ -141,7 +141,9 @@ async def test_currency_without_a_rate_is_refused_at_confirmation() -> None:
     with pytest.raises(DomainError) as e:
         await orders.confirm_order(s.principal, order.id)
     assert e.value.code is ErrorCode.INVALID_CURRENCY
-    assert (await Order.objects().get(Order.id == order.id)).status == "PENDING_CONFIRMATION"
+    assert await Order.select(Order.status).where(Order.id == order.id).first() == {
+        "status": "PENDING_CONFIRMATION"
+    }
 
 
 async def test_modification_is_proposed_by_one_and_accepted_by_the_other() -> None:
