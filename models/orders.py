@@ -28,6 +28,7 @@ from models.geography import validate_country
 from models.money import Money, exponent, validate_currency
 from models.tables import (
     Order,
+    OrderEvent,
     OrderLine,
     OrderModification,
     Payment,
@@ -632,4 +633,11 @@ def coverage(order: Order, paid_minor: int) -> Coverage:
         cap=cap,
         pre_shipment=min(pre, cap) if cap is not None else 0,
         post_delivery=min(paid_minor, cap) if cap is not None else 0,
+    )
+
+
+async def events_of(order_id: int) -> list[OrderEvent]:
+    """The order's timeline, oldest first."""
+    return list(
+        await OrderEvent.objects().where(OrderEvent.order == order_id).order_by(OrderEvent.id)
     )

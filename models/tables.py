@@ -13,6 +13,7 @@ from piccolo.columns import (
     Timestamptz,
     Varchar,
 )
+from piccolo.columns.base import OnDelete
 from piccolo.table import Table
 
 from models.enums import (
@@ -193,7 +194,7 @@ class OrderEvent(Table):
     """The order's timeline, audit trail and (later) the subscriptions' outbox."""
 
     id = Serial(primary_key=True)
-    order = ForeignKey(Order, null=False, index=True)
+    order = ForeignKey(Order, null=False, index=True, on_delete=OnDelete.restrict)
     kind = Varchar(length=40)
     old_status = Varchar(length=32, null=True, default=None)
     new_status = Varchar(length=32)
@@ -206,7 +207,7 @@ class OrderEvent(Table):
 
 class Payment(Table):
     id = Serial(primary_key=True)
-    order = ForeignKey(Order, null=False, index=True)
+    order = ForeignKey(Order, null=False, index=True, on_delete=OnDelete.restrict)
     method = Varchar(length=16, choices=PaymentMethod)
     status = Varchar(length=16, choices=PaymentStatus, index=True)
     currency = Varchar(length=3)
@@ -220,8 +221,10 @@ class Payment(Table):
 
 class Refund(Table):
     id = Serial(primary_key=True)
-    order = ForeignKey(Order, null=False, index=True)
-    payment = ForeignKey(Payment, null=True, default=None)  # goes back the way it came
+    order = ForeignKey(Order, null=False, index=True, on_delete=OnDelete.restrict)
+    payment = ForeignKey(
+        Payment, null=True, default=None, on_delete=OnDelete.restrict
+    )  # goes back the way it came
     status = Varchar(length=16, choices=RefundStatus, index=True)
     currency = Varchar(length=3)
     amount_minor = BigInt()
@@ -235,7 +238,8 @@ class Refund(Table):
 
 
 class LedgerPosting(Table):
-    """One leg of a balanced double-entry transaction. Never updated, never deleted.
+    """One leg of a balanced double-entry transaction. Never updated, never deleted (and
+    money rows restrict the deletion of their order, rather than cascading).
 
     `amount_minor` is signed: positive debits, negative credits; the legs of one `txn`
     sum to zero in their currency."""
@@ -243,7 +247,7 @@ class LedgerPosting(Table):
     id = Serial(primary_key=True)
     txn = Varchar(length=36, index=True)
     kind = Varchar(length=20)
-    order = ForeignKey(Order, null=True, default=None, index=True)
+    order = ForeignKey(Order, null=True, default=None, index=True, on_delete=OnDelete.restrict)
     account = Varchar(length=64, index=True)
     currency = Varchar(length=3)
     amount_minor = BigInt()

@@ -1,16 +1,39 @@
 """Per-request context: who is calling, and the request's DataLoaders."""
 
 import dataclasses
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from graphql import GraphQLError
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
-from models import suppliers, trade_assurance
+from models import accounts, ledger, orders, payments, suppliers, trade_assurance
 from models.accounts import Principal
 from models.suppliers import Supplier
-from models.tables import TradeAssuranceApplication
+from models.tables import (
+    Company,
+    OrderLine,
+    Payment,
+    QualityRequirement,
+    TradeAssuranceApplication,
+)
+
+K = TypeVar("K")
+V = TypeVar("V")
+W = TypeVar("W")
+
+
+def batch(
+    fetch: Callable[[list[K]], Awaitable[Mapping[K, V]]], missing: Callable[[], W], cache: bool
+) -> DataLoader[K, V | W]:
+    """A DataLoader over a domain function that reads many keys in one statement."""
+
+    async def load(keys: list[K]) -> list[V | W]:
+        found = await fetch(keys)
+        return [found[k] if k in found else missing() for k in keys]
+
+    return DataLoader(load_fn=load, cache=cache)
 
 
 async def _load_suppliers(ids: list[int]) -> list[Supplier | None]:
@@ -38,6 +61,21 @@ class Context:
         self.suppliers = DataLoader[int, Supplier | None](load_fn=_load_suppliers, cache=self.cache)
         self.applications = DataLoader[int, TradeAssuranceApplication | None](
             load_fn=_load_applications, cache=self.cache
+        )
+        self.companies: DataLoader[int, Company | None] = batch(
+            accounts.get_companies, lambda: None, self.cache
+        )
+        self.order_money: DataLoader[int, ledger.OrderMoney | None] = batch(
+            ledger.order_money, lambda: None, self.cache
+        )
+        self.order_payments: DataLoader[int, list[Payment]] = batch(
+            payments.payments_of, list, self.cache
+        )
+        self.order_lines: DataLoader[int, list[OrderLine]] = batch(
+            orders.lines_of, list, self.cache
+        )
+        self.order_quality: DataLoader[int, list[QualityRequirement]] = batch(
+            orders.quality_of, list, self.cache
         )
 
     def require_principal(self) -> Principal:

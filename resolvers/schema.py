@@ -19,6 +19,8 @@ from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 
 from resolvers.accounts import AccountMutations, AccountQueries
+from resolvers.orders import OrderMutations, OrderQueries
+from resolvers.payments import PaymentMutations, PaymentQueries
 from resolvers.scalars import SCALARS
 from resolvers.suppliers import SupplierMutations, SupplierQueries
 from resolvers.trade_assurance import TradeAssuranceMutations, TradeAssuranceQueries
@@ -29,7 +31,9 @@ def _query_type() -> type:
     when a schema is built, so a shared field would make the second `build_schema` fail."""
 
     @strawberry.type(name="Query")
-    class Query(AccountQueries, SupplierQueries, TradeAssuranceQueries):
+    class Query(
+        AccountQueries, SupplierQueries, TradeAssuranceQueries, OrderQueries, PaymentQueries
+    ):
         node: relay.Node | None = relay.node(
             description="Any object by its global ID; null if it does not exist or is not yours."
         )
@@ -38,7 +42,13 @@ def _query_type() -> type:
 
 
 @strawberry.type
-class Mutation(AccountMutations, SupplierMutations, TradeAssuranceMutations):
+class Mutation(
+    AccountMutations,
+    SupplierMutations,
+    TradeAssuranceMutations,
+    OrderMutations,
+    PaymentMutations,
+):
     pass
 
 

@@ -1,4 +1,5 @@
-"""The Starlette application: /graphql (HTTP and WebSocket), /healthz, /readyz."""
+"""The Starlette application: /graphql (HTTP and WebSocket), /healthz, /readyz, and the
+payment provider's callback, /webhooks/payments."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from resolvers.context import Context
 from resolvers.schema import build_schema
 from server.auth import AuthGate, token_from_connection_params
 from server.limits import BodySizeLimit
+from server.payments import install as install_payments
 from server.settings import Settings
 
 log = logging.getLogger("trade_assurance")
@@ -95,6 +97,7 @@ async def prepare_database(settings: Settings) -> None:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     config.configure(settings.domain)
+    payment_webhook = install_payments(settings)  # the provider, and its callback route
     schema = build_schema(
         max_depth=settings.max_query_depth,
         max_aliases=settings.max_aliases,
@@ -125,6 +128,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/schema.graphql", schema_file),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            payment_webhook,  # not behind AuthGate: the provider signs its calls instead
         ],
         middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
         lifespan=lifespan,

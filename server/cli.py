@@ -1,4 +1,5 @@
-"""`trade-assurance`: serve, migrate, seed-demo, create-user, create-api-key."""
+"""`trade-assurance`: serve, migrate, seed-demo, create-user, create-api-key,
+sandbox-callback."""
 
 from __future__ import annotations
 
@@ -108,6 +109,44 @@ def _create_api_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sandbox_callback(args: argparse.Namespace) -> int:
+    """Play the sandbox provider: send one signed callback, print it and the answer."""
+    import json
+
+    try:
+        import httpx
+    except ImportError:
+        print("error: sandbox-callback needs httpx (pip install httpx)", file=sys.stderr)
+        return 1
+
+    from server.payments.sandbox import build_event, deliver
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # we print the exchange ourselves
+    refund = args.reference.startswith("ref_")
+    kind = "refund" if refund else "payment"
+    status = {"succeeded": "settled" if refund else "succeeded", "failed": "failed"}
+    reason = args.reason or ("sandbox_failure" if args.outcome == "failed" else None)
+    event = build_event(
+        f"{kind}.{status[args.outcome]}", args.reference, args.provider_reference, reason
+    )
+    secret = Settings.from_env().payment_webhook_secret
+    print(f"POST {args.url.rstrip('/')}/webhooks/payments")
+    print(json.dumps(event, indent=2))
+    try:
+        response = asyncio.run(deliver(args.url, secret, event))
+    except httpx.HTTPError as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    print(f"-> HTTP {response.status_code} {response.text}")
+    return 0 if response.is_success else 1
+
+
+def _ledger_check(_: argparse.Namespace) -> int:
+    from server.ledger_check import run
+
+    return run()
+
+
 def _scopes(value: str) -> list[Scope]:
     """`READ,ORDERS` as scopes; an unknown name is a usage error, not a traceback."""
     try:
@@ -150,6 +189,20 @@ def parser() -> argparse.ArgumentParser:
     )
     key.add_argument("--expires-days", type=int)
     key.set_defaults(run=_create_api_key)
+
+    callback = sub.add_parser(
+        "sandbox-callback",
+        help="send a signed sandbox provider callback (completes a pending T/T payment)",
+    )
+    callback.add_argument("--reference", required=True, help="pay_12 (payment) or ref_7 (refund)")
+    callback.add_argument("--outcome", required=True, choices=["succeeded", "failed"])
+    callback.add_argument("--url", default="http://127.0.0.1:8000", help="the gateway")
+    callback.add_argument("--provider-reference", help="the provider's sbx_… reference")
+    callback.add_argument("--reason", help="failure reason (default sandbox_failure)")
+    callback.set_defaults(run=_sandbox_callback)
+
+    check = sub.add_parser("ledger-check", help="verify the ledger's invariants (1 if broken)")
+    check.set_defaults(run=_ledger_check)
     return p
 
 

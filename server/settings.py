@@ -7,6 +7,9 @@ import os
 
 from models.config import DomainConfig
 
+# Public, so anyone can sign sandbox callbacks in development; refused in production.
+DEFAULT_PAYMENT_WEBHOOK_SECRET = "whsec_sandbox_development"  # noqa: S105
+
 
 def _bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
@@ -35,6 +38,8 @@ class Settings:
     pg_pool_min: int
     pg_pool_max: int
     domain: DomainConfig
+    payment_provider: str = "sandbox"
+    payment_webhook_secret: str = DEFAULT_PAYMENT_WEBHOOK_SECRET
 
     @property
     def development(self) -> bool:
@@ -45,6 +50,14 @@ class Settings:
         environment = os.environ.get("TA_ENV", "development")
         if environment not in ("development", "production"):
             raise ValueError(f"TA_ENV must be development or production, not {environment!r}")
+        webhook_secret = (
+            os.environ.get("TA_PAYMENT_WEBHOOK_SECRET") or DEFAULT_PAYMENT_WEBHOOK_SECRET
+        )
+        if environment == "production" and webhook_secret == DEFAULT_PAYMENT_WEBHOOK_SECRET:
+            raise ValueError(
+                "TA_PAYMENT_WEBHOOK_SECRET must be set in production "
+                "(the default is the public development secret)"
+            )
         defaults = DomainConfig()
         return cls(
             database_url=os.environ.get("DATABASE_URL") or None,
@@ -68,4 +81,6 @@ class Settings:
                 max_page_size=_int("TA_MAX_PAGE_SIZE", defaults.max_page_size),
                 min_password_length=_int("TA_MIN_PASSWORD_LENGTH", defaults.min_password_length),
             ),
+            payment_provider=os.environ.get("TA_PAYMENT_PROVIDER", "sandbox"),
+            payment_webhook_secret=webhook_secret,
         )

@@ -51,9 +51,18 @@ async def _empty_tables() -> None:
     if ENGINE == "postgres":
         await ALL_TABLES[0].raw(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE")
     else:
+        # The append-only ledger's triggers refuse DELETE: lift them for the clean-up only.
+        triggers = await ALL_TABLES[0].raw(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
+            "AND tbl_name = 'ledger_posting'"
+        )
         async with db.write_transaction():
+            for trigger in triggers:
+                await ALL_TABLES[0].raw(f"DROP TRIGGER {trigger['name']}")
             for name in reversed(names):
                 await ALL_TABLES[0].raw(f"DELETE FROM {name}")  # noqa: S608
+            for trigger in triggers:
+                await ALL_TABLES[0].raw(trigger["sql"])
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models import accounts, db
+from models import accounts, clock, db
 from models.enums import CompanyKind
 from models.errors import DomainError, ErrorCode
 from models.tables import Company, UserAccount
@@ -48,3 +48,24 @@ async def test_failed_registration_leaves_nothing_behind() -> None:
     assert e.value.code is ErrorCode.EMAIL_TAKEN
     assert await Company.count() == 1
     assert await UserAccount.count() == 1
+
+
+async def test_ledger_postings_are_append_only() -> None:
+    from models import ledger
+    from models.tables import LedgerPosting
+
+    async with db.write_transaction():
+        await ledger.post(
+            ledger.PostingKind.PAYMENT,
+            "USD",
+            [ledger.Leg("provider:CARD", 100), ledger.Leg("fees:card", -100)],
+            order_id=None,
+            at=clock.now(),
+        )
+    with pytest.raises(Exception, match="append-only"):
+        await LedgerPosting.update({LedgerPosting.amount_minor: 1}).where(
+            LedgerPosting.amount_minor == 100
+        )
+    with pytest.raises(Exception, match="append-only"):
+        await LedgerPosting.delete().where(LedgerPosting.amount_minor == 100)
+    assert await LedgerPosting.count() == 2

@@ -92,14 +92,39 @@ class UserAccount(Table, tablename="user_account", schema=None):
     )
 
 
-ID = "2026-11-26T12:15:28:264787"
+ID = "2026-11-26T12:32:36:476392"
 VERSION = "1.38.0"
 DESCRIPTION = "Orders, payments, refunds, ledger, idempotency, provider events"
 
 
 async def forwards():
-    manager = MigrationManager(
-        migration_id=ID, app_name="models", description=DESCRIPTION
+    manager = MigrationManager(migration_id=ID, app_name="models", description=DESCRIPTION)
+
+    manager.add_table(
+        class_name="OrderEvent",
+        tablename="order_event",
+        schema=None,
+        columns=None,
+    )
+
+    manager.add_table(class_name="Order", tablename="trade_order", schema=None, columns=None)
+
+    manager.add_table(class_name="Payment", tablename="payment", schema=None, columns=None)
+
+    manager.add_table(
+        class_name="LedgerPosting",
+        tablename="ledger_posting",
+        schema=None,
+        columns=None,
+    )
+
+    manager.add_table(class_name="Refund", tablename="refund", schema=None, columns=None)
+
+    manager.add_table(
+        class_name="QualityRequirement",
+        tablename="quality_requirement",
+        schema=None,
+        columns=None,
     )
 
     manager.add_table(
@@ -117,52 +142,17 @@ async def forwards():
     )
 
     manager.add_table(
-        class_name="Order", tablename="trade_order", schema=None, columns=None
-    )
-
-    manager.add_table(
-        class_name="Payment", tablename="payment", schema=None, columns=None
-    )
-
-    manager.add_table(
-        class_name="QualityRequirement",
-        tablename="quality_requirement",
-        schema=None,
-        columns=None,
-    )
-
-    manager.add_table(
-        class_name="Refund", tablename="refund", schema=None, columns=None
-    )
-
-    manager.add_table(
-        class_name="LedgerPosting",
-        tablename="ledger_posting",
-        schema=None,
-        columns=None,
-    )
-
-    manager.add_table(
-        class_name="OrderEvent",
-        tablename="order_event",
-        schema=None,
-        columns=None,
-    )
-
-    manager.add_table(
         class_name="ProviderEvent",
         tablename="provider_event",
         schema=None,
         columns=None,
     )
 
-    manager.add_table(
-        class_name="OrderLine", tablename="order_line", schema=None, columns=None
-    )
+    manager.add_table(class_name="OrderLine", tablename="order_line", schema=None, columns=None)
 
     manager.add_column(
-        table_class_name="OrderModification",
-        tablename="order_modification",
+        table_class_name="OrderEvent",
+        tablename="order_event",
         column_name="id",
         db_column_name="id",
         column_class_name="Serial",
@@ -181,15 +171,15 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="OrderModification",
-        tablename="order_modification",
+        table_class_name="OrderEvent",
+        tablename="order_event",
         column_name="order",
         db_column_name="order",
         column_class_name="ForeignKey",
         column_class=ForeignKey,
         params={
             "references": Order,
-            "on_delete": OnDelete.cascade,
+            "on_delete": OnDelete.restrict,
             "on_update": OnUpdate.cascade,
             "target_column": None,
             "null": False,
@@ -205,10 +195,106 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="OrderModification",
-        tablename="order_modification",
-        column_name="proposed_by",
-        db_column_name="proposed_by",
+        table_class_name="OrderEvent",
+        tablename="order_event",
+        column_name="kind",
+        db_column_name="kind",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 40,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="OrderEvent",
+        tablename="order_event",
+        column_name="old_status",
+        db_column_name="old_status",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 32,
+            "default": None,
+            "null": True,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="OrderEvent",
+        tablename="order_event",
+        column_name="new_status",
+        db_column_name="new_status",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 32,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="OrderEvent",
+        tablename="order_event",
+        column_name="actor_kind",
+        db_column_name="actor_kind",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 20,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": Enum(
+                "ActorKind",
+                {
+                    "USER": "USER",
+                    "PARTNER": "PARTNER",
+                    "SCHEDULER": "SCHEDULER",
+                    "PAYMENT_PROVIDER": "PAYMENT_PROVIDER",
+                },
+            ),
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="OrderEvent",
+        tablename="order_event",
+        column_name="actor_user",
+        db_column_name="actor_user",
         column_class_name="ForeignKey",
         column_class=ForeignKey,
         params={
@@ -229,47 +315,18 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="OrderModification",
-        tablename="order_modification",
-        column_name="proposed_by_role",
-        db_column_name="proposed_by_role",
-        column_class_name="Varchar",
-        column_class=Varchar,
+        table_class_name="OrderEvent",
+        tablename="order_event",
+        column_name="actor_api_key",
+        db_column_name="actor_api_key",
+        column_class_name="ForeignKey",
+        column_class=ForeignKey,
         params={
-            "length": 16,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": Enum(
-                "Role",
-                {
-                    "BUYER": "BUYER",
-                    "SUPPLIER": "SUPPLIER",
-                    "INSPECTOR": "INSPECTOR",
-                    "MEDIATOR": "MEDIATOR",
-                    "PARTNER": "PARTNER",
-                },
-            ),
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="OrderModification",
-        tablename="order_modification",
-        column_name="status",
-        db_column_name="status",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 16,
-            "default": "",
-            "null": False,
+            "references": ApiKey,
+            "on_delete": OnDelete.cascade,
+            "on_update": OnUpdate.cascade,
+            "target_column": None,
+            "null": True,
             "primary_key": False,
             "unique": False,
             "index": False,
@@ -282,29 +339,8 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="OrderModification",
-        tablename="order_modification",
-        column_name="contract",
-        db_column_name="contract",
-        column_class_name="Text",
-        column_class=Text,
-        params={
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="OrderModification",
-        tablename="order_modification",
+        table_class_name="OrderEvent",
+        tablename="order_event",
         column_name="reason",
         db_column_name="reason",
         column_class_name="Text",
@@ -324,179 +360,8 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="OrderModification",
-        tablename="order_modification",
-        column_name="created_at",
-        db_column_name="created_at",
-        column_class_name="Timestamptz",
-        column_class=Timestamptz,
-        params={
-            "default": TimestamptzNow(),
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="OrderModification",
-        tablename="order_modification",
-        column_name="decided_at",
-        db_column_name="decided_at",
-        column_class_name="Timestamptz",
-        column_class=Timestamptz,
-        params={
-            "default": None,
-            "null": True,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="IdempotencyRecord",
-        tablename="idempotency_record",
-        column_name="id",
-        db_column_name="id",
-        column_class_name="Serial",
-        column_class=Serial,
-        params={
-            "null": False,
-            "primary_key": True,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="IdempotencyRecord",
-        tablename="idempotency_record",
-        column_name="scope",
-        db_column_name="scope",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 40,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="IdempotencyRecord",
-        tablename="idempotency_record",
-        column_name="key",
-        db_column_name="key",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 200,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="IdempotencyRecord",
-        tablename="idempotency_record",
-        column_name="operation",
-        db_column_name="operation",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 40,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="IdempotencyRecord",
-        tablename="idempotency_record",
-        column_name="request_hash",
-        db_column_name="request_hash",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 64,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="IdempotencyRecord",
-        tablename="idempotency_record",
-        column_name="result",
-        db_column_name="result",
-        column_class_name="Text",
-        column_class=Text,
-        params={
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="IdempotencyRecord",
-        tablename="idempotency_record",
+        table_class_name="OrderEvent",
+        tablename="order_event",
         column_name="created_at",
         db_column_name="created_at",
         column_class_name="Timestamptz",
@@ -1063,7 +928,7 @@ async def forwards():
         column_class=ForeignKey,
         params={
             "references": Order,
-            "on_delete": OnDelete.cascade,
+            "on_delete": OnDelete.restrict,
             "on_update": OnUpdate.cascade,
             "target_column": None,
             "null": False,
@@ -1288,8 +1153,8 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="QualityRequirement",
-        tablename="quality_requirement",
+        table_class_name="LedgerPosting",
+        tablename="ledger_posting",
         column_name="id",
         db_column_name="id",
         column_class_name="Serial",
@@ -1308,17 +1173,15 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="QualityRequirement",
-        tablename="quality_requirement",
-        column_name="order",
-        db_column_name="order",
-        column_class_name="ForeignKey",
-        column_class=ForeignKey,
+        table_class_name="LedgerPosting",
+        tablename="ledger_posting",
+        column_name="txn",
+        db_column_name="txn",
+        column_class_name="Varchar",
+        column_class=Varchar,
         params={
-            "references": Order,
-            "on_delete": OnDelete.cascade,
-            "on_update": OnUpdate.cascade,
-            "target_column": None,
+            "length": 36,
+            "default": "",
             "null": False,
             "primary_key": False,
             "unique": False,
@@ -1332,12 +1195,102 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="QualityRequirement",
-        tablename="quality_requirement",
-        column_name="position",
-        db_column_name="position",
-        column_class_name="Integer",
-        column_class=Integer,
+        table_class_name="LedgerPosting",
+        tablename="ledger_posting",
+        column_name="kind",
+        db_column_name="kind",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 20,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="LedgerPosting",
+        tablename="ledger_posting",
+        column_name="order",
+        db_column_name="order",
+        column_class_name="ForeignKey",
+        column_class=ForeignKey,
+        params={
+            "references": Order,
+            "on_delete": OnDelete.restrict,
+            "on_update": OnUpdate.cascade,
+            "target_column": None,
+            "null": True,
+            "primary_key": False,
+            "unique": False,
+            "index": True,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="LedgerPosting",
+        tablename="ledger_posting",
+        column_name="account",
+        db_column_name="account",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 64,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": True,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="LedgerPosting",
+        tablename="ledger_posting",
+        column_name="currency",
+        db_column_name="currency",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 3,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="LedgerPosting",
+        tablename="ledger_posting",
+        column_name="amount_minor",
+        db_column_name="amount_minor",
+        column_class_name="BigInt",
+        column_class=BigInt,
         params={
             "default": 0,
             "null": False,
@@ -1353,36 +1306,14 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="QualityRequirement",
-        tablename="quality_requirement",
-        column_name="attribute",
-        db_column_name="attribute",
-        column_class_name="Varchar",
-        column_class=Varchar,
+        table_class_name="LedgerPosting",
+        tablename="ledger_posting",
+        column_name="created_at",
+        db_column_name="created_at",
+        column_class_name="Timestamptz",
+        column_class=Timestamptz,
         params={
-            "length": 200,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="QualityRequirement",
-        tablename="quality_requirement",
-        column_name="requirement",
-        db_column_name="requirement",
-        column_class_name="Text",
-        column_class=Text,
-        params={
-            "default": "",
+            "default": TimestamptzNow(),
             "null": False,
             "primary_key": False,
             "unique": False,
@@ -1424,7 +1355,7 @@ async def forwards():
         column_class=ForeignKey,
         params={
             "references": Order,
-            "on_delete": OnDelete.cascade,
+            "on_delete": OnDelete.restrict,
             "on_update": OnUpdate.cascade,
             "target_column": None,
             "null": False,
@@ -1448,7 +1379,7 @@ async def forwards():
         column_class=ForeignKey,
         params={
             "references": Payment,
-            "on_delete": OnDelete.cascade,
+            "on_delete": OnDelete.restrict,
             "on_update": OnUpdate.cascade,
             "target_column": None,
             "null": True,
@@ -1680,8 +1611,8 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="LedgerPosting",
-        tablename="ledger_posting",
+        table_class_name="QualityRequirement",
+        tablename="quality_requirement",
         column_name="id",
         db_column_name="id",
         column_class_name="Serial",
@@ -1700,52 +1631,8 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="LedgerPosting",
-        tablename="ledger_posting",
-        column_name="txn",
-        db_column_name="txn",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 36,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": True,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="LedgerPosting",
-        tablename="ledger_posting",
-        column_name="kind",
-        db_column_name="kind",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 20,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="LedgerPosting",
-        tablename="ledger_posting",
+        table_class_name="QualityRequirement",
+        tablename="quality_requirement",
         column_name="order",
         db_column_name="order",
         column_class_name="ForeignKey",
@@ -1755,28 +1642,6 @@ async def forwards():
             "on_delete": OnDelete.cascade,
             "on_update": OnUpdate.cascade,
             "target_column": None,
-            "null": True,
-            "primary_key": False,
-            "unique": False,
-            "index": True,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="LedgerPosting",
-        tablename="ledger_posting",
-        column_name="account",
-        db_column_name="account",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 64,
-            "default": "",
             "null": False,
             "primary_key": False,
             "unique": False,
@@ -1790,34 +1655,12 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="LedgerPosting",
-        tablename="ledger_posting",
-        column_name="currency",
-        db_column_name="currency",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 3,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="LedgerPosting",
-        tablename="ledger_posting",
-        column_name="amount_minor",
-        db_column_name="amount_minor",
-        column_class_name="BigInt",
-        column_class=BigInt,
+        table_class_name="QualityRequirement",
+        tablename="quality_requirement",
+        column_name="position",
+        db_column_name="position",
+        column_class_name="Integer",
+        column_class=Integer,
         params={
             "default": 0,
             "null": False,
@@ -1833,14 +1676,15 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="LedgerPosting",
-        tablename="ledger_posting",
-        column_name="created_at",
-        db_column_name="created_at",
-        column_class_name="Timestamptz",
-        column_class=Timestamptz,
+        table_class_name="QualityRequirement",
+        tablename="quality_requirement",
+        column_name="attribute",
+        db_column_name="attribute",
+        column_class_name="Varchar",
+        column_class=Varchar,
         params={
-            "default": TimestamptzNow(),
+            "length": 200,
+            "default": "",
             "null": False,
             "primary_key": False,
             "unique": False,
@@ -1854,8 +1698,29 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="OrderEvent",
-        tablename="order_event",
+        table_class_name="QualityRequirement",
+        tablename="quality_requirement",
+        column_name="requirement",
+        db_column_name="requirement",
+        column_class_name="Text",
+        column_class=Text,
+        params={
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="OrderModification",
+        tablename="order_modification",
         column_name="id",
         db_column_name="id",
         column_class_name="Serial",
@@ -1874,8 +1739,8 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="OrderEvent",
-        tablename="order_event",
+        table_class_name="OrderModification",
+        tablename="order_modification",
         column_name="order",
         db_column_name="order",
         column_class_name="ForeignKey",
@@ -1898,106 +1763,10 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="OrderEvent",
-        tablename="order_event",
-        column_name="kind",
-        db_column_name="kind",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 40,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="OrderEvent",
-        tablename="order_event",
-        column_name="old_status",
-        db_column_name="old_status",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 32,
-            "default": None,
-            "null": True,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="OrderEvent",
-        tablename="order_event",
-        column_name="new_status",
-        db_column_name="new_status",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 32,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="OrderEvent",
-        tablename="order_event",
-        column_name="actor_kind",
-        db_column_name="actor_kind",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 20,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": Enum(
-                "ActorKind",
-                {
-                    "USER": "USER",
-                    "PARTNER": "PARTNER",
-                    "SCHEDULER": "SCHEDULER",
-                    "PAYMENT_PROVIDER": "PAYMENT_PROVIDER",
-                },
-            ),
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="OrderEvent",
-        tablename="order_event",
-        column_name="actor_user",
-        db_column_name="actor_user",
+        table_class_name="OrderModification",
+        tablename="order_modification",
+        column_name="proposed_by",
+        db_column_name="proposed_by",
         column_class_name="ForeignKey",
         column_class=ForeignKey,
         params={
@@ -2018,18 +1787,47 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="OrderEvent",
-        tablename="order_event",
-        column_name="actor_api_key",
-        db_column_name="actor_api_key",
-        column_class_name="ForeignKey",
-        column_class=ForeignKey,
+        table_class_name="OrderModification",
+        tablename="order_modification",
+        column_name="proposed_by_role",
+        db_column_name="proposed_by_role",
+        column_class_name="Varchar",
+        column_class=Varchar,
         params={
-            "references": ApiKey,
-            "on_delete": OnDelete.cascade,
-            "on_update": OnUpdate.cascade,
-            "target_column": None,
-            "null": True,
+            "length": 16,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": Enum(
+                "Role",
+                {
+                    "BUYER": "BUYER",
+                    "SUPPLIER": "SUPPLIER",
+                    "INSPECTOR": "INSPECTOR",
+                    "MEDIATOR": "MEDIATOR",
+                    "PARTNER": "PARTNER",
+                },
+            ),
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="OrderModification",
+        tablename="order_modification",
+        column_name="status",
+        db_column_name="status",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 16,
+            "default": "",
+            "null": False,
             "primary_key": False,
             "unique": False,
             "index": False,
@@ -2042,8 +1840,29 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="OrderEvent",
-        tablename="order_event",
+        table_class_name="OrderModification",
+        tablename="order_modification",
+        column_name="contract",
+        db_column_name="contract",
+        column_class_name="Text",
+        column_class=Text,
+        params={
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="OrderModification",
+        tablename="order_modification",
         column_name="reason",
         db_column_name="reason",
         column_class_name="Text",
@@ -2063,8 +1882,179 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="OrderEvent",
-        tablename="order_event",
+        table_class_name="OrderModification",
+        tablename="order_modification",
+        column_name="created_at",
+        db_column_name="created_at",
+        column_class_name="Timestamptz",
+        column_class=Timestamptz,
+        params={
+            "default": TimestamptzNow(),
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="OrderModification",
+        tablename="order_modification",
+        column_name="decided_at",
+        db_column_name="decided_at",
+        column_class_name="Timestamptz",
+        column_class=Timestamptz,
+        params={
+            "default": None,
+            "null": True,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="IdempotencyRecord",
+        tablename="idempotency_record",
+        column_name="id",
+        db_column_name="id",
+        column_class_name="Serial",
+        column_class=Serial,
+        params={
+            "null": False,
+            "primary_key": True,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="IdempotencyRecord",
+        tablename="idempotency_record",
+        column_name="scope",
+        db_column_name="scope",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 40,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="IdempotencyRecord",
+        tablename="idempotency_record",
+        column_name="key",
+        db_column_name="key",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 200,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="IdempotencyRecord",
+        tablename="idempotency_record",
+        column_name="operation",
+        db_column_name="operation",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 40,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="IdempotencyRecord",
+        tablename="idempotency_record",
+        column_name="request_hash",
+        db_column_name="request_hash",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 64,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="IdempotencyRecord",
+        tablename="idempotency_record",
+        column_name="result",
+        db_column_name="result",
+        column_class_name="Text",
+        column_class=Text,
+        params={
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="IdempotencyRecord",
+        tablename="idempotency_record",
         column_name="created_at",
         db_column_name="created_at",
         column_class_name="Timestamptz",

@@ -1,0 +1,501 @@
+"""Money in and out of escrow: payments, releases and refunds.
+
+A payment or refund is first recorded PENDING and committed; the provider is called
+outside any transaction; its answer (now, or later through a signed callback) is then
+recorded with the ledger postings and the order event in one transaction. So a provider
+failure never leaves the ledger claiming money moved, and a crash between the steps
+leaves a PENDING record that the callback or a retry completes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from models import clock, config, events, idempotency, ledger
+from models.accounts import Principal
+from models.db import for_update, is_unique_violation, write_transaction
+from models.enums import OrderStatus, PaymentMethod, PaymentStatus, RefundStatus, Role, Scope
+from models.errors import DomainError, ErrorCode
+from models.money import Money
+from models.orders import check_status, lock_order, require_scope, succeeded_minor
+from models.provider import (
+    ChargeOutcome,
+    ChargeRequest,
+    ProviderUnavailable,
+    RefundRequest,
+    provider,
+)
+from models.tables import Company, Order, Payment, ProviderEvent, Refund, SupplierProfile
+from models.trade_assurance import add_business_days
+
+# Methods a buyer can use, by the buyer company's country (None: everywhere).
+METHOD_COUNTRIES: dict[PaymentMethod, frozenset[str] | None] = {
+    PaymentMethod.CARD: None,
+    PaymentMethod.TT: None,
+    PaymentMethod.E_CHECKING: frozenset({"US"}),
+    PaymentMethod.BOLETO: frozenset({"BR"}),
+    PaymentMethod.PAY_LATER: frozenset({"US"}),
+}
+PAYABLE = [OrderStatus.AWAITING_INITIAL_PAYMENT, OrderStatus.AWAITING_BALANCE]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Quote:
+    amount: Money
+    fee: Money
+    total_charge: Money
+
+
+def fee_minor(method: PaymentMethod, amount_minor: int) -> int:
+    """The card fee, rounded half up to the minor unit; other methods carry none."""
+    if method is not PaymentMethod.CARD:
+        return 0
+    return (amount_minor * config.current().card_fee_bps + 5_000) // 10_000
+
+
+def quote(method: PaymentMethod, amount: Money) -> Quote:
+    fee = Money(fee_minor(method, amount.minor), amount.currency)
+    return Quote(amount, fee, Money(amount.minor + fee.minor, amount.currency))
+
+
+def payment_reference(payment_id: int) -> str:
+    return f"pay_{payment_id}"
+
+
+def refund_reference(refund_id: int) -> str:
+    return f"ref_{refund_id}"
+
+
+async def _buyer_country(order: Order) -> str:
+    row = await Company.select(Company.country).where(Company.id == order.buyer).first()
+    assert row is not None
+    return str(row["country"])
+
+
+def _check_method(method: PaymentMethod, country: str) -> None:
+    allowed = METHOD_COUNTRIES[method]
+    if allowed is not None and country not in allowed:
+        raise DomainError(
+            ErrorCode.PAYMENT_METHOD_NOT_AVAILABLE,
+            f"{method.value} is only for buyers in {', '.join(sorted(allowed))}",
+            "method",
+        )
+
+
+def _due_amounts(order: Order, paid: int) -> set[int]:
+    """What may be paid now: the next installment, or everything that is outstanding."""
+    outstanding = order.total_minor - paid
+    if order.status == OrderStatus.AWAITING_INITIAL_PAYMENT.value:
+        return {order.initial_minor - paid, outstanding}
+    return {outstanding}
+
+
+def _require_buyer(principal: Principal, role: Role | None, action: str) -> None:
+    if role is not Role.BUYER:
+        raise DomainError(ErrorCode.FORBIDDEN, f"only the order's buyer may {action}")
+    require_scope(principal, Scope.PAYMENTS)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PaymentResult:
+    payment: Payment
+    error: DomainError | None = None  # a decline is a result, reported beside the payment
+
+
+async def pay_order(
+    principal: Principal,
+    order_id: int,
+    amount: Money,
+    method: PaymentMethod,
+    *,
+    idempotency_key: str,
+    source: str | None = None,
+) -> PaymentResult:
+    """Pay the initial payment, the balance, or both, into escrow."""
+    key = idempotency.check_key(idempotency_key)
+    scope = idempotency.scope_of(principal)
+    request = {"order": order_id, "amount": amount.minor, "currency": amount.currency,
+               "method": method.value, "source": source}  # fmt: skip
+    async with write_transaction():
+        order, role = await lock_order(principal, order_id)
+        previous = await idempotency.replay(scope, key, "payOrder", request)
+        if previous is not None:
+            return await _payment_result(previous)
+        _require_buyer(principal, role, "pay")
+        check_status(order, PAYABLE, "pay")
+        if amount.currency != order.currency:
+            raise DomainError(
+                ErrorCode.INVALID_CURRENCY, f"this order is paid in {order.currency}",
+                "amount.currency",
+            )  # fmt: skip
+        if await Payment.exists().where(
+            (Payment.order == order.id) & (Payment.status == PaymentStatus.PENDING.value)
+        ):
+            raise DomainError(
+                ErrorCode.PAYMENT_IN_PROGRESS,
+                "a payment for this order is still pending; wait for its outcome",
+                "orderId",
+            )
+        due = _due_amounts(order, await succeeded_minor(order.id))
+        if amount.minor not in due:
+            raise DomainError(
+                ErrorCode.AMOUNT_NOT_DUE,
+                "the amount due is "
+                + " or ".join(str(Money(d, order.currency)) for d in sorted(due)),
+                "amount",
+            )
+        country = await _buyer_country(order)
+        _check_method(method, country)
+        now = clock.now()
+        payment = Payment(
+            order=order.id,
+            method=method.value,
+            status=PaymentStatus.PENDING.value,
+            currency=order.currency,
+            amount_minor=amount.minor,
+            fee_minor=fee_minor(method, amount.minor),
+            created_at=now,
+        )
+        await payment.save()
+        await idempotency.remember(scope, key, "payOrder", request, {"payment": payment.id})
+        await events.record(
+            order.id, "PAYMENT_STARTED", old_status=order.status, new_status=order.status,
+            actor=events.Actor.of(principal), at=now,
+            reason=f"{method.value} {amount} (fee {Money(payment.fee_minor, order.currency)})",
+        )  # fmt: skip
+    try:
+        result = await provider().charge(
+            ChargeRequest(
+                reference=payment_reference(payment.id),
+                method=method,
+                currency=payment.currency,
+                amount_minor=payment.amount_minor,
+                fee_minor=payment.fee_minor,
+                source=source,
+                buyer_country=country,
+            )
+        )
+    except ProviderUnavailable:
+        # Never reached the provider: nothing moved. The attempt fails; the buyer retries.
+        await record_charge_outcome(payment.id, succeeded=False, reason="provider_unavailable")
+        return await _payment_result({"payment": payment.id})
+    if result.outcome is ChargeOutcome.PENDING:
+        await Payment.update({Payment.provider_reference: result.provider_reference}).where(
+            Payment.id == payment.id
+        )
+    else:
+        await record_charge_outcome(
+            payment.id,
+            succeeded=result.outcome is ChargeOutcome.SUCCEEDED,
+            provider_reference=result.provider_reference,
+            reason=result.failure_reason,
+        )
+    return await _payment_result({"payment": payment.id})
+
+
+async def _payment_result(stored: dict[str, Any]) -> PaymentResult:
+    payment = await Payment.objects().get(Payment.id == stored["payment"])
+    assert payment is not None
+    error = None
+    if payment.status == PaymentStatus.FAILED.value:
+        code = (
+            ErrorCode.PAYMENT_PROVIDER_UNAVAILABLE
+            if payment.failure_reason == "provider_unavailable"
+            else ErrorCode.PAYMENT_DECLINED
+        )
+        error = DomainError(code, f"the payment failed: {payment.failure_reason}", "method")
+    return PaymentResult(payment, error)
+
+
+async def record_charge_outcome(
+    payment_id: int,
+    *,
+    succeeded: bool,
+    provider_reference: str | None = None,
+    reason: str | None = None,
+) -> bool:
+    """Settle or fail a PENDING payment: ledger, status and event in one transaction.
+    Returns False (and changes nothing) if the payment is no longer pending."""
+    async with write_transaction():
+        found = await for_update(Payment.objects().where(Payment.id == payment_id))
+        if not found:
+            raise DomainError(ErrorCode.UNKNOWN_REFERENCE, "no such payment", "reference")
+        payment: Payment = found[0]
+        order, _ = await lock_order(None, payment.order)
+        if payment.status != PaymentStatus.PENDING.value:
+            return False
+        now = clock.now()
+        payment.provider_reference = provider_reference or payment.provider_reference
+        payment.settled_at = now
+        old = order.status
+        if not succeeded:
+            payment.status = PaymentStatus.FAILED.value
+            payment.failure_reason = reason or "failed"
+            await payment.save()
+            await events.record(
+                order.id, "PAYMENT_FAILED", old_status=old, new_status=old,
+                actor=events.PAYMENT_PROVIDER, at=now, reason=payment.failure_reason,
+            )  # fmt: skip
+            return True
+        payment.status = PaymentStatus.SUCCEEDED.value
+        await payment.save()
+        await ledger.post_payment(
+            order.id, PaymentMethod(payment.method), order.currency, payment.amount_minor,
+            payment.fee_minor, now,
+        )  # fmt: skip
+        paid = await succeeded_minor(order.id)
+        if paid >= order.total_minor:
+            order.status = OrderStatus.PAID.value
+        elif paid >= order.initial_minor:
+            order.status = OrderStatus.AWAITING_BALANCE.value
+        order.updated_at = now
+        await order.save([Order.status, Order.updated_at])
+        await events.record(
+            order.id, "PAYMENT_SUCCEEDED", old_status=old, new_status=order.status,
+            actor=events.PAYMENT_PROVIDER, at=now,
+            reason=f"{payment.method} {Money(payment.amount_minor, order.currency)} in escrow",
+        )  # fmt: skip
+        return True
+
+
+def _reference_id(reference: str, prefix: str) -> int:
+    number = reference.removeprefix(prefix)
+    if not reference.startswith(prefix) or not number.isdigit():
+        raise DomainError(ErrorCode.UNKNOWN_REFERENCE, f"unknown reference {reference!r}")
+    return int(number)
+
+
+async def handle_provider_event(
+    event_id: str,
+    event_type: str,
+    reference: str,
+    provider_reference: str | None,
+    reason: str | None,
+) -> bool:
+    """Apply a verified provider callback once; False if this event id was seen before.
+
+    The event id is recorded in the same transaction as its effect (the outcome functions
+    join it), so a crash loses neither, and a concurrent duplicate delivery fails on the
+    unique id and changes nothing."""
+    if event_type not in ("payment.succeeded", "payment.failed", "refund.settled", "refund.failed"):
+        raise DomainError(ErrorCode.INVALID_INPUT, f"unknown event type {event_type!r}")
+    try:
+        async with write_transaction():
+            if await ProviderEvent.exists().where(ProviderEvent.provider_event_id == event_id):
+                return False
+            await ProviderEvent.insert(
+                ProviderEvent(provider_event_id=event_id, kind=event_type, received_at=clock.now())
+            )
+            if event_type.startswith("payment."):
+                await record_charge_outcome(
+                    _reference_id(reference, "pay_"),
+                    succeeded=event_type == "payment.succeeded",
+                    provider_reference=provider_reference,
+                    reason=reason,
+                )
+            else:
+                await record_refund_outcome(
+                    _reference_id(reference, "ref_"),
+                    settled=event_type == "refund.settled",
+                    provider_reference=provider_reference,
+                    reason=reason,
+                )
+    except Exception as e:
+        if is_unique_violation(e):
+            return False
+        raise
+    return True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Release:
+    order: Order
+    amount: Money
+
+
+async def release_funds(
+    principal: Principal,
+    order_id: int,
+    amount: Money | None,
+    *,
+    idempotency_key: str,
+) -> Release:
+    """The buyer releases all (amount None) or part of what escrow holds to the supplier."""
+    key = idempotency.check_key(idempotency_key)
+    scope = idempotency.scope_of(principal)
+    request = {"order": order_id, "amount": None if amount is None else amount.minor,
+               "currency": None if amount is None else amount.currency}  # fmt: skip
+    async with write_transaction():
+        order, role = await lock_order(principal, order_id)
+        previous = await idempotency.replay(scope, key, "releaseFunds", request)
+        if previous is not None:
+            return Release(order, Money(previous["amount"], order.currency))
+        _require_buyer(principal, role, "release funds")
+        if amount is not None and amount.currency != order.currency:
+            raise DomainError(
+                ErrorCode.INVALID_CURRENCY, f"this order is in {order.currency}",
+                "amount.currency",
+            )  # fmt: skip
+        held = await ledger.held(order.id)
+        wanted = held if amount is None else amount.minor
+        if wanted <= 0 or wanted > held:
+            raise DomainError(
+                ErrorCode.INSUFFICIENT_HELD_FUNDS,
+                f"escrow holds {Money(held, order.currency)} for this order",
+                "amount",
+            )
+        now = clock.now()
+        supplier = (
+            await SupplierProfile.select(SupplierProfile.company)
+            .where(SupplierProfile.id == order.supplier)
+            .first()
+        )
+        assert supplier is not None
+        await ledger.post_release(order.id, supplier["company"], order.currency, wanted, now)
+        await events.record(
+            order.id, "FUNDS_RELEASED", old_status=order.status, new_status=order.status,
+            actor=events.Actor.of(principal), at=now,
+            reason=f"{Money(wanted, order.currency)} released to the supplier",
+        )  # fmt: skip
+        await idempotency.remember(scope, key, "releaseFunds", request, {"amount": wanted})
+    return Release(order, Money(wanted, order.currency))
+
+
+async def start_refund(
+    order_id: int, amount_minor: int, *, actor: events.Actor, reason: str
+) -> Refund:
+    """Commit part of what escrow holds back to the buyer (the rules of later issues call
+    this: late shipment, failed inspection, dispute decisions). Runs in the caller's
+    transaction if there is one; the provider is called afterwards by `execute_refund`."""
+    async with write_transaction():
+        order, _ = await lock_order(None, order_id)
+        held = await ledger.held(order.id)
+        if amount_minor <= 0 or amount_minor > held:
+            raise DomainError(
+                ErrorCode.INSUFFICIENT_HELD_FUNDS,
+                f"escrow holds {Money(held, order.currency)} for this order",
+                "amount",
+            )
+        now = clock.now()
+        last_payment = (
+            await Payment.objects()
+            .where((Payment.order == order.id) & (Payment.status == PaymentStatus.SUCCEEDED.value))
+            .order_by(Payment.id, ascending=False)
+            .first()
+        )
+        refund = Refund(
+            order=order.id,
+            payment=last_payment.id if last_payment else None,
+            status=RefundStatus.PENDING.value,
+            currency=order.currency,
+            amount_minor=amount_minor,
+            reason=reason,
+            due_at=add_business_days(now, config.current().refund_start_business_days),
+            created_at=now,
+        )
+        await refund.save()
+        await ledger.post_refund_started(order.id, order.currency, amount_minor, now)
+        await events.record(
+            order.id, "REFUND_STARTED", old_status=order.status, new_status=order.status,
+            actor=actor, at=now, reason=f"{Money(amount_minor, order.currency)}: {reason}",
+        )  # fmt: skip
+    return refund
+
+
+async def execute_refund(refund_id: int) -> Refund:
+    """Ask the provider to pay a PENDING or FAILED refund out; record what it says."""
+    refund = await Refund.objects().get(Refund.id == refund_id)
+    if refund is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "no such refund", "refundId")
+    if refund.status == RefundStatus.SETTLED.value:
+        return refund
+    method, payment_reference_ = PaymentMethod.TT, None
+    if refund.payment is not None:
+        payment = await Payment.objects().get(Payment.id == refund.payment)
+        if payment is not None:
+            method, payment_reference_ = PaymentMethod(payment.method), payment.provider_reference
+    try:
+        result = await provider().refund(
+            RefundRequest(
+                reference=refund_reference(refund.id),
+                method=method,
+                currency=refund.currency,
+                amount_minor=refund.amount_minor,
+                payment_provider_reference=payment_reference_,
+            )
+        )
+    except ProviderUnavailable:
+        await record_refund_outcome(refund.id, settled=False, reason="provider_unavailable")
+    else:
+        await record_refund_outcome(
+            refund.id,
+            settled=result.settled,
+            provider_reference=result.provider_reference,
+            reason=result.failure_reason,
+        )
+    refreshed = await Refund.objects().get(Refund.id == refund.id)
+    assert refreshed is not None
+    return refreshed
+
+
+async def record_refund_outcome(
+    refund_id: int,
+    *,
+    settled: bool,
+    provider_reference: str | None = None,
+    reason: str | None = None,
+) -> bool:
+    """A refund attempt's outcome. Settled: the money left (posted once). Failed: it stays
+    committed to the buyer, is retried, and is never counted as paid out."""
+    async with write_transaction():
+        found = await for_update(Refund.objects().where(Refund.id == refund_id))
+        if not found:
+            raise DomainError(ErrorCode.UNKNOWN_REFERENCE, "no such refund", "reference")
+        refund: Refund = found[0]
+        order, _ = await lock_order(None, refund.order)
+        if refund.status == RefundStatus.SETTLED.value:
+            return False
+        now = clock.now()
+        refund.attempts += 1
+        refund.provider_reference = provider_reference or refund.provider_reference
+        if settled:
+            method = PaymentMethod.TT
+            if refund.payment is not None:
+                payment = await Payment.objects().get(Payment.id == refund.payment)
+                method = PaymentMethod(payment.method) if payment else method
+            refund.status = RefundStatus.SETTLED.value
+            refund.settled_at = now
+            await refund.save()
+            await ledger.post_refund_settled(
+                order.id, method, order.currency, refund.amount_minor, now
+            )
+            kind, why = "REFUND_SETTLED", f"{Money(refund.amount_minor, order.currency)} paid out"
+        else:
+            refund.status = RefundStatus.FAILED.value
+            refund.last_error = reason or "failed"
+            await refund.save()
+            kind, why = "REFUND_FAILED", f"{refund.last_error}; will be retried"
+        await events.record(
+            order.id, kind, old_status=order.status, new_status=order.status,
+            actor=events.PAYMENT_PROVIDER, at=now, reason=why,
+        )  # fmt: skip
+    return True
+
+
+async def retry_refunds() -> list[Refund]:
+    """Execute every refund not yet settled (PENDING after a crash, or FAILED)."""
+    waiting = (
+        await Refund.objects()
+        .where(Refund.status.is_in([RefundStatus.PENDING.value, RefundStatus.FAILED.value]))
+        .order_by(Refund.id)
+    )
+    return [await execute_refund(r.id) for r in waiting]
+
+
+async def payments_of(order_ids: list[int]) -> dict[int, list[Payment]]:
+    out: dict[int, list[Payment]] = {i: [] for i in order_ids}
+    if order_ids:
+        for p in await Payment.objects().where(Payment.order.is_in(order_ids)).order_by(Payment.id):
+            out[p.order].append(p)
+    return out

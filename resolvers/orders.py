@@ -1,0 +1,467 @@
+"""Orders: the contract, its parties, coverage, money and timeline; and the order
+transitions (create, confirm, modify, cancel)."""
+
+import datetime as dt
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry import relay
+
+from models import orders
+from models.enums import Incoterm, OrderStatus, Role, ShippingMethod
+from models.errors import DomainError
+from models.money import Money as DomainMoney
+from models.tables import Order as OrderRow
+from models.tables import OrderEvent as OrderEventRow
+from resolvers.accounts import Company
+from resolvers.context import Info
+from resolvers.errors import UserError, decode_id, failed, row_id
+from resolvers.money import Money
+from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
+from resolvers.scalars import CountryCode, CurrencyCode
+from resolvers.suppliers import Supplier
+
+if TYPE_CHECKING:
+    from resolvers.payments import Payment
+
+strawberry.enum(OrderStatus, description="Where an order is in its life.")
+strawberry.enum(Incoterm, description="Incoterms 2020 rule for the shipment.")
+strawberry.enum(ShippingMethod, description="How the goods travel.")
+
+
+def _money(minor: int | None, currency: str) -> Money | None:
+    return Money.of(DomainMoney(minor, currency)) if minor is not None else None
+
+
+def _money_(minor: int, currency: str) -> Money:
+    return Money(amount=DomainMoney(minor, currency).amount, currency=CurrencyCode(currency))
+
+
+@strawberry.type(description="One line of the contract.")
+class OrderLine:
+    product_name: str
+    specification: str
+    quantity: int
+    unit_price: Money
+    line_total: Money
+
+
+@strawberry.type(description="A measurable quality requirement (what an inspection checks).")
+class QualityRequirement:
+    attribute: str
+    requirement: str
+
+
+@strawberry.type
+class ShippingTerms:
+    incoterm: Incoterm
+    method: ShippingMethod
+    destination_country: CountryCode
+
+
+@strawberry.type(description="Buyer protection on this order, fixed at confirmation.")
+class Coverage:
+    cap: Money | None = strawberry.field(
+        description="Most the order is covered for: the total, or less if the supplier's "
+        "remaining Trade Assurance limit was smaller at confirmation."
+    )
+    pre_shipment: Money = strawberry.field(description="The initial payment actually paid.")
+    post_delivery: Money = strawberry.field(description="The total actually paid.")
+    limit_reserved: Money | None = strawberry.field(
+        description="The share of the supplier's limit this order holds while open."
+    )
+    exchange_rate: Decimal | None = strawberry.field(
+        description="Limit-currency units per order-currency unit, recorded at confirmation."
+    )
+
+
+@strawberry.type(description="The order's money, derived from the ledger.")
+class OrderMoney:
+    paid: Money = strawberry.field(description="Paid into escrow (card fees excluded).")
+    held: Money = strawberry.field(description="In escrow now.")
+    released: Money = strawberry.field(description="Released to the supplier.")
+    refunded: Money = strawberry.field(description="Refunded and paid out to the buyer.")
+    refund_pending: Money = strawberry.field(description="Refunds started, not yet paid out.")
+    fees: Money = strawberry.field(description="Card fees charged on top of payments.")
+
+
+@strawberry.type(description="One step of the order's timeline.")
+class OrderEvent:
+    id: relay.GlobalID
+    kind: str = strawberry.field(description="What happened, e.g. CONFIRMED, FUNDS_RELEASED.")
+    old_status: OrderStatus | None
+    new_status: OrderStatus
+    actor_kind: str = strawberry.field(description="USER, PARTNER, SCHEDULER or PAYMENT_PROVIDER.")
+    reason: str
+    at: dt.datetime
+
+    @classmethod
+    def of(cls, e: OrderEventRow) -> "OrderEvent":
+        return cls(
+            id=relay.GlobalID("OrderEvent", str(e.id)),
+            kind=e.kind,
+            old_status=OrderStatus(e.old_status) if e.old_status else None,
+            new_status=OrderStatus(e.new_status),
+            actor_kind=e.actor_kind,
+            reason=e.reason,
+            at=e.created_at,
+        )
+
+
+@strawberry.type(description="An order: the purchase contract between a buyer and a supplier.")
+class Order(relay.Node):
+    id: relay.NodeID[int]
+    status: OrderStatus
+    drafted_by: Role = strawberry.field(description="BUYER or SUPPLIER; the other confirms.")
+    contract_version: int
+    total: Money
+    initial_payment: Money
+    balance: Money
+    shipping_terms: ShippingTerms
+    shipping_deadline: dt.datetime
+    payment_deadline: dt.datetime | None
+    created_at: dt.datetime
+    confirmed_at: dt.datetime | None
+    row: strawberry.Private[OrderRow]
+
+    @classmethod
+    def of(cls, o: OrderRow) -> "Order":
+        return cls(
+            id=o.id,
+            status=OrderStatus(o.status),
+            drafted_by=Role(o.drafted_by),
+            contract_version=o.version,
+            total=_money_(o.total_minor, o.currency),
+            initial_payment=_money_(o.initial_minor, o.currency),
+            balance=_money_(o.total_minor - o.initial_minor, o.currency),
+            shipping_terms=ShippingTerms(
+                incoterm=Incoterm(o.incoterm),
+                method=ShippingMethod(o.shipping_method),
+                destination_country=CountryCode(o.destination_country),
+            ),
+            shipping_deadline=o.shipping_deadline,
+            payment_deadline=o.payment_deadline,
+            created_at=o.created_at,
+            confirmed_at=o.confirmed_at,
+            row=o,
+        )
+
+    @strawberry.field
+    async def buyer(self, info: Info) -> Company:
+        found = await info.context.companies.load(self.row.buyer)
+        assert found is not None
+        return Company.of(found)
+
+    @strawberry.field
+    async def supplier(self, info: Info) -> Supplier:
+        found = await info.context.suppliers.load(self.row.supplier)
+        assert found is not None
+        return Supplier.of(found)
+
+    @strawberry.field
+    async def lines(self, info: Info) -> list[OrderLine]:
+        c = self.row.currency
+        return [
+            OrderLine(
+                product_name=line.product_name,
+                specification=line.specification,
+                quantity=line.quantity,
+                unit_price=_money_(line.unit_price_minor, c),
+                line_total=_money_(line.unit_price_minor * line.quantity, c),
+            )
+            for line in await info.context.order_lines.load(self.row.id)
+        ]
+
+    @strawberry.field
+    async def quality_requirements(self, info: Info) -> list[QualityRequirement]:
+        return [
+            QualityRequirement(attribute=q.attribute, requirement=q.requirement)
+            for q in await info.context.order_quality.load(self.row.id)
+        ]
+
+    @strawberry.field
+    async def money(self, info: Info) -> OrderMoney:
+        m = await info.context.order_money.load(self.row.id)
+        c = self.row.currency
+        if m is None:
+            zero = _money_(0, c)
+            return OrderMoney(
+                paid=zero, held=zero, released=zero, refunded=zero, refund_pending=zero, fees=zero
+            )
+        return OrderMoney(
+            paid=_money_(m.paid, c),
+            held=_money_(m.held, c),
+            released=_money_(m.released, c),
+            refunded=_money_(m.refunded, c),
+            refund_pending=_money_(m.refund_pending, c),
+            fees=_money_(m.fees, c),
+        )
+
+    @strawberry.field
+    async def coverage(self, info: Info) -> Coverage:
+        m = await info.context.order_money.load(self.row.id)
+        cover = orders.coverage(self.row, m.paid if m else 0)
+        c = self.row.currency
+        return Coverage(
+            cap=_money(cover.cap, c),
+            pre_shipment=_money_(cover.pre_shipment, c),
+            post_delivery=_money_(cover.post_delivery, c),
+            limit_reserved=_money(
+                self.row.limit_reserved_minor if self.row.limit_currency else None,
+                self.row.limit_currency or c,
+            ),
+            exchange_rate=Decimal(self.row.exchange_rate) if self.row.exchange_rate else None,
+        )
+
+    @strawberry.field
+    async def payments(
+        self, info: Info
+    ) -> list[Annotated["Payment", strawberry.lazy("resolvers.payments")]]:
+        from resolvers.payments import Payment
+
+        return [Payment.of(p) for p in await info.context.order_payments.load(self.row.id)]
+
+    @strawberry.field(description="The timeline: every state change and money movement.")
+    async def events(self) -> list[OrderEvent]:
+        rows = await orders.events_of(self.row.id)
+        return [OrderEvent.of(e) for e in rows]
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list["Order | None"]:
+        ids = [row_id(i) for i in node_ids]
+        principal = info.context.principal
+        found = await orders.get_orders(principal, ids) if principal else {}
+        return [cls.of(found[i]) if i in found else None for i in ids]
+
+
+@strawberry.type
+class OrderConnection(relay.Connection[Order]):
+    pass
+
+
+@strawberry.input
+class OrderFilter:
+    statuses: list[OrderStatus] | None = None
+    created_from: dt.datetime | None = strawberry.field(
+        default=None, description="Created at or after (UTC)."
+    )
+    created_to: dt.datetime | None = strawberry.field(
+        default=None, description="Created before (UTC)."
+    )
+
+
+@strawberry.type
+class OrderQueries:
+    @strawberry.field(description="One order, if you are its buyer, its supplier or a mediator.")
+    async def order(self, info: Info, id: relay.GlobalID) -> Order | None:
+        principal = info.context.require_principal()
+        order_id = row_id(id.node_id) if id.type_name == "Order" else -1
+        found = await orders.get_orders(principal, [order_id])
+        return Order.of(found[order_id]) if order_id in found else None
+
+    @strawberry.field(description="Your orders, newest first (all orders for mediators).")
+    async def orders(
+        self,
+        info: Info,
+        filter: OrderFilter | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> OrderConnection:
+        principal = info.context.require_principal()
+        check_first(first)
+        flt = filter or OrderFilter()
+        rows, has_next = await orders.list_orders(
+            principal,
+            statuses=flt.statuses or (),
+            created_from=flt.created_from,
+            created_to=flt.created_to,
+            first=first,
+            after_id=decode_cursor("order", after),
+        )
+        edges = [relay.Edge(node=Order.of(o), cursor=encode_cursor("order", o.id)) for o in rows]
+        return OrderConnection(
+            edges=edges,
+            page_info=page_info(edges, has_next=has_next, has_previous=after is not None),
+        )
+
+
+@strawberry.input
+class OrderLineInput:
+    product_name: str
+    specification: str = ""
+    quantity: int
+    unit_price: Decimal = strawberry.field(description="In the order's currency.")
+
+
+@strawberry.input
+class QualityRequirementInput:
+    attribute: str = strawberry.field(description="What is measured, e.g. `luminous flux`.")
+    requirement: str = strawberry.field(description="The measurable target, e.g. `>= 3600 lm`.")
+
+
+@strawberry.input(description="The purchase contract.")
+class ContractInput:
+    currency: CurrencyCode
+    lines: list[OrderLineInput]
+    quality_requirements: list[QualityRequirementInput] = strawberry.field(default_factory=list)
+    incoterm: Incoterm
+    shipping_method: ShippingMethod
+    destination_country: CountryCode
+    shipping_deadline: dt.datetime = strawberry.field(
+        description="Export clearance or carrier pickup by then (UTC)."
+    )
+    initial_payment: Decimal = strawberry.field(
+        description="The deposit (0 up to the total); the rest is the balance, due before shipment."
+    )
+
+    def to_domain(self) -> orders.Contract:
+        def minor(amount: Decimal, field: str) -> int:
+            return DomainMoney.parse(amount, self.currency, field).minor
+
+        return orders.Contract(
+            currency=self.currency,
+            lines=tuple(
+                orders.Line(
+                    product_name=line.product_name,
+                    quantity=line.quantity,
+                    unit_price_minor=minor(line.unit_price, f"contract.lines.{n}.unitPrice"),
+                    specification=line.specification,
+                )
+                for n, line in enumerate(self.lines)
+            ),
+            quality=tuple(
+                orders.Quality(q.attribute, q.requirement) for q in self.quality_requirements
+            ),
+            incoterm=self.incoterm,
+            shipping_method=self.shipping_method,
+            destination_country=self.destination_country,
+            shipping_deadline=self.shipping_deadline,
+            initial_payment_minor=minor(self.initial_payment, "contract.initialPayment"),
+        )
+
+
+@strawberry.input
+class CreateOrderInput:
+    supplier_id: relay.GlobalID | None = strawberry.field(
+        default=None, description="Required when a buyer places the order."
+    )
+    buyer_id: relay.GlobalID | None = strawberry.field(
+        default=None, description="The buyer Company; required when a supplier drafts."
+    )
+    contract: ContractInput
+
+
+@strawberry.type
+class OrderPayload:
+    order: Order | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class OrderIdInput:
+    order_id: relay.GlobalID
+
+
+@strawberry.input
+class CancelOrderInput:
+    order_id: relay.GlobalID
+    reason: str
+
+
+@strawberry.input
+class ProposeOrderModificationInput:
+    order_id: relay.GlobalID
+    contract: ContractInput
+    reason: str = ""
+
+
+@strawberry.type
+class ProposeOrderModificationPayload:
+    modification_id: relay.GlobalID | None = strawberry.field(
+        default=None, description="Pass it to acceptOrderModification (the other party)."
+    )
+    order: Order | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class AcceptOrderModificationInput:
+    modification_id: relay.GlobalID
+
+
+def order_id_of(gid: relay.GlobalID, field: str = "orderId") -> int:
+    return decode_id(gid, "Order", field)
+
+
+@strawberry.type
+class OrderMutations:
+    @strawberry.mutation(description="A buyer places, or a supplier drafts, an order.")
+    async def create_order(self, info: Info, input: CreateOrderInput) -> OrderPayload:
+        principal = info.context.require_principal()
+        try:
+            order = await orders.create_order(
+                principal,
+                input.contract.to_domain(),
+                supplier_id=decode_id(input.supplier_id, "Supplier", "supplierId")
+                if input.supplier_id
+                else None,
+                buyer_company_id=decode_id(input.buyer_id, "Company", "buyerId")
+                if input.buyer_id
+                else None,
+            )
+        except DomainError as e:
+            return failed(OrderPayload, e)
+        return OrderPayload(order=Order.of(order))
+
+    @strawberry.mutation(description="The other party accepts the contract.")
+    async def confirm_order(self, info: Info, input: OrderIdInput) -> OrderPayload:
+        principal = info.context.require_principal()
+        try:
+            order = await orders.confirm_order(principal, order_id_of(input.order_id))
+        except DomainError as e:
+            return failed(OrderPayload, e)
+        return OrderPayload(order=Order.of(order))
+
+    @strawberry.mutation(description="Propose a new contract (until the balance is paid).")
+    async def propose_order_modification(
+        self, info: Info, input: ProposeOrderModificationInput
+    ) -> ProposeOrderModificationPayload:
+        principal = info.context.require_principal()
+        try:
+            order_id = order_id_of(input.order_id)
+            modification = await orders.propose_modification(
+                principal, order_id, input.contract.to_domain(), input.reason
+            )
+            found = await orders.get_orders(principal, [order_id])
+        except DomainError as e:
+            return failed(ProposeOrderModificationPayload, e)
+        return ProposeOrderModificationPayload(
+            modification_id=relay.GlobalID("OrderModification", str(modification.id)),
+            order=Order.of(found[order_id]),
+        )
+
+    @strawberry.mutation(description="The other party accepts a proposed modification.")
+    async def accept_order_modification(
+        self, info: Info, input: AcceptOrderModificationInput
+    ) -> OrderPayload:
+        principal = info.context.require_principal()
+        try:
+            order = await orders.accept_modification(
+                principal, decode_id(input.modification_id, "OrderModification", "modificationId")
+            )
+        except DomainError as e:
+            return failed(OrderPayload, e)
+        return OrderPayload(order=Order.of(order))
+
+    @strawberry.mutation(description="Cancel an order before any money has moved.")
+    async def cancel_order(self, info: Info, input: CancelOrderInput) -> OrderPayload:
+        principal = info.context.require_principal()
+        try:
+            order = await orders.cancel_order(principal, order_id_of(input.order_id), input.reason)
+        except DomainError as e:
+            return failed(OrderPayload, e)
+        return OrderPayload(order=Order.of(order))

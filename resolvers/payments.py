@@ -1,0 +1,162 @@
+"""Money mutations: pay into escrow, release to the supplier; and the fee quote."""
+
+import datetime as dt
+
+import strawberry
+from strawberry import relay
+
+from models import payments
+from models.enums import PaymentMethod, PaymentStatus
+from models.errors import DomainError
+from models.tables import Payment as PaymentRow
+from resolvers.context import Info
+from resolvers.errors import UserError, failed
+from resolvers.money import Money, MoneyInput
+from resolvers.orders import Order, _money_, order_id_of
+
+strawberry.enum(
+    PaymentMethod,
+    description="CARD (2.8 % fee on top), TT bank transfer (pending until the bank "
+    "confirms), E_CHECKING and PAY_LATER (US buyers), BOLETO (Brazilian buyers).",
+)
+strawberry.enum(PaymentStatus)
+
+
+@strawberry.type(description="A payment into escrow.")
+class Payment:
+    id: relay.GlobalID
+    method: PaymentMethod
+    status: PaymentStatus
+    amount: Money = strawberry.field(description="What goes into escrow.")
+    fee: Money = strawberry.field(description="Charged on top (card fee).")
+    failure_reason: str | None
+    created_at: dt.datetime
+    settled_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, p: PaymentRow) -> "Payment":
+        return cls(
+            id=relay.GlobalID("Payment", str(p.id)),
+            method=PaymentMethod(p.method),
+            status=PaymentStatus(p.status),
+            amount=_money_(p.amount_minor, p.currency),
+            fee=_money_(p.fee_minor, p.currency),
+            failure_reason=p.failure_reason,
+            created_at=p.created_at,
+            settled_at=p.settled_at,
+        )
+
+
+@strawberry.type(description="What a payment will cost before it is made.")
+class PaymentQuote:
+    amount: Money
+    fee: Money
+    total_charge: Money = strawberry.field(description="Amount plus fee: what is charged.")
+
+
+@strawberry.type
+class PaymentQueries:
+    @strawberry.field(description="The fee for paying `amount` by `method` (shown before).")
+    def payment_quote(self, info: Info, amount: MoneyInput, method: PaymentMethod) -> PaymentQuote:
+        info.context.require_principal()
+        try:
+            q = payments.quote(method, amount.to_domain("amount"))
+        except DomainError as e:
+            from graphql import GraphQLError
+
+            raise GraphQLError(e.message, extensions={"code": e.code.value}) from None
+        return PaymentQuote(
+            amount=_money_(q.amount.minor, q.amount.currency),
+            fee=_money_(q.fee.minor, q.fee.currency),
+            total_charge=_money_(q.total_charge.minor, q.total_charge.currency),
+        )
+
+
+@strawberry.input
+class PayOrderInput:
+    order_id: relay.GlobalID
+    amount: MoneyInput = strawberry.field(
+        description="The initial payment, the balance, or everything outstanding."
+    )
+    method: PaymentMethod
+    payment_source: str | None = strawberry.field(
+        default=None,
+        description="For CARD: the card token or (sandbox) test card number.",
+    )
+    idempotency_key: str = strawberry.field(
+        description="Your unique key for this payment: a retry with the same key and input "
+        "returns the first result and moves nothing."
+    )
+
+
+@strawberry.type
+class PayOrderPayload:
+    payment: Payment | None = None
+    order: Order | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class ReleaseFundsInput:
+    order_id: relay.GlobalID
+    amount: MoneyInput | None = strawberry.field(
+        default=None, description="Part of what is held; omit to release everything held."
+    )
+    idempotency_key: str
+
+
+@strawberry.type
+class ReleaseFundsPayload:
+    released: Money | None = None
+    order: Order | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+async def _fresh_order(info: Info, order_id: int) -> Order | None:
+    from models import orders
+
+    principal = info.context.require_principal()
+    found = await orders.get_orders(principal, [order_id])
+    return Order.of(found[order_id]) if order_id in found else None
+
+
+@strawberry.type
+class PaymentMutations:
+    @strawberry.mutation(description="Pay into escrow (the buyer).")
+    async def pay_order(self, info: Info, input: PayOrderInput) -> PayOrderPayload:
+        principal = info.context.require_principal()
+        try:
+            order_id = order_id_of(input.order_id)
+            result = await payments.pay_order(
+                principal,
+                order_id,
+                input.amount.to_domain("amount"),
+                input.method,
+                idempotency_key=input.idempotency_key,
+                source=input.payment_source,
+            )
+        except DomainError as e:
+            return failed(PayOrderPayload, e)
+        return PayOrderPayload(
+            payment=Payment.of(result.payment),
+            order=await _fresh_order(info, order_id),
+            errors=[UserError.of(result.error)] if result.error else [],
+        )
+
+    @strawberry.mutation(description="Release held money to the supplier (the buyer).")
+    async def release_funds(self, info: Info, input: ReleaseFundsInput) -> ReleaseFundsPayload:
+        principal = info.context.require_principal()
+        try:
+            order_id = order_id_of(input.order_id)
+            release = await payments.release_funds(
+                principal,
+                order_id,
+                input.amount.to_domain("amount") if input.amount else None,
+                idempotency_key=input.idempotency_key,
+            )
+        except DomainError as e:
+            return failed(ReleaseFundsPayload, e)
+        return ReleaseFundsPayload(
+            released=_money_(release.amount.minor, release.amount.currency),
+            order=await _fresh_order(info, order_id),
+        )
