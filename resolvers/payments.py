@@ -25,6 +25,9 @@ strawberry.enum(PaymentStatus)
 @strawberry.type(description="A payment into escrow.")
 class Payment:
     id: relay.GlobalID
+    reference: str = strawberry.field(
+        description="Our reference at the payment provider (`pay_12`); callbacks name it."
+    )
     method: PaymentMethod
     status: PaymentStatus
     amount: Money = strawberry.field(description="What goes into escrow.")
@@ -37,6 +40,7 @@ class Payment:
     def of(cls, p: PaymentRow) -> "Payment":
         return cls(
             id=relay.GlobalID("Payment", str(p.id)),
+            reference=payments.payment_reference(p.id),
             method=PaymentMethod(p.method),
             status=PaymentStatus(p.status),
             amount=_money_(p.amount_minor, p.currency),

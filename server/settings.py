@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from decimal import Decimal
 
 from models.config import DomainConfig
 
@@ -21,6 +22,19 @@ def _bool(name: str, default: bool) -> bool:
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     return default if raw is None or raw == "" else int(raw)
+
+
+def _rates(raw: str | None) -> tuple[tuple[str, str], ...]:
+    """`EUR=1.08,CNY=0.138`: limit-currency units per unit of each currency."""
+    if not raw:
+        return ()
+    pairs = []
+    for item in raw.split(","):
+        code, _, rate = item.partition("=")
+        if not rate or Decimal(rate) <= 0:
+            raise ValueError(f"TA_EXCHANGE_RATES: expected CODE=RATE, got {item!r}")
+        pairs.append((code.strip().upper(), rate.strip()))
+    return tuple(pairs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +94,15 @@ class Settings:
                 token_ttl_hours=_int("TA_TOKEN_TTL_HOURS", defaults.token_ttl_hours),
                 max_page_size=_int("TA_MAX_PAGE_SIZE", defaults.max_page_size),
                 min_password_length=_int("TA_MIN_PASSWORD_LENGTH", defaults.min_password_length),
+                payment_deadline_days=_int(
+                    "TA_PAYMENT_DEADLINE_DAYS", defaults.payment_deadline_days
+                ),
+                card_fee_bps=_int("TA_CARD_FEE_BPS", defaults.card_fee_bps),
+                refund_start_business_days=_int(
+                    "TA_REFUND_START_BUSINESS_DAYS", defaults.refund_start_business_days
+                ),
+                exchange_rates=_rates(os.environ.get("TA_EXCHANGE_RATES"))
+                or defaults.exchange_rates,
             ),
             payment_provider=os.environ.get("TA_PAYMENT_PROVIDER", "sandbox"),
             payment_webhook_secret=webhook_secret,
