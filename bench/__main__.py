@@ -6,13 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import supplier_search
+from bench import money_path, supplier_search
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = p.add_subparsers(dest="command", metavar="<benchmark>")
     supplier_search.add_parser(sub)
+    money_path.add_parser(sub)
     return p
 
 

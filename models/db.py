@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import AsyncIterator
@@ -42,7 +43,9 @@ def make_engine(database_url: str | None) -> Engine[Any]:
     else:
         path = default_sqlite_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    return SQLiteEngine(
+    from models.sqlite_engine import PooledSQLiteEngine
+
+    return PooledSQLiteEngine(
         path=str(path), factory=_TunedSQLiteConnection, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000
     )
 
@@ -62,9 +65,13 @@ async def open_pool(min_size: int, max_size: int) -> None:
 
 
 async def close_pool() -> None:
+    from models.sqlite_engine import PooledSQLiteEngine
+
     db = engine()
     if isinstance(db, PostgresEngine):
         await db.close_connection_pool()
+    elif isinstance(db, PooledSQLiteEngine):
+        await db.close_idle()
 
 
 async def ping() -> None:
@@ -77,6 +84,21 @@ def is_postgres() -> bool:
     return engine().engine_type == "postgres"
 
 
+# SQLite has one writer at a time. This process's writers queue for it here, in order,
+# instead of each holding a connection and polling the file lock: under a burst (say 100
+# concurrent releases) some pollers otherwise outwait the busy timeout and fail with
+# "database is locked". Other processes still wait on the file lock (busy timeout).
+_sqlite_writers: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+
+
+def _sqlite_writer_lock() -> asyncio.Lock:
+    global _sqlite_writers
+    loop = asyncio.get_running_loop()
+    if _sqlite_writers is None or _sqlite_writers[0] is not loop:
+        _sqlite_writers = (loop, asyncio.Lock())
+    return _sqlite_writers[1]
+
+
 @asynccontextmanager
 async def write_transaction() -> AsyncIterator[None]:
     """One atomic write: IMMEDIATE on SQLite (takes the write lock up front, so no
@@ -84,7 +106,14 @@ async def write_transaction() -> AsyncIterator[None]:
     with `lock_rows` by the code that needs them)."""
     db = engine()
     if isinstance(db, SQLiteEngine):
-        async with db.transaction(transaction_type=TransactionType.immediate):
+        if db.transaction_exists():  # nested: joins the outer one, which holds the lock
+            async with db.transaction(transaction_type=TransactionType.immediate):
+                yield
+            return
+        async with (
+            _sqlite_writer_lock(),
+            db.transaction(transaction_type=TransactionType.immediate),
+        ):
             yield
     else:
         async with db.transaction():

@@ -9,7 +9,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from decimal import ROUND_DOWN, Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from models import clock, config, events
 from models.accounts import Principal
@@ -592,29 +592,32 @@ async def list_orders(
     return rows[:first], len(rows) > first
 
 
-async def lines_of(order_ids: Sequence[int]) -> dict[int, list[OrderLine]]:
-    out: dict[int, list[OrderLine]] = {i: [] for i in order_ids}
+R = TypeVar("R", OrderLine, QualityRequirement, OrderEvent, Payment)
+
+
+async def rows_by_order(
+    table: type[R], order_ids: Sequence[int], order_by: Any
+) -> dict[int, list[R]]:
+    """Child rows of many orders in one statement, grouped by order (for DataLoaders)."""
+    out: dict[int, list[R]] = {i: [] for i in order_ids}
     if order_ids:
-        for line in (
-            await OrderLine.objects()
-            .where(OrderLine.order.is_in(list(order_ids)))
-            .order_by(OrderLine.position)
-        ):
-            out[line.order].append(line)
+        rows = await table.objects().where(table.order.is_in(list(order_ids))).order_by(order_by)
+        for row in rows:
+            out[row.order].append(row)
     return out
+
+
+async def lines_of(order_ids: Sequence[int]) -> dict[int, list[OrderLine]]:
+    return await rows_by_order(OrderLine, order_ids, OrderLine.position)
 
 
 async def quality_of(order_ids: Sequence[int]) -> dict[int, list[QualityRequirement]]:
-    out: dict[int, list[QualityRequirement]] = {i: [] for i in order_ids}
-    if order_ids:
-        rows = (
-            await QualityRequirement.objects()
-            .where(QualityRequirement.order.is_in(list(order_ids)))
-            .order_by(QualityRequirement.position)
-        )
-        for q in rows:
-            out[q.order].append(q)
-    return out
+    return await rows_by_order(QualityRequirement, order_ids, QualityRequirement.position)
+
+
+async def events_of(order_ids: Sequence[int]) -> dict[int, list[OrderEvent]]:
+    """The orders' timelines, oldest first."""
+    return await rows_by_order(OrderEvent, order_ids, OrderEvent.id)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -633,11 +636,4 @@ def coverage(order: Order, paid_minor: int) -> Coverage:
         cap=cap,
         pre_shipment=min(pre, cap) if cap is not None else 0,
         post_delivery=min(paid_minor, cap) if cap is not None else 0,
-    )
-
-
-async def events_of(order_id: int) -> list[OrderEvent]:
-    """The order's timeline, oldest first."""
-    return list(
-        await OrderEvent.objects().where(OrderEvent.order == order_id).order_by(OrderEvent.id)
     )

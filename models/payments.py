@@ -18,7 +18,13 @@ from models.db import for_update, is_unique_violation, write_transaction
 from models.enums import OrderStatus, PaymentMethod, PaymentStatus, RefundStatus, Role, Scope
 from models.errors import DomainError, ErrorCode
 from models.money import Money
-from models.orders import check_status, lock_order, require_scope, succeeded_minor
+from models.orders import (
+    check_status,
+    lock_order,
+    require_scope,
+    rows_by_order,
+    succeeded_minor,
+)
 from models.provider import (
     ChargeOutcome,
     ChargeRequest,
@@ -494,8 +500,4 @@ async def retry_refunds() -> list[Refund]:
 
 
 async def payments_of(order_ids: list[int]) -> dict[int, list[Payment]]:
-    out: dict[int, list[Payment]] = {i: [] for i in order_ids}
-    if order_ids:
-        for p in await Payment.objects().where(Payment.order.is_in(order_ids)).order_by(Payment.id):
-            out[p.order].append(p)
-    return out
+    return await rows_by_order(Payment, order_ids, Payment.id)

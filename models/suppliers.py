@@ -12,7 +12,7 @@ from typing import Any
 from models import clock
 from models.accounts import Principal
 from models.db import for_update, is_postgres, write_transaction
-from models.enums import Role, TradeAssuranceStatus, Verification
+from models.enums import OPEN_ORDER_STATUSES, Role, TradeAssuranceStatus, Verification
 from models.errors import DomainError, ErrorCode
 from models.geography import validate_country
 from models.money import Money
@@ -47,11 +47,15 @@ class Supplier:
     ta_status: TradeAssuranceStatus
     ta_limit: Money | None
     ta_since: dt.datetime | None
+    # The shares of the limit reserved by the supplier's open orders (limit currency).
+    ta_reserved_minor: int = 0
 
     @property
     def remaining_limit(self) -> Money | None:
-        """limit - coverage of open orders (no open orders can exist before orders do)."""
-        return self.ta_limit if self.ta_status is TradeAssuranceStatus.ACTIVE else None
+        """limit - coverage reserved by open orders (never below zero)."""
+        if self.ta_status is not TradeAssuranceStatus.ACTIVE or self.ta_limit is None:
+            return None
+        return Money(max(0, self.ta_limit.minor - self.ta_reserved_minor), self.ta_limit.currency)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -94,9 +98,13 @@ def _clean_list(values: Sequence[str], field: str, maximum: int) -> list[str]:
     return list(seen.values())
 
 
-_COLUMNS = """s.id, s.company, c.legal_name, s.country, s.year_joined, s.gold, s.verification,
+# Only constants are interpolated (the open statuses).
+_OPEN = ", ".join(f"'{s.value}'" for s in sorted(OPEN_ORDER_STATUSES))
+_COLUMNS = f"""s.id, s.company, c.legal_name, s.country, s.year_joined, s.gold, s.verification,
     s.rating, s.response_rate, s.categories, s.keywords, s.ta_status, s.ta_limit_minor,
-    s.ta_limit_currency, s.ta_since"""
+    s.ta_limit_currency, s.ta_since, (SELECT CAST(COALESCE(SUM(o.limit_reserved_minor), 0)
+    AS BIGINT) FROM trade_order o WHERE o.supplier = s.id AND o.status IN ({_OPEN})
+    ) AS ta_reserved_minor"""  # noqa: S608 - constants only
 
 
 def _row_to_supplier(row: dict[str, Any]) -> Supplier:
@@ -123,6 +131,7 @@ def _row_to_supplier(row: dict[str, Any]) -> Supplier:
         ta_status=TradeAssuranceStatus(row["ta_status"]),
         ta_limit=limit,
         ta_since=since,
+        ta_reserved_minor=int(row["ta_reserved_minor"] or 0),
     )
 
 

@@ -13,6 +13,7 @@ from models.accounts import Principal
 from models.suppliers import Supplier
 from models.tables import (
     Company,
+    OrderEvent,
     OrderLine,
     Payment,
     QualityRequirement,
@@ -76,6 +77,9 @@ class Context:
         )
         self.order_quality: DataLoader[int, list[QualityRequirement]] = batch(
             orders.quality_of, list, self.cache
+        )
+        self.order_events: DataLoader[int, list[OrderEvent]] = batch(
+            orders.events_of, list, self.cache
         )
 
     def require_principal(self) -> Principal:

@@ -224,9 +224,8 @@ class Order(relay.Node):
         return [Payment.of(p) for p in await info.context.order_payments.load(self.row.id)]
 
     @strawberry.field(description="The timeline: every state change and money movement.")
-    async def events(self) -> list[OrderEvent]:
-        rows = await orders.events_of(self.row.id)
-        return [OrderEvent.of(e) for e in rows]
+    async def events(self, info: Info) -> list[OrderEvent]:
+        return [OrderEvent.of(e) for e in await info.context.order_events.load(self.row.id)]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -393,6 +392,21 @@ class AcceptOrderModificationInput:
     modification_id: relay.GlobalID
 
 
+# The domain names contract fields relative to the contract; on the wire they sit under
+# the mutation's `contract` input, so UserError.field says `contract.<field>`.
+_CONTRACT_FIELDS = frozenset(
+    {"currency", "lines", "qualityRequirements", "incoterm", "shippingMethod",
+     "destinationCountry", "shippingDeadline", "initialPayment"}
+)  # fmt: skip
+
+
+def in_contract(error: DomainError) -> DomainError:
+    """The error with its field as an input path, if it names a contract field."""
+    if error.field and error.field.split(".")[0] in _CONTRACT_FIELDS:
+        error.field = f"contract.{error.field}"
+    return error
+
+
 def order_id_of(gid: relay.GlobalID, field: str = "orderId") -> int:
     return decode_id(gid, "Order", field)
 
@@ -414,7 +428,7 @@ class OrderMutations:
                 else None,
             )
         except DomainError as e:
-            return failed(OrderPayload, e)
+            return failed(OrderPayload, in_contract(e))
         return OrderPayload(order=Order.of(order))
 
     @strawberry.mutation(description="The other party accepts the contract.")
@@ -438,7 +452,7 @@ class OrderMutations:
             )
             found = await orders.get_orders(principal, [order_id])
         except DomainError as e:
-            return failed(ProposeOrderModificationPayload, e)
+            return failed(ProposeOrderModificationPayload, in_contract(e))
         return ProposeOrderModificationPayload(
             modification_id=relay.GlobalID("OrderModification", str(modification.id)),
             order=Order.of(found[order_id]),

@@ -1,0 +1,85 @@
+"""Piccolo's SQLite engine, keeping its connections open.
+
+Piccolo opens (and closes) a connection, with its own thread, for every query and every
+transaction: about a millisecond of CPU each time, several per request. Here a few
+connections stay open and are handed out again; `close()` on a handed-out connection
+returns it instead. Write transactions are still serialised by `models.db`, and WAL lets
+the readers go on meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiosqlite
+from piccolo.engine.sqlite import SQLiteEngine, dict_factory
+
+MAX_IDLE = 8
+
+
+class _Lent:
+    """A pooled connection as Piccolo sees it: everything delegates, `close` gives back."""
+
+    def __init__(self, engine: PooledSQLiteEngine, connection: aiosqlite.Connection) -> None:
+        object.__setattr__(self, "_engine", engine)
+        object.__setattr__(self, "_connection", connection)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._connection, name, value)
+
+    async def close(self) -> None:
+        await self._engine.give_back(self._connection)
+
+
+class PooledSQLiteEngine(SQLiteEngine):
+    def __init__(self, path: str, **connection_kwargs: Any) -> None:
+        super().__init__(path=path, **connection_kwargs)
+        # Idle connections per event loop (the CLI runs several loops one after another).
+        self._idle: dict[asyncio.AbstractEventLoop, list[aiosqlite.Connection]] = {}
+
+    async def _take(self) -> aiosqlite.Connection:
+        idle = self._idle.get(asyncio.get_running_loop())
+        if idle:
+            return idle.pop()
+        pending = aiosqlite.connect(**self.connection_kwargs)
+        # An idle pooled connection must not keep a finished process alive (a CLI command
+        # ends its event loop without closing the pool). Idle means no open transaction,
+        # and committed work is already durable (WAL, synchronous=FULL).
+        pending._thread.daemon = True
+        connection = await pending
+        connection.row_factory = dict_factory  # type: ignore[assignment]
+        return connection
+
+    async def give_back(self, connection: aiosqlite.Connection) -> None:
+        idle = self._idle.setdefault(asyncio.get_running_loop(), [])
+        # A connection left inside a transaction (a failed rollback) is not reused.
+        if connection.in_transaction or len(idle) >= MAX_IDLE:
+            await connection.close()
+        else:
+            idle.append(connection)
+
+    async def get_connection(self) -> Any:  # used by transactions
+        return _Lent(self, await self._take())
+
+    async def _run_in_new_connection(
+        self,
+        query: str,
+        args: list[Any] | None = None,
+        query_type: str = "generic",
+        table: Any = None,
+    ) -> Any:
+        connection = await self._take()
+        try:
+            async with connection.execute(query, args or []) as cursor:
+                await connection.commit()
+                return await cursor.fetchall()
+        finally:
+            await self.give_back(connection)
+
+    async def close_idle(self) -> None:
+        for connection in self._idle.pop(asyncio.get_running_loop(), []):
+            await connection.close()
