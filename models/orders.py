@@ -206,9 +206,10 @@ def check_status(order: Order, allowed: Sequence[OrderStatus], action: str) -> N
         )
 
 
-async def _write_contract(order_id: int, contract: Contract) -> None:
-    await OrderLine.delete().where(OrderLine.order == order_id)
-    await QualityRequirement.delete().where(QualityRequirement.order == order_id)
+async def _write_contract(order_id: int, contract: Contract, *, replace: bool) -> None:
+    if replace:  # a modification: the old lines and requirements go
+        await OrderLine.delete().where(OrderLine.order == order_id)
+        await QualityRequirement.delete().where(QualityRequirement.order == order_id)
     await OrderLine.insert(
         *[
             OrderLine(
@@ -293,7 +294,7 @@ async def create_order(
         )
         _apply_terms(order, contract)
         await order.save()
-        await _write_contract(order.id, contract)
+        await _write_contract(order.id, contract, replace=False)
         await events.record(
             order.id, "CREATED", old_status=None, new_status=order.status,
             actor=events.Actor.of(principal), at=now,
@@ -492,7 +493,7 @@ async def accept_modification(principal: Principal, modification_id: int) -> Ord
         order.version += 1
         order.updated_at = now
         await order.save()
-        await _write_contract(order.id, contract)
+        await _write_contract(order.id, contract, replace=True)
         modification.status = "ACCEPTED"
         modification.decided_at = now
         await modification.save()
