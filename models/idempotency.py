@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from models import clock
 from models.accounts import Principal
+from models.db import is_unique_violation
 from models.errors import DomainError, ErrorCode
 from models.tables import IdempotencyRecord
 
@@ -63,6 +66,23 @@ async def replay(
         )
     result: dict[str, Any] = json.loads(row["result"])
     return result
+
+
+@asynccontextmanager
+async def first_claim() -> AsyncIterator[None]:
+    """Wrap the transaction that `remember`s a key. Two requests with one key on
+    different orders do not share a row lock; the loser's insert hits the unique index,
+    and that is the same key reused for a different request."""
+    try:
+        yield
+    except Exception as e:
+        if is_unique_violation(e):
+            raise DomainError(
+                ErrorCode.IDEMPOTENCY_KEY_REUSED,
+                "this idempotency key is being used for a different request; use a new key",
+                "idempotencyKey",
+            ) from e
+        raise
 
 
 async def remember(

@@ -123,7 +123,7 @@ async def pay_order(
     scope = idempotency.scope_of(principal)
     request = {"order": order_id, "amount": amount.minor, "currency": amount.currency,
                "method": method.value, "source": source}  # fmt: skip
-    async with write_transaction():
+    async with idempotency.first_claim(), write_transaction():
         order, role = await lock_order(principal, order_id)
         previous = await idempotency.replay(scope, key, "payOrder", request)
         if previous is not None:
@@ -332,7 +332,7 @@ async def release_funds(
     scope = idempotency.scope_of(principal)
     request = {"order": order_id, "amount": None if amount is None else amount.minor,
                "currency": None if amount is None else amount.currency}  # fmt: skip
-    async with write_transaction():
+    async with idempotency.first_claim(), write_transaction():
         order, role = await lock_order(principal, order_id)
         previous = await idempotency.replay(scope, key, "releaseFunds", request)
         if previous is not None:

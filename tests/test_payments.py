@@ -291,3 +291,19 @@ async def test_postgres_locks_the_order_row() -> None:
         return_exceptions=True,
     )  # fmt: skip
     assert sum(isinstance(r, payments.Release) for r in results) == 3
+
+
+async def test_one_key_racing_on_two_orders_is_refused_not_crashed() -> None:
+    b, s, first = await confirmed_order()
+    _, _, second = await confirmed_order(b, s)
+    await _pay(first, b, 3_000_00, "pay-1")
+    await _pay(second, b, 3_000_00, "pay-2")
+    results = await asyncio.gather(
+        payments.release_funds(b.principal, first.id, None, idempotency_key="shared"),
+        payments.release_funds(b.principal, second.id, None, idempotency_key="shared"),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, payments.Release) for r in results) == 1
+    [refused] = [r for r in results if not isinstance(r, payments.Release)]
+    assert isinstance(refused, DomainError)
+    assert refused.code is ErrorCode.IDEMPOTENCY_KEY_REUSED
