@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, TypeVar
 
+from piccolo.query.functions.aggregate import Sum
+
 from models import clock, config, events
 from models.accounts import Principal
 from models.db import for_update, write_transaction
@@ -171,7 +173,8 @@ def require_scope(principal: Principal, scope: Scope) -> None:
         raise DomainError(ErrorCode.SCOPE_MISSING, f"this API key lacks the {scope.value} scope")
 
 
-async def _supplier_company(supplier_id: int) -> int:
+async def supplier_company(supplier_id: int) -> int:
+    """The company behind a supplier profile (ledger accounts are per company)."""
     row = (
         await SupplierProfile.select(SupplierProfile.company)
         .where(SupplierProfile.id == supplier_id)
@@ -191,7 +194,7 @@ async def lock_order(principal: Principal | None, order_id: int) -> tuple[Order,
         raise DomainError(ErrorCode.NOT_FOUND, "no such order", "orderId")
     if principal is None:  # the system itself (scheduler, provider callbacks)
         return order, None
-    role = _party_role(principal, order, await _supplier_company(order.supplier))
+    role = _party_role(principal, order, await supplier_company(order.supplier))
     if role is None and principal.role is not Role.MEDIATOR:
         raise DomainError(ErrorCode.NOT_FOUND, "no such order", "orderId")
     return order, role
@@ -347,12 +350,13 @@ def convert(minor: int, from_currency: str, to_currency: str, rate: Decimal) -> 
 
 async def remaining_limit_minor(profile: SupplierProfile, *, excluding: int | None = None) -> int:
     """limit - the shares of it reserved by the supplier's open orders."""
-    query = Order.select(Order.limit_reserved_minor).where(
+    query = Order.select(Sum(Order.limit_reserved_minor).as_alias("reserved")).where(
         (Order.supplier == profile.id) & Order.status.is_in([s.value for s in OPEN_ORDER_STATUSES])
     )
     if excluding is not None:
         query = query.where(Order.id != excluding)
-    reserved = sum(int(r["limit_reserved_minor"]) for r in await query)
+    row = await query.first()
+    reserved = int(row["reserved"] or 0) if row else 0
     return max(0, int(profile.ta_limit_minor or 0) - reserved)
 
 

@@ -24,6 +24,7 @@ from models.orders import (
     require_scope,
     rows_by_order,
     succeeded_minor,
+    supplier_company,
 )
 from models.provider import (
     ChargeOutcome,
@@ -32,7 +33,7 @@ from models.provider import (
     RefundRequest,
     provider,
 )
-from models.tables import Company, Order, Payment, ProviderEvent, Refund, SupplierProfile
+from models.tables import Company, Order, Payment, ProviderEvent, Refund
 from models.trade_assurance import add_business_days
 
 # Methods a buyer can use, by the buyer company's country (None: everywhere).
@@ -43,6 +44,10 @@ METHOD_COUNTRIES: dict[PaymentMethod, frozenset[str] | None] = {
     PaymentMethod.BOLETO: frozenset({"BR"}),
     PaymentMethod.PAY_LATER: frozenset({"US"}),
 }
+# The callbacks a payment provider sends us.
+PROVIDER_EVENT_TYPES = frozenset(
+    {"payment.succeeded", "payment.failed", "refund.settled", "refund.failed"}
+)
 PAYABLE = [OrderStatus.AWAITING_INITIAL_PAYMENT, OrderStatus.AWAITING_BALANCE]
 
 
@@ -284,7 +289,7 @@ async def handle_provider_event(
     The event id is recorded in the same transaction as its effect (the outcome functions
     join it), so a crash loses neither, and a concurrent duplicate delivery fails on the
     unique id and changes nothing."""
-    if event_type not in ("payment.succeeded", "payment.failed", "refund.settled", "refund.failed"):
+    if event_type not in PROVIDER_EVENT_TYPES:
         raise DomainError(ErrorCode.INVALID_INPUT, f"unknown event type {event_type!r}")
     try:
         async with write_transaction():
@@ -352,13 +357,8 @@ async def release_funds(
                 "amount",
             )
         now = clock.now()
-        supplier = (
-            await SupplierProfile.select(SupplierProfile.company)
-            .where(SupplierProfile.id == order.supplier)
-            .first()
-        )
-        assert supplier is not None
-        await ledger.post_release(order.id, supplier["company"], order.currency, wanted, now)
+        supplier = await supplier_company(order.supplier)
+        await ledger.post_release(order.id, supplier, order.currency, wanted, now)
         await events.record(
             order.id, "FUNDS_RELEASED", old_status=order.status, new_status=order.status,
             actor=events.Actor.of(principal), at=now,
@@ -409,6 +409,16 @@ async def start_refund(
     return refund
 
 
+async def _refund_route(refund: Refund) -> tuple[PaymentMethod, str | None]:
+    """A refund goes back the way the money came: the method and provider reference of
+    the payment it refunds (bank transfer when it names none)."""
+    if refund.payment is not None:
+        payment = await Payment.objects().get(Payment.id == refund.payment)
+        if payment is not None:
+            return PaymentMethod(payment.method), payment.provider_reference
+    return PaymentMethod.TT, None
+
+
 async def execute_refund(refund_id: int) -> Refund:
     """Ask the provider to pay a PENDING or FAILED refund out; record what it says."""
     refund = await Refund.objects().get(Refund.id == refund_id)
@@ -416,11 +426,7 @@ async def execute_refund(refund_id: int) -> Refund:
         raise DomainError(ErrorCode.NOT_FOUND, "no such refund", "refundId")
     if refund.status == RefundStatus.SETTLED.value:
         return refund
-    method, payment_reference_ = PaymentMethod.TT, None
-    if refund.payment is not None:
-        payment = await Payment.objects().get(Payment.id == refund.payment)
-        if payment is not None:
-            method, payment_reference_ = PaymentMethod(payment.method), payment.provider_reference
+    method, payment_reference_ = await _refund_route(refund)
     try:
         result = await provider().refund(
             RefundRequest(
@@ -466,10 +472,7 @@ async def record_refund_outcome(
         refund.attempts += 1
         refund.provider_reference = provider_reference or refund.provider_reference
         if settled:
-            method = PaymentMethod.TT
-            if refund.payment is not None:
-                payment = await Payment.objects().get(Payment.id == refund.payment)
-                method = PaymentMethod(payment.method) if payment else method
+            method, _ = await _refund_route(refund)
             refund.status = RefundStatus.SETTLED.value
             refund.settled_at = now
             await refund.save()

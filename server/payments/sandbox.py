@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from models import clock
 from models.enums import PaymentMethod
+from models.payments import PROVIDER_EVENT_TYPES
 from models.provider import (
     ChargeOutcome,
     ChargeRequest,
@@ -72,7 +73,7 @@ _PENDING_METHODS = frozenset({PaymentMethod.TT, PaymentMethod.E_CHECKING, Paymen
 REFUND_REJECTED_SUFFIX = 13  # amount_minor % 100 == 13 → the bank rejects the refund
 
 WEBHOOK_PATH = "/webhooks/payments"
-EVENT_TYPES = frozenset({"payment.succeeded", "payment.failed", "refund.settled", "refund.failed"})
+EVENT_TYPES = PROVIDER_EVENT_TYPES  # the domain's list: the webhook and sender share it
 
 
 def _reference(kind: str) -> str:
