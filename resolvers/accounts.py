@@ -9,6 +9,7 @@ from strawberry import relay
 from models import accounts
 from models.enums import CompanyKind, Role, Scope
 from models.errors import DomainError, ErrorCode
+from models.suppliers import supplier_id_of_company
 from models.tables import ApiKey as ApiKeyRow
 from models.tables import Company as CompanyRow
 from models.tables import UserAccount
@@ -51,8 +52,6 @@ class Company(relay.Node):
     async def supplier(self, info: Info) -> Supplier | None:
         if self.kind is not CompanyKind.SUPPLIER:
             return None
-        from models.suppliers import supplier_id_of_company
-
         supplier_id = await supplier_id_of_company(self.id)
         found = await info.context.suppliers.load(supplier_id) if supplier_id else None
         return Supplier.of(found) if found else None

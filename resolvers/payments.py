@@ -3,9 +3,10 @@
 import datetime as dt
 
 import strawberry
+from graphql import GraphQLError
 from strawberry import relay
 
-from models import payments
+from models import orders, payments
 from models.enums import PaymentMethod, PaymentStatus
 from models.errors import DomainError
 from models.tables import Payment as PaymentRow
@@ -66,8 +67,6 @@ class PaymentQueries:
         try:
             q = payments.quote(method, amount.to_domain("amount"))
         except DomainError as e:
-            from graphql import GraphQLError
-
             raise GraphQLError(e.message, extensions={"code": e.code.value}) from None
         return PaymentQuote(
             amount=_money_(q.amount.minor, q.amount.currency),
@@ -117,8 +116,6 @@ class ReleaseFundsPayload:
 
 
 async def _fresh_order(info: Info, order_id: int) -> Order | None:
-    from models import orders
-
     principal = info.context.require_principal()
     found = await orders.get_orders(principal, [order_id])
     return Order.of(found[order_id]) if order_id in found else None
