@@ -3,7 +3,8 @@
 Piccolo opens (and closes) a connection, with its own thread, for every query and every
 transaction: about a millisecond of CPU each time, several per request. Here a few
 connections stay open and are handed out again; `close()` on a handed-out connection
-returns it instead. Write transactions are still serialised by `models.db`, and WAL lets
+returns it instead. Each statement is one hop to the connection's thread (execute and
+fetch together). Write transactions are still serialised by `models.db`, and WAL lets
 the readers go on meanwhile.
 """
 
@@ -74,11 +75,25 @@ class PooledSQLiteEngine(SQLiteEngine):
     ) -> Any:
         connection = await self._take()
         try:
-            async with connection.execute(query, args or []) as cursor:
+            rows = await connection.execute_fetchall(query, args or [])
+            if connection.in_transaction:  # a write outside a transaction; reads open none
                 await connection.commit()
-                return await cursor.fetchall()
+            return rows
         finally:
             await self.give_back(connection)
+
+    async def _run_in_existing_connection(
+        self,
+        connection: Any,
+        query: str,
+        args: list[Any] | None = None,
+        query_type: str = "generic",
+        table: Any = None,
+    ) -> Any:
+        # Piccolo's version sends `PRAGMA foreign_keys = 1` before every statement (our
+        # connections set it once, models.db) and takes three hops to the connection's
+        # thread; this takes one. Inserts use RETURNING (SQLite >= 3.35).
+        return await connection.execute_fetchall(query, args or [])
 
     async def close_idle(self) -> None:
         for connection in self._idle.pop(asyncio.get_running_loop(), []):
