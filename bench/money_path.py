@@ -1258,6 +1258,14 @@ class _Probe:
             return execute(self_, sql, *args, **kwargs)
 
         aio.execute = counted
+        fetchall = aio.execute_fetchall
+
+        def counted_fetchall(self_: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+            if probe.on:
+                probe.kinds[probe.label][_sql_kind(sql)] += 1
+            return fetchall(self_, sql, *args, **kwargs)
+
+        aio.execute_fetchall = counted_fetchall
         for name in ("fetch", "fetchrow", "fetchval", "execute"):
             original = getattr(pg, name)
 

@@ -15,9 +15,10 @@ from piccolo.query.functions.aggregate import Sum
 
 from models import clock, config, events
 from models.accounts import Principal
-from models.db import for_update, write_transaction
+from models.db import for_update, is_postgres, write_transaction
 from models.enums import (
     OPEN_ORDER_STATUSES,
+    CompanyKind,
     Incoterm,
     OrderStatus,
     Role,
@@ -29,6 +30,7 @@ from models.errors import DomainError, ErrorCode
 from models.geography import validate_country
 from models.money import Money, exponent, validate_currency
 from models.tables import (
+    Company,
     Order,
     OrderEvent,
     OrderLine,
@@ -185,19 +187,40 @@ async def supplier_company(supplier_id: int) -> int:
     return int(row["company"])
 
 
-async def lock_order(principal: Principal | None, order_id: int) -> tuple[Order, Role | None]:
+@dataclasses.dataclass(frozen=True, slots=True)
+class Locked:
+    order: Order
+    role: Role | None  # the caller's part in the order; None for the system or a mediator
+    supplier_company: int
+
+
+# The order and its supplier's company in one statement: nearly every transition needs both.
+_LOCK_SQL = (
+    "SELECT o.*, s.company AS supplier_company FROM trade_order o"
+    " JOIN supplier_profile s ON s.id = o.supplier WHERE o.id = {}"
+)
+
+
+async def locked_order(principal: Principal | None, order_id: int) -> Locked:
     """The order, locked for this transaction, and the caller's part in it. Someone who
     is neither party nor mediator gets NOT_FOUND, as if the order did not exist."""
-    found = await for_update(Order.objects().where(Order.id == order_id))
-    order: Order | None = found[0] if found else None
-    if order is None:
+    rows = await Order.raw(_LOCK_SQL + (" FOR UPDATE OF o" if is_postgres() else ""), order_id)
+    if not rows:
         raise DomainError(ErrorCode.NOT_FOUND, "no such order", "orderId")
+    company = int(rows[0].pop("supplier_company"))
+    order = Order(**rows[0], _exists_in_db=True)
     if principal is None:  # the system itself (scheduler, provider callbacks)
-        return order, None
-    role = _party_role(principal, order, await supplier_company(order.supplier))
+        return Locked(order, None, company)
+    role = _party_role(principal, order, company)
     if role is None and principal.role is not Role.MEDIATOR:
         raise DomainError(ErrorCode.NOT_FOUND, "no such order", "orderId")
-    return order, role
+    return Locked(order, role, company)
+
+
+async def lock_order(principal: Principal | None, order_id: int) -> tuple[Order, Role | None]:
+    """`locked_order`, as (order, the caller's role)."""
+    locked = await locked_order(principal, order_id)
+    return locked.order, locked.role
 
 
 def check_status(order: Order, allowed: Sequence[OrderStatus], action: str) -> None:
@@ -279,11 +302,12 @@ async def create_order(
     now = clock.now()
     async with write_transaction():
         await _check_protected(supplier_id)
-        from models.tables import Company
-
-        buyer = await Company.select(Company.kind).where(Company.id == buyer_company_id).first()
-        if buyer is None or buyer["kind"] != "BUYER":
-            raise DomainError(ErrorCode.NOT_FOUND, "no such buyer", "buyerId")
+        if role is Role.SUPPLIER:  # a buyer placing an order is known to be one
+            buyer = (
+                await Company.select(Company.kind).where(Company.id == buyer_company_id).first()
+            )
+            if buyer is None or buyer["kind"] != CompanyKind.BUYER.value:
+                raise DomainError(ErrorCode.NOT_FOUND, "no such buyer", "buyerId")
         order = Order(
             buyer=buyer_company_id,
             supplier=supplier_id,
@@ -377,6 +401,14 @@ async def _reserve_coverage(order: Order, profile: SupplierProfile) -> None:
     order.coverage_cap_minor = min(order.total_minor, cap)
 
 
+# What confirmation changes (saving only these keeps the UPDATE short).
+_CONFIRMED_COLUMNS = [
+    Order.status, Order.confirmed_at, Order.payment_deadline, Order.updated_at,
+    Order.limit_reserved_minor, Order.limit_currency, Order.exchange_rate,
+    Order.coverage_cap_minor,
+]  # fmt: skip
+
+
 async def confirm_order(principal: Principal, order_id: int) -> Order:
     """The other party agrees to the contract: coverage is reserved, payment is due."""
     require_scope(principal, Scope.ORDERS)
@@ -400,7 +432,7 @@ async def confirm_order(principal: Principal, order_id: int) -> Order:
         order.confirmed_at = now
         order.payment_deadline = now + dt.timedelta(days=config.current().payment_deadline_days)
         order.updated_at = now
-        await order.save()
+        await order.save(_CONFIRMED_COLUMNS)
         await events.record(
             order.id, "CONFIRMED", old_status=old, new_status=order.status,
             actor=events.Actor.of(principal), at=now,

@@ -21,10 +21,10 @@ from models.money import Money
 from models.orders import (
     check_status,
     lock_order,
+    locked_order,
     require_scope,
     rows_by_order,
     succeeded_minor,
-    supplier_company,
 )
 from models.provider import (
     ChargeOutcome,
@@ -112,6 +112,7 @@ def _require_buyer(principal: Principal, role: Role | None, action: str) -> None
 class PaymentResult:
     payment: Payment
     error: DomainError | None = None  # a decline is a result, reported beside the payment
+    order: Order | None = None  # as the payment left it; None: read it afresh
 
 
 async def pay_order(
@@ -140,15 +141,17 @@ async def pay_order(
                 ErrorCode.INVALID_CURRENCY, f"this order is paid in {order.currency}",
                 "amount.currency",
             )  # fmt: skip
-        if await Payment.exists().where(
-            (Payment.order == order.id) & (Payment.status == PaymentStatus.PENDING.value)
-        ):
+        earlier = await Payment.select(Payment.status, Payment.amount_minor).where(
+            (Payment.order == order.id)
+            & Payment.status.is_in([PaymentStatus.PENDING.value, PaymentStatus.SUCCEEDED.value])
+        )
+        if any(p["status"] == PaymentStatus.PENDING.value for p in earlier):
             raise DomainError(
                 ErrorCode.PAYMENT_IN_PROGRESS,
                 "a payment for this order is still pending; wait for its outcome",
                 "orderId",
             )
-        due = _due_amounts(order, await succeeded_minor(order.id))
+        due = _due_amounts(order, sum(int(p["amount_minor"]) for p in earlier))
         if amount.minor not in due:
             raise DomainError(
                 ErrorCode.AMOUNT_NOT_DUE,
@@ -189,25 +192,30 @@ async def pay_order(
         )
     except ProviderUnavailable:
         # Never reached the provider: nothing moved. The attempt fails; the buyer retries.
-        await record_charge_outcome(payment.id, succeeded=False, reason="provider_unavailable")
-        return await _payment_result({"payment": payment.id})
-    if result.outcome is ChargeOutcome.PENDING:
-        await Payment.update({Payment.provider_reference: result.provider_reference}).where(
-            Payment.id == payment.id
-        )
+        settled = await _settle(payment.id, succeeded=False, reason="provider_unavailable")
     else:
-        await record_charge_outcome(
+        if result.outcome is ChargeOutcome.PENDING:
+            payment.provider_reference = result.provider_reference
+            await payment.save([Payment.provider_reference])
+            return PaymentResult(payment, order=order)
+        settled = await _settle(
             payment.id,
             succeeded=result.outcome is ChargeOutcome.SUCCEEDED,
             provider_reference=result.provider_reference,
             reason=result.failure_reason,
         )
-    return await _payment_result({"payment": payment.id})
+    if settled is None:  # a provider callback settled it first
+        return await _payment_result({"payment": payment.id})
+    return _result_of(*settled)
 
 
 async def _payment_result(stored: dict[str, Any]) -> PaymentResult:
     payment = await Payment.objects().get(Payment.id == stored["payment"])
     assert payment is not None
+    return _result_of(payment, None)
+
+
+def _result_of(payment: Payment, order: Order | None) -> PaymentResult:
     error = None
     if payment.status == PaymentStatus.FAILED.value:
         code = (
@@ -216,7 +224,7 @@ async def _payment_result(stored: dict[str, Any]) -> PaymentResult:
             else ErrorCode.PAYMENT_DECLINED
         )
         error = DomainError(code, f"the payment failed: {payment.failure_reason}", "method")
-    return PaymentResult(payment, error)
+    return PaymentResult(payment, error, order)
 
 
 async def record_charge_outcome(
@@ -228,6 +236,20 @@ async def record_charge_outcome(
 ) -> bool:
     """Settle or fail a PENDING payment: ledger, status and event in one transaction.
     Returns False (and changes nothing) if the payment is no longer pending."""
+    settled = await _settle(
+        payment_id, succeeded=succeeded, provider_reference=provider_reference, reason=reason
+    )
+    return settled is not None
+
+
+async def _settle(
+    payment_id: int,
+    *,
+    succeeded: bool,
+    provider_reference: str | None = None,
+    reason: str | None = None,
+) -> tuple[Payment, Order] | None:
+    """`record_charge_outcome`, giving back the payment and order as it left them."""
     async with write_transaction():
         found = await for_update(Payment.objects().where(Payment.id == payment_id))
         if not found:
@@ -235,7 +257,7 @@ async def record_charge_outcome(
         payment: Payment = found[0]
         order, _ = await lock_order(None, payment.order)
         if payment.status != PaymentStatus.PENDING.value:
-            return False
+            return None
         now = clock.now()
         payment.provider_reference = provider_reference or payment.provider_reference
         payment.settled_at = now
@@ -243,14 +265,14 @@ async def record_charge_outcome(
         if not succeeded:
             payment.status = PaymentStatus.FAILED.value
             payment.failure_reason = reason or "failed"
-            await payment.save()
+            await payment.save(_SETTLED_COLUMNS)
             await events.record(
                 order.id, "PAYMENT_FAILED", old_status=old, new_status=old,
                 actor=events.PAYMENT_PROVIDER, at=now, reason=payment.failure_reason,
             )  # fmt: skip
-            return True
+            return payment, order
         payment.status = PaymentStatus.SUCCEEDED.value
-        await payment.save()
+        await payment.save(_SETTLED_COLUMNS)
         await ledger.post_payment(
             order.id, PaymentMethod(payment.method), order.currency, payment.amount_minor,
             payment.fee_minor, now,
@@ -267,7 +289,13 @@ async def record_charge_outcome(
             actor=events.PAYMENT_PROVIDER, at=now,
             reason=f"{payment.method} {Money(payment.amount_minor, order.currency)} in escrow",
         )  # fmt: skip
-        return True
+        return payment, order
+
+
+# What settling changes on a payment.
+_SETTLED_COLUMNS = [
+    Payment.status, Payment.provider_reference, Payment.settled_at, Payment.failure_reason,
+]  # fmt: skip
 
 
 def _reference_id(reference: str, prefix: str) -> int:
@@ -338,7 +366,8 @@ async def release_funds(
     request = {"order": order_id, "amount": None if amount is None else amount.minor,
                "currency": None if amount is None else amount.currency}  # fmt: skip
     async with idempotency.first_claim(), write_transaction():
-        order, role = await lock_order(principal, order_id)
+        locked = await locked_order(principal, order_id)
+        order, role = locked.order, locked.role
         previous = await idempotency.replay(scope, key, "releaseFunds", request)
         if previous is not None:
             return Release(order, Money(previous["amount"], order.currency))
@@ -357,8 +386,7 @@ async def release_funds(
                 "amount",
             )
         now = clock.now()
-        supplier = await supplier_company(order.supplier)
-        await ledger.post_release(order.id, supplier, order.currency, wanted, now)
+        await ledger.post_release(order.id, locked.supplier_company, order.currency, wanted, now)
         await events.record(
             order.id, "FUNDS_RELEASED", old_status=order.status, new_status=order.status,
             actor=events.Actor.of(principal), at=now,

@@ -140,7 +140,7 @@ class PaymentMutations:
             return failed(PayOrderPayload, e)
         return PayOrderPayload(
             payment=Payment.of(result.payment),
-            order=await _fresh_order(info, order_id),
+            order=Order.of(result.order) if result.order else await _fresh_order(info, order_id),
             errors=[UserError.of(result.error)] if result.error else [],
         )
 
@@ -159,5 +159,5 @@ class PaymentMutations:
             return failed(ReleaseFundsPayload, e)
         return ReleaseFundsPayload(
             released=_money_(release.amount.minor, release.amount.currency),
-            order=await _fresh_order(info, order_id),
+            order=Order.of(release.order),
         )

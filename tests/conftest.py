@@ -43,7 +43,12 @@ async def database() -> AsyncIterator[None]:
         await engine.run_ddl("DROP SCHEMA public CASCADE")
         await engine.run_ddl("CREATE SCHEMA public")
     await db.apply_migrations()
+    # As in a server process: PostgreSQL connections come from a bounded pool (without
+    # one, Piccolo opens a connection per transaction and a burst of 100 runs the server
+    # out of connections).
+    await db.open_pool(1, 20)
     yield
+    await db.close_pool()
 
 
 async def _empty_tables() -> None:
