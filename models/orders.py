@@ -303,9 +303,7 @@ async def create_order(
     async with write_transaction():
         await _check_protected(supplier_id)
         if role is Role.SUPPLIER:  # a buyer placing an order is known to be one
-            buyer = (
-                await Company.select(Company.kind).where(Company.id == buyer_company_id).first()
-            )
+            buyer = await Company.select(Company.kind).where(Company.id == buyer_company_id).first()
             if buyer is None or buyer["kind"] != CompanyKind.BUYER.value:
                 raise DomainError(ErrorCode.NOT_FOUND, "no such buyer", "buyerId")
         order = Order(
