@@ -24,6 +24,9 @@ class _TunedSQLiteConnection(sqlite3.Connection):
     """Every connection Piccolo opens gets the durability and locking settings we rely on."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Opened in aiosqlite's thread; statements of write transactions run on the event
+        # loop's (models.sqlite_engine), never two at once. SQLite itself is serialized.
+        kwargs["check_same_thread"] = False
         super().__init__(*args, **kwargs)
         self.execute("PRAGMA synchronous = FULL")
         self.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")

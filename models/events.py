@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from models import sql
 from models.accounts import Principal
 from models.enums import ActorKind
 from models.tables import OrderEvent
@@ -40,17 +41,9 @@ async def record(
     reason: str = "",
 ) -> int:
     """Append an event; call inside the transaction that makes the change."""
-    rows = await OrderEvent.insert(
-        OrderEvent(
-            order=order_id,
-            kind=kind,
-            old_status=old_status,
-            new_status=new_status,
-            actor_kind=actor.kind.value,
-            actor_user=actor.user_id,
-            actor_api_key=actor.api_key_id,
-            reason=reason,
-            created_at=at,
-        )
-    ).returning(OrderEvent.id)
-    return int(rows[0]["id"])
+    return await sql.insert(
+        OrderEvent,
+        {"order": order_id, "kind": kind, "old_status": old_status, "new_status": new_status,
+         "actor_kind": actor.kind.value, "actor_user": actor.user_id,
+         "actor_api_key": actor.api_key_id, "reason": reason, "created_at": at},
+    )  # fmt: skip

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from models import clock
+from models import clock, sql
 from models.accounts import Principal
 from models.db import is_unique_violation
 from models.errors import DomainError, ErrorCode
@@ -49,15 +49,15 @@ async def replay(
     scope: str, key: str, operation: str, request: dict[str, Any]
 ) -> dict[str, Any] | None:
     """The stored result for this key, None if it is new; raise if it named another request."""
-    row = (
-        await IdempotencyRecord.select(
-            IdempotencyRecord.operation, IdempotencyRecord.request_hash, IdempotencyRecord.result
-        )
-        .where((IdempotencyRecord.scope == scope) & (IdempotencyRecord.key == key))
-        .first()
+    found = await IdempotencyRecord.raw(
+        "SELECT operation, request_hash, result FROM idempotency_record"
+        ' WHERE scope = {} AND "key" = {}',
+        scope,
+        key,
     )
-    if row is None:
+    if not found:
         return None
+    row = found[0]
     if row["operation"] != operation or row["request_hash"] != request_hash(operation, request):
         raise DomainError(
             ErrorCode.IDEMPOTENCY_KEY_REUSED,
@@ -88,13 +88,9 @@ async def first_claim() -> AsyncIterator[None]:
 async def remember(
     scope: str, key: str, operation: str, request: dict[str, Any], result: dict[str, Any]
 ) -> None:
-    await IdempotencyRecord.insert(
-        IdempotencyRecord(
-            scope=scope,
-            key=key,
-            operation=operation,
-            request_hash=request_hash(operation, request),
-            result=json.dumps(result, sort_keys=True),
-            created_at=clock.now(),
-        )
-    )
+    await sql.insert(
+        IdempotencyRecord,
+        {"scope": scope, "key": key, "operation": operation,
+         "request_hash": request_hash(operation, request),
+         "result": json.dumps(result, sort_keys=True), "created_at": clock.now()},
+    )  # fmt: skip

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from models import sql
 from models.db import engine, is_postgres
 from models.enums import PaymentMethod
 from models.errors import DomainError
@@ -132,20 +133,14 @@ async def post(
         # Alone it would commit on its own, apart from the state change it records.
         raise LedgerError("ledger postings must be written inside write_transaction()")
     txn = str(uuid.uuid4())
-    await LedgerPosting.insert(
-        *[
-            LedgerPosting(
-                txn=txn,
-                kind=kind.value,
-                order=order_id,
-                account=leg.account,
-                currency=currency,
-                amount_minor=leg.amount_minor,
-                created_at=at,
-            )
+    await sql.insert_many(
+        LedgerPosting,
+        [
+            {"txn": txn, "kind": kind.value, "order": order_id, "account": leg.account,
+             "currency": currency, "amount_minor": leg.amount_minor, "created_at": at}
             for leg in legs
-        ]
-    )
+        ],
+    )  # fmt: skip
     return txn
 
 

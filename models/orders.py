@@ -11,9 +11,7 @@ from collections.abc import Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, TypeVar
 
-from piccolo.query.functions.aggregate import Sum
-
-from models import clock, config, events
+from models import clock, config, events, sql
 from models.accounts import Principal
 from models.db import for_update, is_postgres, write_transaction
 from models.enums import (
@@ -21,6 +19,7 @@ from models.enums import (
     CompanyKind,
     Incoterm,
     OrderStatus,
+    PaymentStatus,
     Role,
     Scope,
     ShippingMethod,
@@ -196,7 +195,7 @@ class Locked:
 
 # The order and its supplier's company in one statement: nearly every transition needs both.
 _LOCK_SQL = (
-    "SELECT o.*, s.company AS supplier_company FROM trade_order o"
+    f"SELECT {sql.columns(Order, 'o')}, s.company AS supplier_company FROM trade_order o"  # noqa: S608
     " JOIN supplier_profile s ON s.id = o.supplier WHERE o.id = {}"
 )
 
@@ -236,28 +235,24 @@ async def _write_contract(order_id: int, contract: Contract, *, replace: bool) -
     if replace:  # a modification: the old lines and requirements go
         await OrderLine.delete().where(OrderLine.order == order_id)
         await QualityRequirement.delete().where(QualityRequirement.order == order_id)
-    await OrderLine.insert(
-        *[
-            OrderLine(
-                order=order_id,
-                position=n,
-                product_name=line.product_name,
-                specification=line.specification,
-                quantity=line.quantity,
-                unit_price_minor=line.unit_price_minor,
-            )
+    await sql.insert_many(
+        OrderLine,
+        [
+            {"order": order_id, "position": n, "product_name": line.product_name,
+             "specification": line.specification, "quantity": line.quantity,
+             "unit_price_minor": line.unit_price_minor}
             for n, line in enumerate(contract.lines)
-        ]
-    )
+        ],
+    )  # fmt: skip
     if contract.quality:
-        await QualityRequirement.insert(
-            *[
-                QualityRequirement(
-                    order=order_id, position=n, attribute=q.attribute, requirement=q.requirement
-                )
+        await sql.insert_many(
+            QualityRequirement,
+            [
+                {"order": order_id, "position": n, "attribute": q.attribute,
+                 "requirement": q.requirement}
                 for n, q in enumerate(contract.quality)
-            ]
-        )
+            ],
+        )  # fmt: skip
 
 
 def _apply_terms(order: Order, contract: Contract) -> None:
@@ -318,7 +313,7 @@ async def create_order(
             updated_at=now,
         )
         _apply_terms(order, contract)
-        await order.save()
+        await sql.save_new(order)
         await _write_contract(order.id, contract, replace=False)
         await events.record(
             order.id, "CREATED", old_status=None, new_status=order.status,
@@ -331,10 +326,9 @@ async def create_order(
 async def _check_protected(supplier_id: int) -> SupplierProfile:
     """Only a supplier with active Trade Assurance takes new orders. Locks its profile,
     which also serialises reservations against its limit."""
-    found = await for_update(SupplierProfile.objects().where(SupplierProfile.id == supplier_id))
-    if not found:
+    profile = await sql.get(SupplierProfile, supplier_id, lock=True)
+    if profile is None:
         raise DomainError(ErrorCode.NOT_FOUND, "no such supplier", "supplierId")
-    profile: SupplierProfile = found[0]
     if profile.ta_status == TradeAssuranceStatus.SUSPENDED.value:
         raise DomainError(
             ErrorCode.TRADE_ASSURANCE_SUSPENDED,
@@ -370,16 +364,21 @@ def convert(minor: int, from_currency: str, to_currency: str, rate: Decimal) -> 
     return int(major.scaleb(exponent(to_currency)).to_integral_value(rounding=ROUND_DOWN))
 
 
+_OPEN_STATUSES = sorted(s.value for s in OPEN_ORDER_STATUSES)
+_RESERVED_SQL = (
+    "SELECT CAST(COALESCE(SUM(limit_reserved_minor), 0) AS BIGINT) AS reserved"  # noqa: S608
+    " FROM trade_order WHERE supplier = {} AND status IN ("
+    + ", ".join("{}" for _ in _OPEN_STATUSES)
+    + ") AND id != {}"
+)
+
+
 async def remaining_limit_minor(profile: SupplierProfile, *, excluding: int | None = None) -> int:
     """limit - the shares of it reserved by the supplier's open orders."""
-    query = Order.select(Sum(Order.limit_reserved_minor).as_alias("reserved")).where(
-        (Order.supplier == profile.id) & Order.status.is_in([s.value for s in OPEN_ORDER_STATUSES])
+    found = await Order.raw(
+        _RESERVED_SQL, profile.id, *_OPEN_STATUSES, -1 if excluding is None else excluding
     )
-    if excluding is not None:
-        query = query.where(Order.id != excluding)
-    row = await query.first()
-    reserved = int(row["reserved"] or 0) if row else 0
-    return max(0, int(profile.ta_limit_minor or 0) - reserved)
+    return max(0, int(profile.ta_limit_minor or 0) - int(found[0]["reserved"]))
 
 
 async def _reserve_coverage(order: Order, profile: SupplierProfile) -> None:
@@ -430,7 +429,7 @@ async def confirm_order(principal: Principal, order_id: int) -> Order:
         order.confirmed_at = now
         order.payment_deadline = now + dt.timedelta(days=config.current().payment_deadline_days)
         order.updated_at = now
-        await order.save(_CONFIRMED_COLUMNS)
+        await sql.save_columns(order, _CONFIRMED_COLUMNS)
         await events.record(
             order.id, "CONFIRMED", old_status=old, new_status=order.status,
             actor=events.Actor.of(principal), at=now,
@@ -440,10 +439,13 @@ async def confirm_order(principal: Principal, order_id: int) -> Order:
 
 
 async def succeeded_minor(order_id: int) -> int:
-    rows = await Payment.select(Payment.amount_minor).where(
-        (Payment.order == order_id) & (Payment.status == "SUCCEEDED")
+    found = await Payment.raw(
+        "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS paid FROM payment"
+        ' WHERE "order" = {} AND status = {}',
+        order_id,
+        PaymentStatus.SUCCEEDED.value,
     )
-    return sum(int(r["amount_minor"]) for r in rows)
+    return int(found[0]["paid"])
 
 
 async def propose_modification(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from models import clock, config, events, idempotency, ledger
+from models import clock, config, events, idempotency, ledger, sql
 from models.accounts import Principal
 from models.db import for_update, is_unique_violation, write_transaction
 from models.enums import OrderStatus, PaymentMethod, PaymentStatus, RefundStatus, Role, Scope
@@ -79,9 +79,8 @@ def refund_reference(refund_id: int) -> str:
 
 
 async def _buyer_country(order: Order) -> str:
-    row = await Company.select(Company.country).where(Company.id == order.buyer).first()
-    assert row is not None
-    return str(row["country"])
+    found = await Company.raw("SELECT country FROM company WHERE id = {}", order.buyer)
+    return str(found[0]["country"])
 
 
 def _check_method(method: PaymentMethod, country: str) -> None:
@@ -141,10 +140,10 @@ async def pay_order(
                 ErrorCode.INVALID_CURRENCY, f"this order is paid in {order.currency}",
                 "amount.currency",
             )  # fmt: skip
-        earlier = await Payment.select(Payment.status, Payment.amount_minor).where(
-            (Payment.order == order.id)
-            & Payment.status.is_in([PaymentStatus.PENDING.value, PaymentStatus.SUCCEEDED.value])
-        )
+        earlier = await Payment.raw(
+            "SELECT status, amount_minor FROM payment WHERE \"order\" = {} AND status IN ({}, {})",
+            order.id, PaymentStatus.PENDING.value, PaymentStatus.SUCCEEDED.value,
+        )  # fmt: skip
         if any(p["status"] == PaymentStatus.PENDING.value for p in earlier):
             raise DomainError(
                 ErrorCode.PAYMENT_IN_PROGRESS,
@@ -171,7 +170,7 @@ async def pay_order(
             fee_minor=fee_minor(method, amount.minor),
             created_at=now,
         )
-        await payment.save()
+        await sql.save_new(payment)
         await idempotency.remember(scope, key, "payOrder", request, {"payment": payment.id})
         await events.record(
             order.id, "PAYMENT_STARTED", old_status=order.status, new_status=order.status,
@@ -196,7 +195,7 @@ async def pay_order(
     else:
         if result.outcome is ChargeOutcome.PENDING:
             payment.provider_reference = result.provider_reference
-            await payment.save([Payment.provider_reference])
+            await sql.save_columns(payment, [Payment.provider_reference])
             return PaymentResult(payment, order=order)
         settled = await _settle(
             payment.id,
@@ -251,10 +250,9 @@ async def _settle(
 ) -> tuple[Payment, Order] | None:
     """`record_charge_outcome`, giving back the payment and order as it left them."""
     async with write_transaction():
-        found = await for_update(Payment.objects().where(Payment.id == payment_id))
-        if not found:
+        payment = await sql.get(Payment, payment_id, lock=True)
+        if payment is None:
             raise DomainError(ErrorCode.UNKNOWN_REFERENCE, "no such payment", "reference")
-        payment: Payment = found[0]
         order, _ = await lock_order(None, payment.order)
         if payment.status != PaymentStatus.PENDING.value:
             return None
@@ -265,14 +263,14 @@ async def _settle(
         if not succeeded:
             payment.status = PaymentStatus.FAILED.value
             payment.failure_reason = reason or "failed"
-            await payment.save(_SETTLED_COLUMNS)
+            await sql.save_columns(payment, _SETTLED_COLUMNS)
             await events.record(
                 order.id, "PAYMENT_FAILED", old_status=old, new_status=old,
                 actor=events.PAYMENT_PROVIDER, at=now, reason=payment.failure_reason,
             )  # fmt: skip
             return payment, order
         payment.status = PaymentStatus.SUCCEEDED.value
-        await payment.save(_SETTLED_COLUMNS)
+        await sql.save_columns(payment, _SETTLED_COLUMNS)
         await ledger.post_payment(
             order.id, PaymentMethod(payment.method), order.currency, payment.amount_minor,
             payment.fee_minor, now,
@@ -283,7 +281,7 @@ async def _settle(
         elif paid >= order.initial_minor:
             order.status = OrderStatus.AWAITING_BALANCE.value
         order.updated_at = now
-        await order.save([Order.status, Order.updated_at])
+        await sql.save_columns(order, [Order.status, Order.updated_at])
         await events.record(
             order.id, "PAYMENT_SUCCEEDED", old_status=old, new_status=order.status,
             actor=events.PAYMENT_PROVIDER, at=now,

@@ -1,0 +1,96 @@
+"""Plain statements for the money path's keyed reads and writes, over Piccolo's engine.
+
+Piccolo builds each query anew: measured on this code, an ORM insert costs about 140 µs
+of CPU and a keyed `objects()` read about 180 µs, against 20-35 µs for the same statement
+through `Table.raw`. A money transition runs a dozen of them, so the hot path uses these
+instead. The tables, migrations, transactions and connections stay Piccolo's; the SQL
+text is built once per table and column set and cached; identifiers come from the table
+classes and every value is a parameter.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from piccolo.table import Table
+
+from models.db import is_postgres
+
+T = TypeVar("T", bound=Table)
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+@functools.cache
+def _insert_sql(table: type[Table], columns: tuple[str, ...], rows: int) -> str:
+    values = "(" + ", ".join("{}" for _ in columns) + ")"
+    return (
+        f"INSERT INTO {_q(table._meta.tablename)} ({', '.join(map(_q, columns))}) "  # noqa: S608
+        f"VALUES {', '.join([values] * rows)} RETURNING {_q('id')}"
+    )
+
+
+async def insert(table: type[Table], values: Mapping[str, Any]) -> int:
+    """Insert one row; its id."""
+    return (await insert_many(table, [values]))[0]
+
+
+async def insert_many(table: type[Table], rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert rows with the same columns in one statement; their ids."""
+    columns = tuple(rows[0])
+    args = [row[c] for row in rows for c in columns]
+    found = await table.raw(_insert_sql(table, columns, len(rows)), *args)
+    return [int(r["id"]) for r in found]
+
+
+@functools.cache
+def _update_sql(table: type[Table], columns: tuple[str, ...]) -> str:
+    sets = ", ".join(f"{_q(c)} = {{}}" for c in columns)
+    return f"UPDATE {_q(table._meta.tablename)} SET {sets} WHERE {_q('id')} = {{}}"  # noqa: S608
+
+
+async def update(table: type[Table], row_id: int, values: Mapping[str, Any]) -> None:
+    """Set some columns of one row."""
+    await table.raw(_update_sql(table, tuple(values)), *values.values(), row_id)
+
+
+async def save_new(row: Table) -> None:
+    """Insert a new table instance (every column but the id); sets its id."""
+    values = {
+        c._meta.db_column_name: getattr(row, c._meta.name)
+        for c in row._meta.columns
+        if c is not row._meta.primary_key
+    }
+    setattr(row, row._meta.primary_key._meta.name, await insert(type(row), values))
+    row._exists_in_db = True
+
+
+async def save_columns(row: Table, columns: Sequence[Any]) -> None:
+    """Write these columns of an existing instance (as `row.save(columns)`)."""
+    values = {c._meta.db_column_name: getattr(row, c._meta.name) for c in columns}
+    await update(type(row), getattr(row, row._meta.primary_key._meta.name), values)
+
+
+@functools.cache
+def columns(table: type[Table], alias: str | None = None) -> str:
+    """The table's declared columns for a SELECT list (not `*`: raw migrations may add
+    columns the table class does not declare, such as PostgreSQL's search vector)."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + _q(c._meta.db_column_name) for c in table._meta.columns)
+
+
+@functools.cache
+def _get_sql(table: type[Table], lock: bool) -> str:
+    sql = f"SELECT {columns(table)} FROM {_q(table._meta.tablename)} WHERE {_q('id')} = {{}}"  # noqa: S608
+    return sql + " FOR UPDATE" if lock else sql
+
+
+async def get(table: type[T], row_id: int, *, lock: bool = False) -> T | None:
+    """One row by id as a table instance, locked until the transaction ends if `lock`
+    (PostgreSQL; SQLite's write transaction already holds its single write lock)."""
+    found = await table.raw(_get_sql(table, lock and is_postgres()), row_id)
+    return table(**found[0], _exists_in_db=True) if found else None
