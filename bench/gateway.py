@@ -59,13 +59,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(env: Mapping[str, str], log_path: Path) -> Iterator[str]:
-    """Run the gateway until the block ends (also on error); yields its base URL."""
+def serve(env: Mapping[str, str], log_path: Path, *, workers: int = 1) -> Iterator[str]:
+    """Run the gateway (`workers` processes) until the block ends (also on error); yields
+    its base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
             env={**env, "TA_LOG_LEVEL": "warning"},
             cwd=PROJECT_ROOT,
             stdout=log,

@@ -60,11 +60,18 @@ def engine() -> Engine[Any]:
     return db
 
 
+async def _keep_session(connection: Any) -> None:
+    """asyncpg's default reset sends `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL` on every release: a round trip after each query outside a transaction. This
+    code sets no session state, listens to nothing and takes advisory locks only on its own
+    unpooled connection (migrations); the pool still rolls back an open transaction."""
+
+
 async def open_pool(min_size: int, max_size: int) -> None:
     """PostgreSQL: this process's connection pool (SQLite opens per query, needs none)."""
     db = engine()
     if isinstance(db, PostgresEngine):
-        await db.start_connection_pool(min_size=min_size, max_size=max_size)
+        await db.start_connection_pool(min_size=min_size, max_size=max_size, reset=_keep_session)
 
 
 async def close_pool() -> None:

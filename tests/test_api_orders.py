@@ -714,15 +714,10 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 async def _make_paid_orders(
     count: int, buyers: list[factories.Actor], sellers: list[factories.Actor]
 ) -> None:
-    # PostgreSQL: a pool for the bulk writes (without one, every query connects anew).
-    await db.open_pool(1, 4)
-    try:
-        for n in range(count):
-            buyer, seller = buyers[n % len(buyers)], sellers[n % len(sellers)]
-            _, _, order = await factories.confirmed_order(buyer, seller)
-            await _pay_by_card(buyer, order, 1_500_00, f"bulk-{order.id}")
-    finally:
-        await db.close_pool()
+    for n in range(count):
+        buyer, seller = buyers[n % len(buyers)], sellers[n % len(sellers)]
+        _, _, order = await factories.confirmed_order(buyer, seller)
+        await _pay_by_card(buyer, order, 1_500_00, f"bulk-{order.id}")
 
 
 async def test_a_page_of_orders_costs_a_constant_number_of_statements(
