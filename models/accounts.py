@@ -281,6 +281,33 @@ async def authenticate(secret: str) -> Principal:
     )
 
 
+async def recheck(principal: Principal) -> None:
+    """Raise AuthError if the credential behind `principal` has since been revoked, has
+    expired, or its user was disabled or given another role (long-lived streams call this
+    before each message)."""
+    if principal.api_key_id is not None:
+        found = await ApiKey.raw(
+            "SELECT expires_at, revoked_at FROM api_key WHERE id = {}", principal.api_key_id
+        )
+        if not found:
+            raise AuthError("API_KEY_INVALID", "unknown API key")
+        _check_live(found[0]["expires_at"], found[0]["revoked_at"], "API_KEY")
+        return
+    found = await AccessToken.raw(
+        "SELECT t.expires_at, t.revoked_at, u.active, u.role FROM access_token t"
+        ' JOIN user_account u ON u.id = t."user" WHERE t.id = {}',
+        principal.token_id,
+    )
+    if not found:
+        raise AuthError("TOKEN_INVALID", "unknown bearer token")
+    row = found[0]
+    _check_live(row["expires_at"], row["revoked_at"], "TOKEN")
+    if not row["active"]:
+        raise AuthError("ACCOUNT_DISABLED", "this account is disabled")
+    if row["role"] != principal.role.value:
+        raise AuthError("ROLE_CHANGED", "this account's role has changed; log in again")
+
+
 async def logout(principal: Principal, *, all_sessions: bool = False) -> int:
     """Revoke the caller's token (or every live token of the user); returns how many."""
     if principal.user_id is None or principal.token_id is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,20 @@ def _sqlite_writer_lock() -> asyncio.Lock:
     return _sqlite_writers[1]
 
 
+# Called after each outermost write transaction commits (the SQLite live-event reader
+# wakes up on it; PostgreSQL notifies through the database instead).
+_commit_listeners: list[Callable[[], None]] = []
+
+
+def on_commit(callback: Callable[[], None]) -> None:
+    _commit_listeners.append(callback)
+
+
+def remove_on_commit(callback: Callable[[], None]) -> None:
+    if callback in _commit_listeners:
+        _commit_listeners.remove(callback)
+
+
 @asynccontextmanager
 async def write_transaction() -> AsyncIterator[None]:
     """One atomic write: IMMEDIATE on SQLite (takes the write lock up front, so no
@@ -125,6 +139,8 @@ async def write_transaction() -> AsyncIterator[None]:
             db.transaction(transaction_type=TransactionType.immediate),
         ):
             yield
+        for callback in _commit_listeners:
+            callback()
     else:
         async with db.transaction():
             yield

@@ -10,6 +10,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from models import accounts, ledger, orders, payments, suppliers, trade_assurance
 from models.accounts import Principal
+from models.live import Hub
 from models.suppliers import Supplier
 from models.tables import (
     Company,
@@ -56,6 +57,8 @@ class Context:
     connection_params: dict[str, Any] | None = None
     # False for WebSocket connections, whose context outlives any one operation.
     cache: bool = True
+    # This process's live order-event reader (subscriptions); None where there is none.
+    live: Hub | None = None
     _own_supplier_id: int | None = None
 
     def __post_init__(self) -> None:

@@ -19,6 +19,7 @@ from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 
 from resolvers.accounts import AccountMutations, AccountQueries
+from resolvers.live import LiveSubscriptions
 from resolvers.orders import OrderMutations, OrderQueries
 from resolvers.payments import PaymentMutations, PaymentQueries
 from resolvers.scalars import SCALARS
@@ -49,6 +50,11 @@ class Mutation(
     OrderMutations,
     PaymentMutations,
 ):
+    pass
+
+
+@strawberry.type
+class Subscription(LiveSubscriptions):
     pass
 
 
@@ -89,6 +95,7 @@ def build_schema(
     return strawberry.Schema(
         query=_query_type(),
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(
             disable_field_suggestions=not field_suggestions, scalar_map=SCALARS

@@ -22,6 +22,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from models import config, db
 from models.accounts import AuthError, authenticate
+from models.live import Hub
 from resolvers.context import Context
 from resolvers.schema import build_schema
 from server.auth import AuthGate, token_from_connection_params
@@ -40,12 +41,20 @@ class PendingMigrationsError(RuntimeError):
 class GatewayGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view with our context and WebSocket authentication."""
 
+    def __init__(self, *args: Any, live: Hub, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.live = live
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         if isinstance(request, WebSocket):
             # One context per connection: no DataLoader cache, so no stale reads across
             # the operations of a long-lived socket.
-            return Context(principal=None, request=request, response=response, cache=False)
-        return Context(principal=request.state.principal, request=request, response=response)
+            return Context(
+                principal=None, request=request, response=response, cache=False, live=self.live
+            )
+        return Context(
+            principal=request.state.principal, request=request, response=response, live=self.live
+        )
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         secret = token_from_connection_params(context.connection_params)
@@ -104,8 +113,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         max_tokens=settings.max_tokens,
         field_suggestions=settings.development,
     )
+    live = Hub(
+        dsn=settings.database_url if db.is_postgres() else None,
+        poll_interval=settings.live_poll_seconds,
+        queue_size=settings.subscriber_queue,
+    )
     graphql = GatewayGraphQL(
         schema,
+        live=live,
         graphql_ide="graphiql" if settings.graphiql else None,
         allow_queries_via_get=False,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
@@ -117,7 +132,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await db.open_pool(settings.pg_pool_min, settings.pg_pool_max)
         try:
             await prepare_database(settings)
-            yield
+            await live.start()
+            try:
+                yield
+            finally:
+                await live.stop()
         finally:
             await db.close_pool()
 

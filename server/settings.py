@@ -54,6 +54,8 @@ class Settings:
     domain: DomainConfig
     payment_provider: str = "sandbox"
     payment_webhook_secret: str = DEFAULT_PAYMENT_WEBHOOK_SECRET
+    live_poll_seconds: float = 1.0  # the live-event reader's poll, besides its wake-ups
+    subscriber_queue: int = 1000  # events a subscriber may fall behind before it is cut off
 
     @property
     def development(self) -> bool:
@@ -106,4 +108,6 @@ class Settings:
             ),
             payment_provider=os.environ.get("TA_PAYMENT_PROVIDER", "sandbox"),
             payment_webhook_secret=webhook_secret,
+            live_poll_seconds=float(os.environ.get("TA_LIVE_POLL_SECONDS", "1.0")),
+            subscriber_queue=_int("TA_SUBSCRIBER_QUEUE", 1000),
         )

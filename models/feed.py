@@ -1,0 +1,122 @@
+"""The order-event feed: events in an order that is safe to resume from, and its cursor.
+
+Readers take events in (tx, id) order and, on PostgreSQL, only those whose transactions
+have all finished (see the migration that added `tx`): a position handed to a client can
+never have an event committed behind it later. Live delivery (models.live) and resuming
+from a cursor read through the same query, so they agree on what "after" means.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+from typing import Any
+
+from models import sql
+from models.accounts import Principal
+from models.db import is_postgres
+from models.enums import Role
+from models.errors import DomainError, ErrorCode
+from models.tables import OrderEvent
+
+_CURSOR_PREFIX = "evt:"
+
+
+@dataclasses.dataclass(frozen=True, order=True, slots=True)
+class Position:
+    tx: int
+    id: int
+
+    def cursor(self) -> str:
+        return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{self.tx}:{self.id}".encode()).decode()
+
+    @classmethod
+    def parse(cls, cursor: str) -> Position:
+        try:
+            text = base64.urlsafe_b64decode(cursor.encode()).decode()
+            tx, event_id = text.removeprefix(_CURSOR_PREFIX).split(":")
+            if not text.startswith(_CURSOR_PREFIX):
+                raise ValueError(text)
+            return cls(int(tx), int(event_id))
+        except (ValueError, UnicodeError, binascii.Error):
+            raise DomainError(
+                ErrorCode.INVALID_CURSOR, "not a cursor this feed handed out", "after"
+            ) from None
+
+
+START = Position(0, 0)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FeedEvent:
+    position: Position
+    event: OrderEvent
+    buyer_company: int
+    supplier_company: int
+
+    def visible_to(self, principal: Principal) -> bool:
+        return principal.role is Role.MEDIATOR or principal.company_id in (
+            self.buyer_company,
+            self.supplier_company,
+        )
+
+
+def _sql(*, order: bool, company: bool, limit: bool) -> str:
+    pg = is_postgres()
+    tx = "e.tx::text" if pg else "e.tx"
+    after = "(e.tx, e.id) > (CAST({} AS text)::xid8, {})" if pg else "(e.tx, e.id) > ({}, {})"
+    where = [after]
+    if pg:  # only events whose transaction, and every older one, has finished
+        where.append("e.tx < pg_snapshot_xmin(pg_current_snapshot())")
+    if order:
+        where.append('e."order" = {}')
+    if company:
+        where.append("(o.buyer = {} OR s.company = {})")
+    return (
+        f"SELECT {sql.columns(OrderEvent, 'e')}, {tx} AS tx, o.buyer AS buyer_company,"  # noqa: S608
+        " s.company AS supplier_company FROM order_event e"
+        ' JOIN trade_order o ON o.id = e."order" JOIN supplier_profile s ON s.id = o.supplier'
+        f" WHERE {' AND '.join(where)} ORDER BY e.tx, e.id" + (" LIMIT {}" if limit else "")
+    )
+
+
+def _feed_event(row: dict[str, Any]) -> FeedEvent:
+    position = Position(int(row.pop("tx")), int(row["id"]))
+    buyer, supplier = int(row.pop("buyer_company")), int(row.pop("supplier_company"))
+    return FeedEvent(position, OrderEvent(**row, _exists_in_db=True), buyer, supplier)
+
+
+async def read_after(
+    after: Position,
+    *,
+    limit: int,
+    order_id: int | None = None,
+    viewer: Principal | None = None,
+) -> list[FeedEvent]:
+    """Up to `limit` finished events after `after`, oldest first; only one order's if
+    `order_id`, only those `viewer` may see if given (mediators see all)."""
+    company = viewer is not None and viewer.role is not Role.MEDIATOR
+    args: list[Any] = [str(after.tx) if is_postgres() else after.tx, after.id]
+    if order_id is not None:
+        args.append(order_id)
+    if company:
+        assert viewer is not None
+        args += [viewer.company_id, viewer.company_id]
+    query = _sql(order=order_id is not None, company=company, limit=True)
+    rows = await OrderEvent.raw(query, *args, limit)
+    return [_feed_event(r) for r in rows]
+
+
+async def head() -> Position:
+    """The position of the newest finished event: where a new live feed starts."""
+    if is_postgres():
+        rows = await OrderEvent.raw(
+            "SELECT tx::text AS tx, id FROM order_event"
+            " WHERE tx < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY tx DESC, id DESC LIMIT 1"
+        )
+    else:
+        rows = await OrderEvent.raw(
+            "SELECT tx, id FROM order_event ORDER BY tx DESC, id DESC LIMIT 1"
+        )
+    return Position(int(rows[0]["tx"]), int(rows[0]["id"])) if rows else START

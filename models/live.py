@@ -1,0 +1,178 @@
+"""Live order events: one feed reader per process, fanned out to its subscribers.
+
+The reader follows the feed (models.feed) from its position and hands each new event to
+the subscribers that want it. It wakes when a transaction that wrote events commits: on
+PostgreSQL through LISTEN on a dedicated connection outside the pool (the insert trigger
+notifies with the event id), on SQLite through `models.db`'s after-commit hook; and it
+polls every `poll_interval` besides (events another process wrote to the SQLite file, and
+PostgreSQL events that waited for an older transaction to finish). A lost listener
+connection is reconnected; since the reader works from its position, not from the
+notifications, nothing is missed meanwhile.
+
+Each subscriber has a bounded queue. One that falls `queue_size` events behind is cut off
+(its `overflowed` is set and `on_overflow` called) instead of holding the others up or
+growing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from models import db, feed
+from models.accounts import Principal
+from models.feed import FeedEvent, Position
+
+log = logging.getLogger("trade_assurance.live")
+
+CHANNEL = "order_events"
+LISTENER_NAME = "ta-live-listener"  # its application_name, to find it in pg_stat_activity
+BATCH = 500
+
+
+@dataclasses.dataclass(eq=False)
+class Subscriber:
+    """One subscription: what it wants, and the events waiting for it."""
+
+    principal: Principal
+    order_id: int | None  # None: every order the principal may see
+    queue: asyncio.Queue[FeedEvent]
+    on_overflow: Callable[[], Any] | None = None
+    overflowed: bool = False
+
+    def wants(self, event: FeedEvent) -> bool:
+        if self.order_id is not None and event.event.order != self.order_id:
+            return False
+        return event.visible_to(self.principal)
+
+
+class Hub:
+    def __init__(
+        self, *, dsn: str | None, poll_interval: float = 1.0, queue_size: int = 1000
+    ) -> None:
+        self.dsn = dsn  # PostgreSQL: the listener's own connection; None on SQLite
+        self.poll_interval = poll_interval
+        self.queue_size = queue_size
+        self.position = feed.START
+        self.subscribers: set[Subscriber] = set()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.position = await feed.head()
+        self._tasks.append(asyncio.create_task(self._follow(), name="live-feed"))
+        if self.dsn is not None:
+            self._tasks.append(asyncio.create_task(self._listen(), name="live-listener"))
+        else:
+            db.on_commit(self.wake)
+
+    async def stop(self) -> None:
+        if self.dsn is None:
+            db.remove_on_commit(self.wake)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # --- subscribers ---------------------------------------------------------------
+
+    def subscribe(
+        self,
+        principal: Principal,
+        order_id: int | None,
+        on_overflow: Callable[[], Any] | None = None,
+    ) -> tuple[Subscriber, Position]:
+        """Register a subscriber; also returns the position live delivery starts after
+        (a client resuming reads the feed up to there itself)."""
+        subscriber = Subscriber(
+            principal, order_id, asyncio.Queue(self.queue_size), on_overflow=on_overflow
+        )
+        self.subscribers.add(subscriber)
+        return subscriber, self.position
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+
+    def _deliver(self, events: list[FeedEvent]) -> None:
+        for subscriber in list(self.subscribers):
+            for event in events:
+                if subscriber.overflowed or not subscriber.wants(event):
+                    continue
+                try:
+                    subscriber.queue.put_nowait(event)
+                except asyncio.QueueFull:
+                    subscriber.overflowed = True
+                    self.subscribers.discard(subscriber)
+                    log.warning("cut off a subscriber %s events behind", self.queue_size)
+                    if subscriber.on_overflow is not None:
+                        subscriber.on_overflow()
+
+    # --- following the feed --------------------------------------------------------
+
+    async def _follow(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            self._wake.clear()
+            try:
+                await self.catch_up()
+            except Exception:  # the database is away: try again at the next wake-up
+                log.exception("reading the order-event feed failed")
+
+    async def catch_up(self) -> None:
+        """Deliver every finished event after the current position."""
+        while True:
+            if not self.subscribers:  # nobody listens: just keep up with the head
+                self.position = max(self.position, await feed.head())
+                return
+            events = await feed.read_after(self.position, limit=BATCH)
+            if not events:
+                return
+            self.position = events[-1].position
+            self._deliver(events)
+            if len(events) < BATCH:
+                return
+
+    async def _listen(self) -> None:
+        """PostgreSQL: LISTEN on a connection of our own; reconnect when it is lost."""
+        import asyncpg
+
+        assert self.dsn is not None
+        delay = 0.1
+        while True:
+            lost = asyncio.Event()
+            connection: asyncpg.Connection | None = None
+            try:
+                connection = await asyncpg.connect(
+                    self.dsn, server_settings={"application_name": LISTENER_NAME}
+                )
+                connection.add_termination_listener(lambda _, lost=lost: lost.set())
+                await connection.add_listener(CHANNEL, lambda *_: self.wake())
+                delay = 0.1
+                self.wake()  # catch up on whatever was committed while we were away
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), 5.0)
+                    if not lost.is_set():  # a quiet connection may be dead: probe it
+                        await connection.fetchval("SELECT 1", timeout=5.0)
+            except asyncio.CancelledError:
+                if connection is not None:
+                    connection.terminate()
+                raise
+            except Exception as e:
+                log.warning("order-event listener lost (%s); reconnecting", type(e).__name__)
+            if connection is not None and not connection.is_closed():
+                connection.terminate()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

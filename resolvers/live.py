@@ -1,0 +1,144 @@
+"""Subscriptions: order events live, resumable from a cursor without gap or duplicate."""
+
+import asyncio
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry import relay
+
+from models import accounts, feed, orders
+from models.accounts import AuthError, Principal
+from models.errors import DomainError
+from models.feed import FeedEvent, Position
+from models.live import BATCH, Hub
+from resolvers.context import Info
+from resolvers.errors import decode_id
+from resolvers.orders import Order, OrderEvent
+
+# WebSocket close code for a subscriber cut off for falling too far behind (4000-4999 are
+# the application's; graphql-transport-ws uses 44xx for its own).
+CLOSE_TOO_SLOW = 4008
+
+
+@strawberry.type(description="An order event as it happens. Resume with `after: cursor`.")
+class LiveOrderEvent:
+    cursor: str = strawberry.field(
+        description="This event's place in the feed: subscribe with `after` set to it to "
+        "get only what came after."
+    )
+    event: OrderEvent
+    order_id: strawberry.Private[int]
+
+    @strawberry.field(description="The order as it is now (read when the event is sent).")
+    async def order(self, info: Info) -> Order | None:
+        principal = info.context.require_principal()
+        found = await orders.get_orders(principal, [self.order_id])
+        return Order.of(found[self.order_id]) if self.order_id in found else None
+
+    @classmethod
+    def of(cls, e: FeedEvent) -> "LiveOrderEvent":
+        return cls(cursor=e.position.cursor(), event=OrderEvent.of(e.event), order_id=e.event.order)
+
+
+def _error(message: str, code: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code})
+
+
+def _cut_off(websocket: Any) -> None:
+    """Close the connection of a subscriber that stopped reading (in the background: the
+    hub must not wait on a slow client)."""
+    if websocket is not None and hasattr(websocket, "close"):
+        task = asyncio.get_running_loop().create_task(
+            websocket.close(code=CLOSE_TOO_SLOW, reason="too far behind; resume from your cursor")
+        )
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+async def _still_allowed(principal: Principal) -> None:
+    try:
+        await accounts.recheck(principal)
+    except AuthError as e:
+        raise _error(str(e), e.code) from e
+
+
+async def _stream(
+    info: Info, order_id: int | None, after: str | None
+) -> AsyncGenerator[LiveOrderEvent, None]:
+    principal = info.context.require_principal()
+    hub: Hub | None = info.context.live
+    if hub is None:
+        raise _error("subscriptions are not available on this server", "UNAVAILABLE")
+    try:
+        start = Position.parse(after) if after is not None else None
+    except DomainError as error:
+        raise _error(error.message, error.code.value) from error
+    if order_id is not None and order_id not in await orders.get_orders(principal, [order_id]):
+        raise _error("no such order", "NOT_FOUND")
+    subscriber, live_from = hub.subscribe(
+        principal, order_id, on_overflow=lambda: _cut_off(info.context.request)
+    )
+    try:
+        last = live_from
+        if start is not None and start < live_from:
+            # Catch up from the table up to where live delivery begins.
+            position = start
+            while position < live_from:
+                missed = await feed.read_after(
+                    position, limit=BATCH, order_id=order_id, viewer=principal
+                )
+                for event in missed:
+                    if event.position > live_from:
+                        break
+                    await _still_allowed(principal)
+                    yield LiveOrderEvent.of(event)
+                if len(missed) < BATCH:
+                    break
+                position = missed[-1].position
+        elif start is not None:
+            last = start  # the client is ahead of this process's reader: skip what it has
+        else:  # from now on: the reader may not have caught up with the newest commits yet
+            last = max(live_from, await feed.head())
+        while not subscriber.overflowed:
+            event = await subscriber.queue.get()
+            if subscriber.overflowed:
+                break
+            if event.position <= last:
+                continue
+            await _still_allowed(principal)
+            last = event.position
+            yield LiveOrderEvent.of(event)
+        raise _error("too far behind: resume from your last cursor", "TOO_SLOW")
+    finally:
+        hub.unsubscribe(subscriber)
+
+
+@strawberry.type
+class LiveSubscriptions:
+    @strawberry.subscription(
+        description="Every event of one order from now on, or after the cursor `after`."
+    )
+    async def order_status_changed(
+        self, info: Info, order_id: relay.GlobalID, after: str | None = None
+    ) -> AsyncGenerator[LiveOrderEvent, None]:
+        try:
+            order = decode_id(order_id, "Order", "orderId")
+        except DomainError as e:
+            raise _error(e.message, e.code.value) from e
+        async for event in _stream(info, order, after):
+            yield event
+
+    @strawberry.subscription(
+        description="Every event of every order you may see (mediators: all), from now on "
+        "or after the cursor `after`."
+    )
+    async def order_events(
+        self, info: Info, after: str | None = None
+    ) -> AsyncGenerator[LiveOrderEvent, None]:
+        async for event in _stream(info, None, after):
+            yield event

@@ -1,0 +1,348 @@
+"""Live order events: the feed's resumable order, the per-process reader and its fan-out,
+and subscriptions over graphql-transport-ws against real uvicorn processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from gql import Client, GraphQLRequest
+from gql.transport.exceptions import TransportQueryError
+from gql.transport.websockets import WebsocketsTransport
+from piccolo.engine.postgres import PostgresEngine
+
+from models import accounts, db, events, feed, live
+from models.errors import DomainError, ErrorCode
+from models.feed import Position
+from models.tables import OrderEvent
+from tests import factories
+from tests.api import Server, cli_env, gid, start_server, wait_ready
+from tests.conftest import ENGINE
+
+pytest_plugins = ("tests.api_plugin",)
+
+SCHEDULER = events.SCHEDULER
+SUBSCRIBE_ORDER = """subscription($id: ID!, $after: String) {
+  orderStatusChanged(orderId: $id, after: $after) {
+    cursor event { kind reason newStatus } order { id status } } }"""
+SUBSCRIBE_ALL = """subscription($after: String) {
+  orderEvents(after: $after) { cursor event { kind reason } } }"""
+postgres_only = pytest.mark.skipif(ENGINE != "postgres", reason="PostgreSQL: several processes")
+
+
+async def _note(order_id: int, reason: str) -> int:
+    """One order event in its own transaction (what every transition writes)."""
+    async with db.write_transaction():
+        return await events.record(
+            order_id, "NOTE", old_status=None, new_status="PAID", actor=SCHEDULER,
+            at=dt.datetime.now(dt.UTC), reason=reason,
+        )  # fmt: skip
+
+
+# --- the feed ---------------------------------------------------------------------------
+
+
+def test_cursor_round_trip_and_garbage() -> None:
+    position = Position(12345678901, 42)
+    assert Position.parse(position.cursor()) == position
+    for bad in ["", "nonsense", "ZXZ0OmE6Yg==", Position(1, 2).cursor()[:-3] + "!!"]:
+        with pytest.raises(DomainError) as e:
+            Position.parse(bad)
+        assert e.value.code is ErrorCode.INVALID_CURSOR
+
+
+async def test_feed_reads_in_order_and_only_what_the_viewer_may_see() -> None:
+    b1, s1, o1 = await factories.confirmed_order()
+    _, _, o2 = await factories.confirmed_order()
+    start = await feed.head()
+    for n in range(3):
+        await _note(o1.id, f"one-{n}")
+        await _note(o2.id, f"two-{n}")
+    everything = await feed.read_after(start, limit=100)
+    assert [e.event.reason for e in everything] == [
+        "one-0", "two-0", "one-1", "two-1", "one-2", "two-2"
+    ]  # fmt: skip
+    assert [e.position for e in everything] == sorted(e.position for e in everything)
+    mine = await feed.read_after(start, limit=100, viewer=b1.principal)
+    assert {e.event.order for e in mine} == {o1.id}
+    theirs = await feed.read_after(start, limit=100, viewer=s1.principal)
+    assert {e.event.order for e in theirs} == {o1.id}
+    one_order = await feed.read_after(start, limit=100, order_id=o2.id)
+    assert [e.event.reason for e in one_order] == ["two-0", "two-1", "two-2"]
+    page = await feed.read_after(start, limit=2)
+    rest = await feed.read_after(page[-1].position, limit=100)
+    assert page + rest == everything
+    assert await feed.head() == everything[-1].position
+
+
+@pytest.mark.skipif(ENGINE != "postgres", reason="SQLite commits one writer at a time")
+async def test_a_transaction_committing_out_of_id_order_is_not_skipped() -> None:
+    """T1 starts first, T2 writes event A and commits, T1 then writes event B (a higher id)
+    and commits. A reader that saw A must still get B: it is held back until T1 ends."""
+    _, _, order = await factories.confirmed_order()
+    start = await feed.head()
+    engine = db.engine()
+    assert isinstance(engine, PostgresEngine)
+    t1 = await engine.get_new_connection()
+    try:
+        await t1.execute("BEGIN")
+        await t1.execute("SELECT pg_current_xact_id()")  # T1 takes its transaction id first
+        await _note(order.id, "A")  # T2: commits first, with a later transaction id
+        assert await feed.read_after(start, limit=10) == []  # held back: T1 still runs
+        await t1.execute(
+            'INSERT INTO order_event ("order", kind, new_status, actor_kind, reason, created_at)'
+            " VALUES ($1, 'NOTE', 'PAID', 'SCHEDULER', 'B', now())",
+            order.id,
+        )
+        await t1.execute("COMMIT")
+    finally:
+        await t1.close()
+    seen = await feed.read_after(start, limit=10)
+    assert sorted(e.event.reason for e in seen) == ["A", "B"]
+    first = seen[0].position  # resuming after either event still yields the other
+    assert [e.event.reason for e in await feed.read_after(first, limit=10)] == [
+        seen[1].event.reason
+    ]
+
+
+# --- the hub ----------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def running_hub(**kwargs: Any) -> AsyncIterator[live.Hub]:
+    dsn = str(db.engine().config["dsn"]) if ENGINE == "postgres" else None  # type: ignore[attr-defined]
+    hub = live.Hub(dsn=dsn, poll_interval=0.05, **kwargs)
+    await hub.start()
+    try:
+        yield hub
+    finally:
+        await hub.stop()
+
+
+async def _drain(subscriber: live.Subscriber, count: int, within: float = 10) -> list[str]:
+    got: list[str] = []
+    async with asyncio.timeout(within):
+        while len(got) < count:
+            got.append((await subscriber.queue.get()).event.reason)
+    return got
+
+
+async def test_hub_fans_out_to_those_who_may_see() -> None:
+    b1, _, o1 = await factories.confirmed_order()
+    b2, _, o2 = await factories.confirmed_order()
+    mediator = await factories.staff()
+    async with running_hub() as hub:
+        mine, _ = hub.subscribe(b1.principal, None)
+        theirs_order, _ = hub.subscribe(b2.principal, o2.id)
+        everyone, _ = hub.subscribe(mediator.principal, None)
+        await _note(o1.id, "a")
+        await _note(o2.id, "b")
+        await _note(o1.id, "c")
+        assert await _drain(mine, 2) == ["a", "c"]
+        assert await _drain(theirs_order, 1) == ["b"]
+        assert await _drain(everyone, 3) == ["a", "b", "c"]
+        await asyncio.sleep(0.2)
+        assert mine.queue.empty() and theirs_order.queue.empty()
+
+
+async def test_a_subscriber_that_stops_reading_is_cut_off_and_others_go_on() -> None:
+    b, _, order = await factories.confirmed_order()
+    cut: list[bool] = []
+    async with running_hub(queue_size=5) as hub:
+        stalled, _ = hub.subscribe(b.principal, None, on_overflow=lambda: cut.append(True))
+        reader, _ = hub.subscribe(b.principal, None)
+        got: list[str] = []
+        for n in range(12):
+            await _note(order.id, str(n))
+            got += await _drain(reader, 1)
+        assert got == [str(n) for n in range(12)]
+        assert stalled.overflowed and cut == [True]
+        assert stalled.queue.qsize() == 5  # bounded: nothing more was kept for it
+        assert stalled not in hub.subscribers
+
+
+@pytest.mark.skipif(ENGINE != "postgres", reason="PostgreSQL's LISTEN connection")
+async def test_hub_survives_its_listener_being_terminated_during_a_burst() -> None:
+    _, _, order = await factories.confirmed_order()
+    async with running_hub() as hub:
+        hub.poll_interval = 3600  # only notifications (and reconnecting) wake it now
+        mediator = await factories.staff()
+        subscriber, _ = hub.subscribe(mediator.principal, order.id)
+        await asyncio.sleep(0.3)  # the listener is connected
+
+        async def burst() -> None:
+            for n in range(1000):
+                await _note(order.id, str(n))
+                if n == 300:
+                    await OrderEvent.raw(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE application_name = {}",
+                        live.LISTENER_NAME,
+                    )
+
+        await asyncio.gather(burst(), asyncio.sleep(0))
+        got = await _drain(subscriber, 1000, within=60)
+        assert got == [str(n) for n in range(1000)]
+
+
+# --- over WebSocket, against real gateway processes -------------------------------------
+
+
+def ws(server: Server, token: str) -> Client:
+    return Client(
+        transport=WebsocketsTransport(
+            url=server.ws_url,
+            init_payload={"Authorization": f"Bearer {token}"},
+            connect_timeout=5,
+            ack_timeout=5,
+        )
+    )
+
+
+@pytest.fixture
+def quick_server(database: None) -> Iterator[Server]:
+    """A gateway whose reader polls often: on SQLite, this test process writes the events
+    and only the poll sees another process's commits. One per test: every test empties
+    the tables and event ids start again, which a running reader would not expect."""
+    server = start_server(cli_env(TA_LIVE_POLL_SECONDS="0.05", TA_SUBSCRIBER_QUEUE="60"))
+    try:
+        assert wait_ready(server), server.stop()
+        yield server
+    finally:
+        server.stop()
+
+
+async def _collect(
+    server: Server, token: str, query: str, variables: dict[str, Any], count: int
+) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    async with ws(server, token) as session:
+        async with asyncio.timeout(20):
+            async for result in session.subscribe(GraphQLRequest(query, variable_values=variables)):
+                got.append(result)
+                if len(got) == count:
+                    break
+    return got
+
+
+async def _subscribed(task: asyncio.Task[Any]) -> None:
+    await asyncio.sleep(0.5)  # the subscription is registered with the hub
+    assert not task.done(), task.result()
+
+
+async def test_subscriber_sees_each_event_of_its_order_with_the_fresh_order(
+    quick_server: Server,
+) -> None:
+    b, _, order = await factories.confirmed_order()
+    variables = {"id": gid("Order", order.id)}
+    task = asyncio.create_task(_collect(quick_server, b.token, SUBSCRIBE_ORDER, variables, 3))
+    await _subscribed(task)
+    for n in range(3):
+        await _note(order.id, f"step-{n}")
+    got = await task
+    assert [g["orderStatusChanged"]["event"]["reason"] for g in got] == [
+        "step-0", "step-1", "step-2"
+    ]  # fmt: skip
+    assert got[0]["orderStatusChanged"]["order"] == {
+        "id": gid("Order", order.id), "status": order.status
+    }  # fmt: skip
+
+
+async def test_resuming_from_a_cursor_misses_nothing_and_repeats_nothing(
+    quick_server: Server,
+) -> None:
+    b, _, order = await factories.confirmed_order()
+    variables: dict[str, Any] = {"id": gid("Order", order.id)}
+    task = asyncio.create_task(_collect(quick_server, b.token, SUBSCRIBE_ORDER, variables, 2))
+    await _subscribed(task)
+    await _note(order.id, "0")
+    await _note(order.id, "1")
+    first = await task
+    cursor = first[-1]["orderStatusChanged"]["cursor"]
+    for n in range(2, 6):  # while the client is away
+        await _note(order.id, str(n))
+    variables["after"] = cursor
+    task = asyncio.create_task(_collect(quick_server, b.token, SUBSCRIBE_ORDER, variables, 6))
+    await _subscribed(task)
+    await _note(order.id, "6")
+    await _note(order.id, "7")
+    again = await task
+    reasons = [g["orderStatusChanged"]["event"]["reason"] for g in first + again]
+    assert reasons == [str(n) for n in range(8)]
+
+
+async def test_another_buyers_order_cannot_be_subscribed(quick_server: Server) -> None:
+    _, _, order = await factories.confirmed_order()
+    stranger = await factories.buyer()
+    with pytest.raises(TransportQueryError) as e:
+        await _collect(
+            quick_server, stranger.token, SUBSCRIBE_ORDER, {"id": gid("Order", order.id)}, 1
+        )
+    assert e.value.errors and e.value.errors[0]["extensions"]["code"] == "NOT_FOUND"
+    with pytest.raises(TransportQueryError) as e:
+        await _collect(quick_server, stranger.token, SUBSCRIBE_ALL, {"after": "garbage"}, 1)
+    assert e.value.errors and e.value.errors[0]["extensions"]["code"] == "INVALID_CURSOR"
+
+
+async def test_the_feed_of_all_orders_shows_only_the_viewers(quick_server: Server) -> None:
+    b, _, mine = await factories.confirmed_order()
+    _, _, other = await factories.confirmed_order()
+    task = asyncio.create_task(_collect(quick_server, b.token, SUBSCRIBE_ALL, {}, 2))
+    await _subscribed(task)
+    await _note(other.id, "not yours")
+    await _note(mine.id, "yours-1")
+    await _note(other.id, "not yours")
+    await _note(mine.id, "yours-2")
+    assert [g["orderEvents"]["event"]["reason"] for g in await task] == ["yours-1", "yours-2"]
+
+
+async def test_a_revoked_token_stops_the_stream(quick_server: Server) -> None:
+    b, _, order = await factories.confirmed_order()
+    task = asyncio.create_task(
+        _collect(quick_server, b.token, SUBSCRIBE_ORDER, {"id": gid("Order", order.id)}, 2)
+    )
+    await _subscribed(task)
+    await _note(order.id, "before")
+    await asyncio.sleep(0.5)
+    await accounts.logout(b.principal)
+    await _note(order.id, "after")
+    with pytest.raises(TransportQueryError) as e:
+        await task
+    assert e.value.errors and e.value.errors[0]["extensions"]["code"] == "TOKEN_REVOKED"
+
+
+@postgres_only
+async def test_events_from_mutations_on_one_process_reach_subscribers_on_another(
+    quick_server: Server,
+) -> None:
+    other = start_server()
+    try:
+        assert wait_ready(other), other.stop()
+        b, s, order = await factories.confirmed_order()
+        task = asyncio.create_task(
+            _collect(quick_server, b.token, SUBSCRIBE_ORDER, {"id": gid("Order", order.id)}, 2)
+        )
+        await _subscribed(task)
+        import httpx
+
+        async with httpx.AsyncClient(base_url=other.base) as client:
+            for reason in ("first", "second"):
+                resp = await client.post("/graphql", json={
+                    "query": """mutation($id: ID!, $r: String!) {
+                      proposeOrderModification(input: {orderId: $id, reason: $r,
+                        contract: {currency: "USD", lines: [{productName: "x", quantity: 1,
+                        unitPrice: "10.00"}], incoterm: FOB, shippingMethod: SEA,
+                        destinationCountry: "US", shippingDeadline: "2030-01-01T00:00:00Z",
+                        initialPayment: "0.00"}}) { errors { code message } } }""",
+                    "variables": {"id": gid("Order", order.id), "r": reason},
+                }, headers={"Authorization": f"Bearer {s.token}"})  # fmt: skip
+                assert resp.json()["data"]["proposeOrderModification"]["errors"] == [], resp.text
+        got = await task
+        assert len(got) == 2
+        assert len({g["orderStatusChanged"]["cursor"] for g in got}) == 2
+    finally:
+        other.stop()
