@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from piccolo.query.functions.aggregate import Sum
 
-from models import clock, config, events
+from models import clock, config, deadlines, events
 from models.accounts import Principal
 from models.db import for_update, write_transaction
 from models.enums import (
@@ -399,6 +399,9 @@ async def confirm_order(principal: Principal, order_id: int) -> Order:
         ).value  # fmt: skip
         order.confirmed_at = now
         order.payment_deadline = now + dt.timedelta(days=config.current().payment_deadline_days)
+        order.next_deadline_at = deadlines.next_due(
+            order, anything_paid=False, payment_pending=False
+        )
         order.updated_at = now
         await order.save()
         await events.record(
@@ -535,8 +538,9 @@ async def cancel_order(principal: Principal, order_id: int, reason: str) -> Orde
         now = clock.now()
         old = order.status
         order.status = OrderStatus.CANCELLED.value
+        order.next_deadline_at = None
         order.updated_at = now
-        await order.save([Order.status, Order.updated_at])
+        await order.save([Order.status, Order.next_deadline_at, Order.updated_at])
         await events.record(
             order.id, "CANCELLED", old_status=old, new_status=order.status,
             actor=events.Actor.of(principal), at=now, reason=reason.strip(),
@@ -577,14 +581,39 @@ async def list_orders(
     statuses: Sequence[OrderStatus] = (),
     created_from: dt.datetime | None = None,
     created_to: dt.datetime | None = None,
+    due_within_days: int | None = None,
+    overdue_only: bool = False,
     first: int,
     after_id: int | None,
 ) -> tuple[list[Order], bool]:
-    """The caller's orders, newest first, keyset-paginated by id."""
+    """The caller's orders, newest first, keyset-paginated by id.
+
+    `due_within_days`: a supplier sees its paid, unshipped orders whose shipping deadline
+    falls within that many days; anyone else the orders whose next deadline does.
+    `overdue_only`: overdue orders, and those whose deadline has passed unenforced."""
     query = Order.objects()
     condition = visibility(principal)
     if condition is not None:
         query = query.where(condition)
+    now = clock.now()
+    if due_within_days is not None:
+        if not 0 <= due_within_days <= 3650:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT, "dueWithinDays is 0 to 3650", "filter.dueWithinDays"
+            )
+        until = now + dt.timedelta(days=due_within_days)
+        if principal.acting_role is Role.SUPPLIER:
+            query = query.where(
+                (Order.status == OrderStatus.PAID.value)
+                & (Order.shipping_deadline >= now)
+                & (Order.shipping_deadline <= until)
+            )
+        else:
+            query = query.where((Order.next_deadline_at >= now) & (Order.next_deadline_at <= until))
+    if overdue_only:
+        query = query.where(
+            (Order.status == OrderStatus.OVERDUE.value) | (Order.next_deadline_at <= now)
+        )
     if statuses:
         query = query.where(Order.status.is_in([s.value for s in statuses]))
     if created_from is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from models import clock, config, events, idempotency, ledger
+from models import clock, config, deadlines, events, idempotency, ledger
 from models.accounts import Principal
 from models.db import for_update, is_unique_violation, write_transaction
 from models.enums import OrderStatus, PaymentMethod, PaymentStatus, RefundStatus, Role, Scope
@@ -244,6 +244,15 @@ async def record_charge_outcome(
             payment.status = PaymentStatus.FAILED.value
             payment.failure_reason = reason or "failed"
             await payment.save()
+            # Nothing arrived: if nothing else was paid, the payment deadline applies again.
+            due = deadlines.next_due(
+                order,
+                anything_paid=await succeeded_minor(order.id) > 0,
+                payment_pending=False,
+            )
+            if due != order.next_deadline_at:
+                order.next_deadline_at = due
+                await order.save([Order.next_deadline_at])
             await events.record(
                 order.id, "PAYMENT_FAILED", old_status=old, new_status=old,
                 actor=events.PAYMENT_PROVIDER, at=now, reason=payment.failure_reason,
@@ -260,8 +269,11 @@ async def record_charge_outcome(
             order.status = OrderStatus.PAID.value
         elif paid >= order.initial_minor:
             order.status = OrderStatus.AWAITING_BALANCE.value
+        order.next_deadline_at = deadlines.next_due(
+            order, anything_paid=True, payment_pending=False
+        )
         order.updated_at = now
-        await order.save([Order.status, Order.updated_at])
+        await order.save([Order.status, Order.next_deadline_at, Order.updated_at])
         await events.record(
             order.id, "PAYMENT_SUCCEEDED", old_status=old, new_status=order.status,
             actor=events.PAYMENT_PROVIDER, at=now,

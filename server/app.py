@@ -24,6 +24,7 @@ from models import config, db
 from models.accounts import AuthError, authenticate
 from resolvers.context import Context
 from resolvers.schema import build_schema
+from server import scheduler
 from server.auth import AuthGate, token_from_connection_params
 from server.limits import BodySizeLimit
 from server.payments import install as install_payments
@@ -117,7 +118,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await db.open_pool(settings.pg_pool_min, settings.pg_pool_max)
         try:
             await prepare_database(settings)
-            yield
+            async with scheduler.running(settings.scheduler_interval_seconds):
+                yield
         finally:
             await db.close_pool()
 
