@@ -1,11 +1,13 @@
 """The deadline sweep: find orders whose next deadline is due and enforce each one.
 
-Each due order is taken in its own short write transaction: the selection locks the row
-it picks (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent sweepers in other
-processes take different orders instead of queueing), then the order's transition checks
-again under that lock that its deadline is due. A sweeper killed midway loses only its
-open transaction, which rolls back; the order is still due and the next sweep takes it.
-On SQLite the IMMEDIATE write transaction serialises sweepers already.
+Due orders are taken in small batches, each in one short write transaction: the
+selection locks the rows it picks (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so
+concurrent sweepers in other processes take different orders instead of queueing), then
+each order's transition checks again under that lock that its deadline is due. A
+sweeper killed midway loses only its open transaction, which rolls back; those orders
+are still due and the next sweep takes them. An order whose transition fails is logged
+and skipped for the rest of the sweep, so it cannot block the others. On SQLite the
+IMMEDIATE write transaction serialises sweepers already.
 
 The selection reads the partial index on `trade_order(next_deadline_at)`.
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
+from collections.abc import Collection
+from typing import Any
 
 from models import clock, lifecycle
 from models.db import is_postgres, write_transaction
@@ -28,6 +32,7 @@ log = logging.getLogger("trade_assurance.sweep")
 class SweepReport:
     enforced: Counter[str] = dataclasses.field(default_factory=Counter)  # new status -> n
     skipped: int = 0  # due orders another sweeper had enforced, or deferred
+    failed: list[int] = dataclasses.field(default_factory=list)  # left for the next sweep
     applications_flagged: list[int] = dataclasses.field(default_factory=list)
 
     @property
@@ -37,35 +42,49 @@ class SweepReport:
     def lines(self) -> list[str]:
         out = [f"{status}: {n}" for status, n in sorted(self.enforced.items())]
         out.append(f"orders enforced: {self.total}, skipped: {self.skipped}")
+        if self.failed:
+            out.append(f"orders failed (left for the next sweep): {self.failed}")
         out.append(f"applications flagged for review: {len(self.applications_flagged)}")
         return out
 
 
-def due_query() -> object:
-    """The due-order selection (one row, oldest due first), as the sweep runs it."""
+BATCH = 20  # due orders per transaction: a few milliseconds of row locks, one commit
+
+
+def due_query(limit: int = BATCH, exclude: Collection[int] = ()) -> Any:
+    """The due-order selection, oldest due first, as the sweep runs it (on PostgreSQL
+    it locks the rows it returns and skips rows other sweepers hold)."""
     query = (
         Order.select(Order.id, Order.status)
         .where(Order.next_deadline_at.is_not_null() & (Order.next_deadline_at <= clock.now()))
         .order_by(Order.next_deadline_at)
-        .limit(1)
+        .limit(limit)
     )
+    if exclude:
+        query = query.where(Order.id.not_in(list(exclude)))
     return query.lock_rows(skip_locked=True) if is_postgres() else query
 
 
-async def enforce_next() -> tuple[int, str | None] | None:
-    """Take one due order and enforce its deadline, in one transaction. None when
-    nothing is due (or every due order is being handled by another sweeper)."""
+async def enforce_next(
+    limit: int = BATCH, *, exclude: Collection[int] = (), attempted: list[int] | None = None
+) -> list[tuple[int, str | None]]:
+    """Take up to `limit` due orders and enforce their deadlines, in one transaction;
+    each order's new status (None: nothing to do after all). Empty when nothing is due
+    (or every due order is being handled by another sweeper). `attempted` gets each
+    order id before its transition runs, so a caller knows which one failed."""
+    done: list[tuple[int, str | None]] = []
     async with write_transaction():
-        rows = await due_query()  # type: ignore[misc]
-        if not rows:
-            return None
-        order_id, status = int(rows[0]["id"]), str(rows[0]["status"])
-        new_status = await lifecycle.enforce_due(order_id, status)
-        if new_status is None:
-            # Nothing to enforce after all: make sure the order is not picked again
-            # until a transition schedules it anew.
-            await _unschedule_if_still_due(order_id)
-        return order_id, new_status
+        for row in await due_query(limit, exclude):
+            order_id = int(row["id"])
+            if attempted is not None:
+                attempted.append(order_id)
+            new_status = await lifecycle.enforce_due(order_id, str(row["status"]))
+            if new_status is None:
+                # Nothing to enforce after all: make sure the order is not picked again
+                # until a transition schedules it anew.
+                await _unschedule_if_still_due(order_id)
+            done.append((order_id, new_status))
+    return done
 
 
 async def _unschedule_if_still_due(order_id: int) -> None:
@@ -94,23 +113,37 @@ async def flag_overdue_applications() -> list[int]:
     return flagged
 
 
-async def run_sweep(*, max_orders: int | None = None) -> SweepReport:
-    """One sweep: every due order (up to `max_orders`), then the application queue."""
+async def run_sweep(*, max_orders: int | None = None, batch: int = BATCH) -> SweepReport:
+    """One sweep: every due order (up to `max_orders`), then the application queue.
+
+    An order whose transition fails is logged and left for the next sweep; its batch is
+    rolled back and redone one order per transaction, so the others still go through."""
     report = SweepReport()
     seen: set[int] = set()
+    failed: set[int] = set()
+    size = batch
     while max_orders is None or len(seen) < max_orders:
-        taken = await enforce_next()
-        if taken is None:
+        limit = size if max_orders is None else min(size, max_orders - len(seen))
+        attempted: list[int] = []
+        try:
+            taken = await enforce_next(limit, exclude=failed, attempted=attempted)
+        except Exception:
+            if size > 1:
+                size = 1  # redo that batch order by order, to find the one that fails
+                continue
+            failed.update(attempted[-1:])
+            log.exception("enforcing the deadline of order %s failed", attempted[-1:])
+            continue
+        if not taken:
             break
-        order_id, new_status = taken
-        if order_id in seen and new_status is None:
-            break  # defensive: never spin on one order
-        seen.add(order_id)
-        if new_status is None:
-            report.skipped += 1
-        else:
-            report.enforced[new_status] += 1
+        for order_id, new_status in taken:
+            seen.add(order_id)
+            if new_status is None:
+                report.skipped += 1
+            else:
+                report.enforced[new_status] += 1
+    report.failed = sorted(failed)
     report.applications_flagged = await flag_overdue_applications()
-    if report.total or report.applications_flagged:
+    if report.total or report.applications_flagged or report.failed:
         log.info("deadline sweep: %s", "; ".join(report.lines()))
     return report

@@ -363,3 +363,24 @@ async def test_orders_due_within_days_and_overdue(frozen_clock: clock.FrozenCloc
     assert await ids(b, overdue_only=True) == {soon.id}  # OVERDUE; the other is cancelled
     with pytest.raises(DomainError):
         await ids(b, due_within_days=-1)
+
+
+async def test_a_failing_order_does_not_block_the_sweep(
+    frozen_clock: clock.FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paid = [await _paid_order() for _ in range(3)]
+    broken = paid[0][2].id
+    real = lifecycle.mark_overdue
+
+    async def flaky(order_id: int) -> str | None:
+        if order_id == broken:
+            raise RuntimeError("boom")
+        return await real(order_id)
+
+    monkeypatch.setitem(lifecycle.ENFORCERS, OrderStatus.PAID.value, flaky)
+    frozen_clock.advance(days=31)
+    report = await sweep.run_sweep()
+    assert report.enforced == {OrderStatus.OVERDUE.value: 2} and report.failed == [broken]
+    assert (await _order(broken)).status == OrderStatus.PAID  # still due: next sweep
+    monkeypatch.setitem(lifecycle.ENFORCERS, OrderStatus.PAID.value, real)
+    assert (await sweep.run_sweep()).enforced == {OrderStatus.OVERDUE.value: 1}
