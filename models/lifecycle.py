@@ -145,7 +145,7 @@ async def confirm_receipt(principal: Principal, order_id: int) -> Order:
         order, role = await lock_order(principal, order_id)
         if role is not Role.BUYER:
             raise DomainError(ErrorCode.FORBIDDEN, "only the order's buyer confirms receipt")
-        if order.status not in SHIPPED_STATUSES:
+        if order.shipped_at is None:
             raise DomainError(ErrorCode.NOT_SHIPPED, "the order has not been shipped", "orderId")
         check_status(order, [OrderStatus.SHIPPED], "confirm receipt of")
         await _receive(order, actor=events.Actor.of(principal), automatic=False)

@@ -67,7 +67,7 @@ async def _scheduler_events() -> int:
     return int(await OrderEvent.count().where(OrderEvent.actor_kind == ActorKind.SCHEDULER.value))
 
 
-async def _check_enforced_once(ids: dict[DeadlineKind | None, list[int]]) -> None:
+async def _check_enforced_once(ids: dict[DeadlineKind | None, list[int]], now: str) -> None:
     per_order = await OrderEvent.select(OrderEvent.order, OrderEvent.kind).where(
         OrderEvent.actor_kind == ActorKind.SCHEDULER.value
     )
@@ -84,16 +84,12 @@ async def _check_enforced_once(ids: dict[DeadlineKind | None, list[int]]) -> Non
     assert releases == 2 * PER_KIND  # one two-leg release per completed order
     assert await ledger.check() == []
     # Nothing is left due: another sweep at the same time does nothing.
-    again = run_cli("run-deadlines", "--now", _NOW[0])
+    again = run_cli("run-deadlines", "--now", now)
     assert again.returncode == 0 and "orders enforced: 0" in again.stdout, again.stdout
-
-
-_NOW: list[str] = [""]
 
 
 async def test_sweepers_enforce_each_deadline_once() -> None:
     ids, now = await _seed()
-    _NOW[0] = now
     started = time.monotonic()
     procs = _sweepers(now)
     outputs = [p.communicate(timeout=120)[0] for p in procs]
@@ -107,12 +103,11 @@ async def test_sweepers_enforce_each_deadline_once() -> None:
         if line.startswith("orders enforced: ")
     )
     assert enforced == 4 * PER_KIND, outputs
-    await _check_enforced_once(ids)
+    await _check_enforced_once(ids, now)
 
 
 async def test_a_sweeper_killed_midway_loses_nothing() -> None:
     ids, now = await _seed()
-    _NOW[0] = now
     procs = _sweepers(now)
     victim = procs[0]
     deadline = time.monotonic() + 60
@@ -132,4 +127,4 @@ async def test_a_sweeper_killed_midway_loses_nothing() -> None:
     finish = run_cli("run-deadlines", "--now", now)
     assert finish.returncode == 0, finish.stdout + finish.stderr
     print(f"{done_before_finish} enforced before the final sweep; it said: {finish.stdout}")
-    await _check_enforced_once(ids)
+    await _check_enforced_once(ids, now)
