@@ -251,3 +251,19 @@ async def test_mediators_see_flagged_application_reviews(
     assert data["tradeAssuranceApplications"]["edges"] == [
         {"node": {"overdue": True, "flaggedAt": clock.now().isoformat()}}
     ]
+
+
+def test_deadline_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.settings import Settings
+
+    monkeypatch.setenv("TA_AUTO_RECEIPT_DAYS", "sea=40")
+    monkeypatch.setenv("TA_CLAIM_WINDOW_DAYS", "14")
+    monkeypatch.setenv("TA_SCHEDULER_INTERVAL_SECONDS", "0")
+    settings = Settings.from_env()
+    assert settings.domain.auto_receipt_days_for("SEA") == 40
+    assert settings.domain.auto_receipt_days_for("AIR") == 15
+    assert settings.domain.claim_window_days == 14
+    assert settings.scheduler_interval_seconds == 0
+    monkeypatch.setenv("TA_AUTO_RECEIPT_DAYS", "TRAIN=3")
+    with pytest.raises(ValueError, match="TA_AUTO_RECEIPT_DAYS"):
+        Settings.from_env()
