@@ -128,6 +128,8 @@ async def run_sweep(*, max_orders: int | None = None, batch: int = BATCH) -> Swe
         try:
             taken = await enforce_next(limit, exclude=failed, attempted=attempted)
         except Exception:
+            if not attempted:
+                raise  # the selection itself failed (database unreachable?): stop here
             if size > 1:
                 size = 1  # redo that batch order by order, to find the one that fails
                 continue

@@ -384,3 +384,12 @@ async def test_a_failing_order_does_not_block_the_sweep(
     assert (await _order(broken)).status == OrderStatus.PAID  # still due: next sweep
     monkeypatch.setitem(lifecycle.ENFORCERS, OrderStatus.PAID.value, real)
     assert (await sweep.run_sweep()).enforced == {OrderStatus.OVERDUE.value: 1}
+
+
+async def test_a_failing_selection_ends_the_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("database unreachable")
+
+    monkeypatch.setattr(sweep, "due_query", unreachable)
+    with pytest.raises(ConnectionError):  # the scheduler logs it and tries at the next tick
+        await sweep.run_sweep()
