@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import money_path, supplier_search
+from bench import deadline_sweep, money_path, supplier_search
 
 
 def parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="<benchmark>")
     supplier_search.add_parser(sub)
     money_path.add_parser(sub)
+    deadline_sweep.add_parser(sub)
     return p
 
 

@@ -32,10 +32,23 @@ class DomainConfig:
         ("BRL", "0.18"),
         ("INR", "0.012"),
     )
+    # After receipt is confirmed the buyer may claim for this many days; then the held
+    # balance is released to the supplier (if no dispute is open).
+    claim_window_days: int = 30
+    # Receipt is confirmed automatically this many days after shipment, by shipping method.
+    auto_receipt_days: tuple[tuple[str, int], ...] = (
+        ("EXPRESS", 15),
+        ("AIR", 15),
+        ("LAND", 30),
+        ("SEA", 45),
+    )
     # Hard cap on `first` for every connection.
     max_page_size: int = 100
     # Minimum password length accepted at registration.
     min_password_length: int = 10
+
+    def auto_receipt_days_for(self, method: str) -> int:
+        return dict(self.auto_receipt_days)[method]
 
 
 _current = DomainConfig()

@@ -58,12 +58,24 @@ class OrderStatus(enum.StrEnum):
     AWAITING_INITIAL_PAYMENT = "AWAITING_INITIAL_PAYMENT"
     AWAITING_BALANCE = "AWAITING_BALANCE"  # the initial payment is in escrow; production
     PAID = "PAID"  # everything is in escrow; ready to ship
+    SHIPPED = "SHIPPED"  # the supplier recorded the shipment
+    RECEIVED = "RECEIVED"  # receipt confirmed (by the buyer or automatically); claim window
+    COMPLETED = "COMPLETED"  # the claim window ended; the held balance went to the supplier
+    OVERDUE = "OVERDUE"  # the shipping deadline passed without a shipment
+    REFUNDED = "REFUNDED"  # ended by a full refund of what escrow held
     CANCELLED = "CANCELLED"
 
 
 # Statuses in which an order holds a share of its supplier's Trade Assurance limit.
 OPEN_ORDER_STATUSES = frozenset(
-    {OrderStatus.AWAITING_INITIAL_PAYMENT, OrderStatus.AWAITING_BALANCE, OrderStatus.PAID}
+    {
+        OrderStatus.AWAITING_INITIAL_PAYMENT,
+        OrderStatus.AWAITING_BALANCE,
+        OrderStatus.PAID,
+        OrderStatus.SHIPPED,
+        OrderStatus.RECEIVED,
+        OrderStatus.OVERDUE,
+    }
 )
 
 
@@ -86,6 +98,15 @@ class ShippingMethod(enum.StrEnum):
     AIR = "AIR"
     SEA = "SEA"
     LAND = "LAND"
+
+
+class DeadlineKind(enum.StrEnum):
+    """The order deadlines the system enforces by itself."""
+
+    PAYMENT = "PAYMENT"  # nothing paid by then: the order is cancelled
+    SHIPPING = "SHIPPING"  # not shipped by then: the order is overdue
+    RECEIPT = "RECEIPT"  # receipt not confirmed by then: it is confirmed automatically
+    CLAIM_WINDOW = "CLAIM_WINDOW"  # the claim window ends: the held balance is released
 
 
 class PaymentMethod(enum.StrEnum):

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, TypeVar
 
-from models import clock, config, events, sql
+from models import clock, config, deadlines, events, sql
 from models.accounts import Principal
 from models.db import for_update, is_postgres, write_transaction
 from models.enums import (
@@ -400,7 +400,8 @@ async def _reserve_coverage(order: Order, profile: SupplierProfile) -> None:
 
 # What confirmation changes (saving only these keeps the UPDATE short).
 _CONFIRMED_COLUMNS = [
-    Order.status, Order.confirmed_at, Order.payment_deadline, Order.updated_at,
+    Order.status, Order.confirmed_at, Order.payment_deadline, Order.next_deadline_at,
+    Order.updated_at,
     Order.limit_reserved_minor, Order.limit_currency, Order.exchange_rate,
     Order.coverage_cap_minor,
 ]  # fmt: skip
@@ -428,6 +429,9 @@ async def confirm_order(principal: Principal, order_id: int) -> Order:
         ).value  # fmt: skip
         order.confirmed_at = now
         order.payment_deadline = now + dt.timedelta(days=config.current().payment_deadline_days)
+        order.next_deadline_at = deadlines.next_due(
+            order, anything_paid=False, payment_pending=False
+        )
         order.updated_at = now
         await sql.save_columns(order, _CONFIRMED_COLUMNS)
         await events.record(
@@ -567,8 +571,9 @@ async def cancel_order(principal: Principal, order_id: int, reason: str) -> Orde
         now = clock.now()
         old = order.status
         order.status = OrderStatus.CANCELLED.value
+        order.next_deadline_at = None
         order.updated_at = now
-        await order.save([Order.status, Order.updated_at])
+        await order.save([Order.status, Order.next_deadline_at, Order.updated_at])
         await events.record(
             order.id, "CANCELLED", old_status=old, new_status=order.status,
             actor=events.Actor.of(principal), at=now, reason=reason.strip(),
@@ -609,14 +614,39 @@ async def list_orders(
     statuses: Sequence[OrderStatus] = (),
     created_from: dt.datetime | None = None,
     created_to: dt.datetime | None = None,
+    due_within_days: int | None = None,
+    overdue_only: bool = False,
     first: int,
     after_id: int | None,
 ) -> tuple[list[Order], bool]:
-    """The caller's orders, newest first, keyset-paginated by id."""
+    """The caller's orders, newest first, keyset-paginated by id.
+
+    `due_within_days`: a supplier sees its paid, unshipped orders whose shipping deadline
+    falls within that many days; anyone else the orders whose next deadline does.
+    `overdue_only`: overdue orders, and those whose deadline has passed unenforced."""
     query = Order.objects()
     condition = visibility(principal)
     if condition is not None:
         query = query.where(condition)
+    now = clock.now()
+    if due_within_days is not None:
+        if not 0 <= due_within_days <= 3650:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT, "dueWithinDays is 0 to 3650", "filter.dueWithinDays"
+            )
+        until = now + dt.timedelta(days=due_within_days)
+        if principal.acting_role is Role.SUPPLIER:
+            query = query.where(
+                (Order.status == OrderStatus.PAID.value)
+                & (Order.shipping_deadline >= now)
+                & (Order.shipping_deadline <= until)
+            )
+        else:
+            query = query.where((Order.next_deadline_at >= now) & (Order.next_deadline_at <= until))
+    if overdue_only:
+        query = query.where(
+            (Order.status == OrderStatus.OVERDUE.value) | (Order.next_deadline_at <= now)
+        )
     if statuses:
         query = query.where(Order.status.is_in([s.value for s in statuses]))
     if created_from is not None:

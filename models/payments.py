@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from models import clock, config, events, idempotency, ledger, sql
+from models import clock, config, deadlines, events, idempotency, ledger, sql
 from models.accounts import Principal
 from models.db import for_update, is_unique_violation, write_transaction
 from models.enums import OrderStatus, PaymentMethod, PaymentStatus, RefundStatus, Role, Scope
@@ -264,6 +264,15 @@ async def _settle(
             payment.status = PaymentStatus.FAILED.value
             payment.failure_reason = reason or "failed"
             await sql.save_columns(payment, _SETTLED_COLUMNS)
+            # Nothing arrived: if nothing else was paid, the payment deadline applies again.
+            due = deadlines.next_due(
+                order,
+                anything_paid=await succeeded_minor(order.id) > 0,
+                payment_pending=False,
+            )
+            if due != order.next_deadline_at:
+                order.next_deadline_at = due
+                await sql.save_columns(order, [Order.next_deadline_at])
             await events.record(
                 order.id, "PAYMENT_FAILED", old_status=old, new_status=old,
                 actor=events.PAYMENT_PROVIDER, at=now, reason=payment.failure_reason,
@@ -280,8 +289,11 @@ async def _settle(
             order.status = OrderStatus.PAID.value
         elif paid >= order.initial_minor:
             order.status = OrderStatus.AWAITING_BALANCE.value
+        order.next_deadline_at = deadlines.next_due(
+            order, anything_paid=True, payment_pending=False
+        )
         order.updated_at = now
-        await sql.save_columns(order, [Order.status, Order.updated_at])
+        await sql.save_columns(order, [Order.status, Order.next_deadline_at, Order.updated_at])
         await events.record(
             order.id, "PAYMENT_SUCCEEDED", old_status=old, new_status=order.status,
             actor=events.PAYMENT_PROVIDER, at=now,

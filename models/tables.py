@@ -127,6 +127,8 @@ class TradeAssuranceApplication(Table):
     granted_limit_minor = BigInt(null=True, default=None)
     granted_limit_currency = Varchar(length=3, null=True, default=None)
     rejection_reason = Text(null=True, default=None)
+    # Set once by the deadline sweep when the review is still pending after its due date.
+    flagged_at = Timestamptz(null=True, default=None)
 
 
 class Order(Table, tablename="trade_order"):  # "order" is an SQL keyword
@@ -154,6 +156,23 @@ class Order(Table, tablename="trade_order"):  # "order" is an SQL keyword
     created_at = Timestamptz()
     confirmed_at = Timestamptz(null=True, default=None)
     updated_at = Timestamptz()
+    # The shipment, as the supplier records it. `shipped_at` is the shipment date it
+    # declares; late when after the shipping deadline (or once the order was overdue).
+    shipped_at = Timestamptz(null=True, default=None)
+    shipment_recorded_at = Timestamptz(null=True, default=None)
+    carrier = Varchar(length=100, null=True, default=None)
+    tracking_number = Varchar(length=100, null=True, default=None)
+    shipment_method = Varchar(length=8, choices=ShippingMethod, null=True, default=None)
+    shipped_late = Boolean(default=False)
+    # Receipt: by the buyer, or automatically (`receipt_auto`); the claim window follows.
+    received_at = Timestamptz(null=True, default=None)
+    receipt_auto = Boolean(default=False)
+    claim_window_ends_at = Timestamptz(null=True, default=None)
+    completed_at = Timestamptz(null=True, default=None)
+    # When the next deadline the system enforces falls due (None: none is pending). Kept
+    # by every transition (models/deadlines.py); the sweep selects on it through a
+    # partial index (migration "Due-deadline index").
+    next_deadline_at = Timestamptz(null=True, default=None)
 
 
 class OrderLine(Table):

@@ -7,10 +7,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+from graphql import GraphQLError
 from strawberry import relay
 
-from models import orders
-from models.enums import Incoterm, OrderStatus, Role, ShippingMethod
+from models import deadlines, lifecycle, orders
+from models.enums import DeadlineKind, Incoterm, OrderStatus, Role, ShippingMethod
 from models.errors import DomainError
 from models.money import Money as DomainMoney
 from models.tables import Order as OrderRow
@@ -29,6 +30,12 @@ if TYPE_CHECKING:
 strawberry.enum(OrderStatus, description="Where an order is in its life.")
 strawberry.enum(Incoterm, description="Incoterms 2020 rule for the shipment.")
 strawberry.enum(ShippingMethod, description="How the goods travel.")
+strawberry.enum(
+    DeadlineKind,
+    description="A deadline the system enforces: PAYMENT (unpaid orders are cancelled), "
+    "SHIPPING (unshipped orders become overdue), RECEIPT (receipt is confirmed "
+    "automatically), CLAIM_WINDOW (the held balance is released to the supplier).",
+)
 
 
 def _money(minor: int | None, currency: str) -> Money | None:
@@ -110,6 +117,38 @@ class OrderEvent:
         )
 
 
+@strawberry.type(description="A deadline that applies to the order, and when it falls due.")
+class OrderDeadline:
+    kind: DeadlineKind
+    due_at: dt.datetime
+    passed: bool = strawberry.field(description="The due time has come.")
+    met: bool = strawberry.field(
+        description="What was due happened: paid, shipped on time, receipt confirmed, "
+        "or the claim window closed with the order completed."
+    )
+
+
+@strawberry.type(description="The shipment, as the supplier recorded it.")
+class Shipment:
+    carrier: str
+    tracking_number: str
+    method: ShippingMethod
+    shipped_at: dt.datetime = strawberry.field(description="The declared shipment date.")
+    recorded_at: dt.datetime
+    late: bool = strawberry.field(
+        description="Shipped after the shipping deadline: the buyer may claim a full refund."
+    )
+
+
+@strawberry.type(description="Receipt of the goods, and the claim window it starts.")
+class Receipt:
+    received_at: dt.datetime
+    automatic: bool = strawberry.field(
+        description="Confirmed by the system after the shipping method's days, not the buyer."
+    )
+    claim_window_ends_at: dt.datetime
+
+
 @strawberry.type(description="An order: the purchase contract between a buyer and a supplier.")
 class Order(relay.Node):
     id: relay.NodeID[int]
@@ -124,6 +163,14 @@ class Order(relay.Node):
     payment_deadline: dt.datetime | None
     created_at: dt.datetime
     confirmed_at: dt.datetime | None
+    shipment: Shipment | None
+    receipt: Receipt | None
+    completed_at: dt.datetime | None = strawberry.field(
+        description="When the claim window ended and the held balance was released."
+    )
+    next_deadline_at: dt.datetime | None = strawberry.field(
+        description="When the system next acts on this order by itself (null: nothing due)."
+    )
     row: strawberry.Private[OrderRow]
 
     @classmethod
@@ -145,8 +192,35 @@ class Order(relay.Node):
             payment_deadline=o.payment_deadline,
             created_at=o.created_at,
             confirmed_at=o.confirmed_at,
+            shipment=Shipment(
+                carrier=o.carrier or "",
+                tracking_number=o.tracking_number or "",
+                method=ShippingMethod(o.shipment_method or o.shipping_method),
+                shipped_at=o.shipped_at,
+                recorded_at=o.shipment_recorded_at or o.shipped_at,
+                late=o.shipped_late,
+            )
+            if o.shipped_at is not None
+            else None,
+            receipt=Receipt(
+                received_at=o.received_at,
+                automatic=o.receipt_auto,
+                claim_window_ends_at=o.claim_window_ends_at or o.received_at,
+            )
+            if o.received_at is not None
+            else None,
+            completed_at=o.completed_at,
+            next_deadline_at=o.next_deadline_at,
             row=o,
         )
+
+    @strawberry.field(description="Every deadline that applies to the order so far.")
+    async def deadlines(self, info: Info) -> list[OrderDeadline]:
+        m = await info.context.order_money.load(self.row.id)
+        return [
+            OrderDeadline(kind=d.kind, due_at=d.due_at, passed=d.passed, met=d.met)
+            for d in deadlines.of_order(self.row, paid_minor=m.paid if m else 0)
+        ]
 
     @strawberry.field
     async def buyer(self, info: Info) -> Company:
@@ -251,6 +325,16 @@ class OrderFilter:
     created_to: dt.datetime | None = strawberry.field(
         default=None, description="Created before (UTC)."
     )
+    due_within_days: int | None = strawberry.field(
+        default=None,
+        description="A deadline falls due within this many days (suppliers: the shipping "
+        "deadline of paid, unshipped orders; others: the next deadline).",
+    )
+    overdue: bool = strawberry.field(
+        default=False,
+        description="Only overdue orders: a deadline has passed and is not yet enforced, "
+        "or the order was not shipped by its shipping deadline.",
+    )
 
 
 @strawberry.type
@@ -273,14 +357,19 @@ class OrderQueries:
         principal = info.context.require_principal()
         check_first(first)
         flt = filter or OrderFilter()
-        rows, has_next = await orders.list_orders(
-            principal,
-            statuses=flt.statuses or (),
-            created_from=flt.created_from,
-            created_to=flt.created_to,
-            first=first,
-            after_id=decode_cursor("order", after),
-        )
+        try:
+            rows, has_next = await orders.list_orders(
+                principal,
+                statuses=flt.statuses or (),
+                created_from=flt.created_from,
+                created_to=flt.created_to,
+                due_within_days=flt.due_within_days,
+                overdue_only=flt.overdue,
+                first=first,
+                after_id=decode_cursor("order", after),
+            )
+        except DomainError as e:
+            raise GraphQLError(e.message, extensions={"code": e.code.value}) from None
         edges = [relay.Edge(node=Order.of(o), cursor=encode_cursor("order", o.id)) for o in rows]
         return OrderConnection(
             edges=edges,
@@ -411,6 +500,19 @@ def order_id_of(gid: relay.GlobalID, field: str = "orderId") -> int:
     return decode_id(gid, "Order", field)
 
 
+@strawberry.input(description="The shipment, recorded by the supplier.")
+class ShipOrderInput:
+    order_id: relay.GlobalID
+    carrier: str
+    tracking_number: str
+    shipped_at: dt.datetime = strawberry.field(
+        description="The shipment date (export clearance or carrier pickup), not in the future."
+    )
+    method: ShippingMethod | None = strawberry.field(
+        default=None, description="Omit for the contract's shipping method."
+    )
+
+
 @strawberry.type
 class OrderMutations:
     @strawberry.mutation(description="A buyer places, or a supplier drafts, an order.")
@@ -467,6 +569,35 @@ class OrderMutations:
             order = await orders.accept_modification(
                 principal, decode_id(input.modification_id, "OrderModification", "modificationId")
             )
+        except DomainError as e:
+            return failed(OrderPayload, e)
+        return OrderPayload(order=Order.of(order))
+
+    @strawberry.mutation(description="Record the shipment (the supplier, once fully paid).")
+    async def ship_order(self, info: Info, input: ShipOrderInput) -> OrderPayload:
+        principal = info.context.require_principal()
+        try:
+            order = await lifecycle.ship_order(
+                principal,
+                order_id_of(input.order_id),
+                lifecycle.Shipment(
+                    carrier=input.carrier,
+                    tracking_number=input.tracking_number,
+                    shipped_at=input.shipped_at,
+                    method=input.method,
+                ),
+            )
+        except DomainError as e:
+            return failed(OrderPayload, e)
+        return OrderPayload(order=Order.of(order))
+
+    @strawberry.mutation(
+        description="Confirm the goods arrived (the buyer); the claim window starts."
+    )
+    async def confirm_receipt(self, info: Info, input: OrderIdInput) -> OrderPayload:
+        principal = info.context.require_principal()
+        try:
+            order = await lifecycle.confirm_receipt(principal, order_id_of(input.order_id))
         except DomainError as e:
             return failed(OrderPayload, e)
         return OrderPayload(order=Order.of(order))

@@ -6,10 +6,11 @@ import strawberry
 from graphql import GraphQLError
 from strawberry import relay
 
-from models import orders, payments
-from models.enums import PaymentMethod, PaymentStatus
+from models import lifecycle, orders, payments
+from models.enums import PaymentMethod, PaymentStatus, RefundStatus
 from models.errors import DomainError
 from models.tables import Payment as PaymentRow
+from models.tables import Refund as RefundRow
 from resolvers.context import Info
 from resolvers.errors import UserError, failed
 from resolvers.money import Money, MoneyInput
@@ -21,6 +22,9 @@ strawberry.enum(
     "confirms), E_CHECKING and PAY_LATER (US buyers), BOLETO (Brazilian buyers).",
 )
 strawberry.enum(PaymentStatus)
+strawberry.enum(
+    RefundStatus, description="FAILED refunds are retried; only SETTLED ones were paid out."
+)
 
 
 @strawberry.type(description="A payment into escrow.")
@@ -49,6 +53,31 @@ class Payment:
             failure_reason=p.failure_reason,
             created_at=p.created_at,
             settled_at=p.settled_at,
+        )
+
+
+@strawberry.type(description="Money going back from escrow to the buyer.")
+class Refund:
+    id: relay.GlobalID
+    reference: str = strawberry.field(
+        description="Our reference at the payment provider (`ref_7`); callbacks name it."
+    )
+    status: RefundStatus
+    amount: Money
+    reason: str
+    created_at: dt.datetime
+    settled_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, r: RefundRow) -> "Refund":
+        return cls(
+            id=relay.GlobalID("Refund", str(r.id)),
+            reference=payments.refund_reference(r.id),
+            status=RefundStatus(r.status),
+            amount=_money_(r.amount_minor, r.currency),
+            reason=r.reason,
+            created_at=r.created_at,
+            settled_at=r.settled_at,
         )
 
 
@@ -115,6 +144,19 @@ class ReleaseFundsPayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
+@strawberry.input
+class ClaimLateShipmentRefundInput:
+    order_id: relay.GlobalID
+    idempotency_key: str
+
+
+@strawberry.type
+class ClaimLateShipmentRefundPayload:
+    refund: Refund | None = None
+    order: Order | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
 async def _fresh_order(info: Info, order_id: int) -> Order | None:
     principal = info.context.require_principal()
     found = await orders.get_orders(principal, [order_id])
@@ -160,4 +202,23 @@ class PaymentMutations:
         return ReleaseFundsPayload(
             released=_money_(release.amount.minor, release.amount.currency),
             order=Order.of(release.order),
+        )
+
+    @strawberry.mutation(
+        description="Claim a full refund of what escrow holds when the order was not shipped "
+        "by its shipping deadline, or was shipped after it (the buyer)."
+    )
+    async def claim_late_shipment_refund(
+        self, info: Info, input: ClaimLateShipmentRefundInput
+    ) -> ClaimLateShipmentRefundPayload:
+        principal = info.context.require_principal()
+        try:
+            order_id = order_id_of(input.order_id)
+            claim = await lifecycle.claim_late_shipment_refund(
+                principal, order_id, idempotency_key=input.idempotency_key
+            )
+        except DomainError as e:
+            return failed(ClaimLateShipmentRefundPayload, e)
+        return ClaimLateShipmentRefundPayload(
+            refund=Refund.of(claim.refund), order=await _fresh_order(info, order_id)
         )

@@ -42,6 +42,9 @@ class TradeAssuranceApplication(relay.Node):
         description="When a decision is due (business days after submission)."
     )
     overdue: bool = strawberry.field(description="Still pending after its due date.")
+    flagged_at: dt.datetime | None = strawberry.field(
+        description="When the deadline sweep flagged it for the mediators (overdue review)."
+    )
     decided_at: dt.datetime | None
     granted_limit: Money | None
     rejection_reason: str | None
@@ -56,6 +59,7 @@ class TradeAssuranceApplication(relay.Node):
             submitted_at=a.submitted_at,
             review_due_at=a.review_due_at,
             overdue=trade_assurance.is_overdue(a),
+            flagged_at=a.flagged_at,
             decided_at=a.decided_at,
             granted_limit=_money(a.granted_limit_minor, a.granted_limit_currency),
             rejection_reason=a.rejection_reason,

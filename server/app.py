@@ -25,6 +25,7 @@ from models.accounts import AuthError, authenticate
 from models.live import Hub
 from resolvers.context import Context
 from resolvers.schema import build_schema
+from server import scheduler
 from server.auth import AuthGate, token_from_connection_params
 from server.limits import BodySizeLimit
 from server.payments import install as install_payments
@@ -134,7 +135,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await prepare_database(settings)
             await live.start()
             try:
-                yield
+                async with scheduler.running(settings.scheduler_interval_seconds):
+                    yield
             finally:
                 await live.stop()
         finally:

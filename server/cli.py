@@ -1,5 +1,5 @@
 """`trade-assurance`: serve, migrate, seed-demo, create-user, create-api-key,
-sandbox-callback."""
+sandbox-callback, ledger-check, run-deadlines."""
 
 from __future__ import annotations
 
@@ -147,6 +147,45 @@ def _ledger_check(_: argparse.Namespace) -> int:
     return run()
 
 
+def _clock_override(raw: str | None) -> dt.datetime | None:
+    """`--now` / TA_CLOCK_NOW: sweep as if it were this time (tests, rehearsals). Refused
+    in production, where only the real clock may decide that a deadline has passed."""
+    if not raw:
+        return None
+    if Settings.from_env().environment == "production":
+        raise SystemExit("error: --now / TA_CLOCK_NOW is refused with TA_ENV=production")
+    when = dt.datetime.fromisoformat(raw)
+    if when.tzinfo is None:
+        raise SystemExit("error: --now / TA_CLOCK_NOW needs a time zone, e.g. +00:00")
+    return when.astimezone(dt.UTC)
+
+
+async def _sweep_once(batch: int | None) -> list[str]:
+    from models import sweep
+
+    await db.open_pool(1, 2)
+    try:
+        report = await sweep.run_sweep(max_orders=batch)
+    finally:
+        await db.close_pool()
+    return report.lines()
+
+
+def _run_deadlines(args: argparse.Namespace) -> int:
+    """One deadline sweep: enforce every due deadline, print what was done."""
+    pending = asyncio.run(db.pending_migrations())
+    if pending:
+        print(f"error: {len(pending)} pending migration(s); run `trade-assurance migrate`")
+        return 3
+    now = _clock_override(args.now or os.environ.get("TA_CLOCK_NOW"))
+    if now is not None:
+        clock.set_clock(clock.FrozenClock(now))
+        print(f"clock set to {now.isoformat()}", flush=True)
+    for line in asyncio.run(_sweep_once(args.max_orders)):
+        print(line, flush=True)
+    return 0
+
+
 def _scopes(value: str) -> list[Scope]:
     """`READ,ORDERS` as scopes; an unknown name is a usage error, not a traceback."""
     try:
@@ -203,6 +242,15 @@ def parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("ledger-check", help="verify the ledger's invariants (1 if broken)")
     check.set_defaults(run=_ledger_check)
+
+    deadlines = sub.add_parser(
+        "run-deadlines", help="one deadline sweep: enforce every due deadline, print it"
+    )
+    deadlines.add_argument(
+        "--now", help="sweep as if at this ISO 8601 time (also TA_CLOCK_NOW; not in production)"
+    )
+    deadlines.add_argument("--max-orders", type=int, help="stop after this many due orders")
+    deadlines.set_defaults(run=_run_deadlines)
     return p
 
 

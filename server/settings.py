@@ -37,6 +37,20 @@ def _rates(raw: str | None) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _method_days(raw: str | None) -> tuple[tuple[str, int], ...]:
+    """`EXPRESS=15,AIR=15,LAND=30,SEA=45`: automatic receipt, days after shipment."""
+    if not raw:
+        return ()
+    pairs = dict(DomainConfig().auto_receipt_days)
+    for item in raw.split(","):
+        method, _, days = item.partition("=")
+        method = method.strip().upper()
+        if method not in pairs or not days.strip().isdigit() or int(days) <= 0:
+            raise ValueError(f"TA_AUTO_RECEIPT_DAYS: expected METHOD=DAYS, got {item!r}")
+        pairs[method] = int(days)
+    return tuple(pairs.items())
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     database_url: str | None
@@ -56,6 +70,8 @@ class Settings:
     payment_webhook_secret: str = DEFAULT_PAYMENT_WEBHOOK_SECRET
     live_poll_seconds: float = 1.0  # the live-event reader's poll, besides its wake-ups
     subscriber_queue: int = 1000  # events a subscriber may fall behind before it is cut off
+    # Seconds between two deadline sweeps in each server process; 0 turns the scheduler off.
+    scheduler_interval_seconds: float = 60.0
 
     @property
     def development(self) -> bool:
@@ -105,9 +121,15 @@ class Settings:
                 ),
                 exchange_rates=_rates(os.environ.get("TA_EXCHANGE_RATES"))
                 or defaults.exchange_rates,
+                claim_window_days=_int("TA_CLAIM_WINDOW_DAYS", defaults.claim_window_days),
+                auto_receipt_days=_method_days(os.environ.get("TA_AUTO_RECEIPT_DAYS"))
+                or defaults.auto_receipt_days,
             ),
             payment_provider=os.environ.get("TA_PAYMENT_PROVIDER", "sandbox"),
             payment_webhook_secret=webhook_secret,
             live_poll_seconds=float(os.environ.get("TA_LIVE_POLL_SECONDS", "1.0")),
             subscriber_queue=_int("TA_SUBSCRIBER_QUEUE", 1000),
+            scheduler_interval_seconds=float(
+                os.environ.get("TA_SCHEDULER_INTERVAL_SECONDS") or "60"
+            ),
         )

@@ -105,7 +105,12 @@ def free_port() -> int:
 
 def cli_env(**overrides: str) -> dict[str, str]:
     """The test database's environment (TA_DATA_DIR or DATABASE_URL, set by conftest)."""
-    return {**os.environ, "TA_LOG_LEVEL": "warning", **overrides}
+    return {
+        **os.environ,
+        "TA_LOG_LEVEL": "warning",
+        "TA_SCHEDULER_INTERVAL_SECONDS": "0",  # tests run the sweep themselves
+        **overrides,
+    }
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

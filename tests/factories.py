@@ -5,20 +5,25 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import uuid
 
-from models import accounts, clock, orders
+from models import accounts, clock, ledger, orders
 from models.accounts import Principal
 from models.db import write_transaction
 from models.enums import (
     CompanyKind,
+    DeadlineKind,
     Incoterm,
+    OrderStatus,
+    PaymentMethod,
+    PaymentStatus,
     Role,
     ShippingMethod,
     TradeAssuranceStatus,
     Verification,
 )
 from models.suppliers import seed_profile, supplier_id_of_company
-from models.tables import Order, SupplierProfile
+from models.tables import LedgerPosting, Order, Payment, SupplierProfile
 
 PASSWORD = "correct horse battery"
 _serial = itertools.count(1)
@@ -144,3 +149,136 @@ async def confirmed_order(
     )
     order = await orders.confirm_order(supplier_actor.principal, order.id)
     return buyer_actor, supplier_actor, order
+
+
+# --- many orders at once, straight into the tables (deadline sweeps, benchmarks) ---------
+
+BULK_CHUNK = 500
+BULK_TOTAL_MINOR = 1_000_00
+
+
+def _bulk_row(
+    kind: DeadlineKind | None, due: bool, now: dt.datetime, buyer_company: int, supplier: int
+) -> Order:
+    """An order as the transitions would have left it waiting for deadline `kind` (due at
+    or before `now` when `due`, weeks away otherwise); `kind` None: a completed order."""
+    day = dt.timedelta(days=1)
+    offset = -dt.timedelta(minutes=1) if due else 20 * day
+    confirmed = now - 60 * day
+    order = Order(
+        buyer=buyer_company,
+        supplier=supplier,
+        drafted_by=Role.BUYER.value,
+        currency="USD",
+        total_minor=BULK_TOTAL_MINOR,
+        initial_minor=0,
+        incoterm=Incoterm.FOB.value,
+        shipping_method=ShippingMethod.SEA.value,
+        destination_country="DE",
+        shipping_deadline=now + 40 * day,
+        payment_deadline=confirmed + 7 * day,
+        coverage_cap_minor=BULK_TOTAL_MINOR,
+        limit_reserved_minor=BULK_TOTAL_MINOR,
+        limit_currency="USD",
+        exchange_rate="1",
+        version=1,
+        created_at=confirmed,
+        confirmed_at=confirmed,
+        updated_at=confirmed,
+    )
+    if kind is DeadlineKind.PAYMENT:
+        order.status = OrderStatus.AWAITING_BALANCE.value
+        order.payment_deadline = now + offset
+        order.next_deadline_at = order.payment_deadline
+    elif kind is DeadlineKind.SHIPPING:
+        order.status = OrderStatus.PAID.value
+        order.shipping_deadline = now + offset
+        order.next_deadline_at = order.shipping_deadline
+    elif kind is DeadlineKind.RECEIPT:
+        order.status = OrderStatus.SHIPPED.value
+        order.shipping_deadline = now - 40 * day
+        order.shipped_at = now + offset - 45 * day  # sea: receipt 45 days after shipment
+        order.shipment_recorded_at = order.shipped_at
+        order.carrier, order.tracking_number = "Maersk", "MAEU0000001"
+        order.shipment_method = ShippingMethod.SEA.value
+        order.next_deadline_at = order.shipped_at + 45 * day
+    elif kind is DeadlineKind.CLAIM_WINDOW:
+        order.status = OrderStatus.RECEIVED.value
+        order.shipping_deadline = now - 50 * day
+        order.shipped_at = now - 55 * day
+        order.shipment_method = ShippingMethod.SEA.value
+        order.carrier, order.tracking_number = "Maersk", "MAEU0000002"
+        order.received_at = now + offset - 30 * day
+        order.claim_window_ends_at = now + offset
+        order.next_deadline_at = order.claim_window_ends_at
+    else:
+        order.status = OrderStatus.COMPLETED.value
+        order.shipping_deadline = now - 90 * day
+    return order
+
+
+async def bulk_orders(
+    buyer_company: int,
+    supplier_id: int,
+    counts: dict[DeadlineKind | None, int],
+    *,
+    now: dt.datetime,
+    due: bool = True,
+) -> dict[DeadlineKind | None, list[int]]:
+    """`counts[kind]` orders waiting for each deadline kind, in bulk inserts (chunks of
+    BULK_CHUNK rows); every order past payment has its total in escrow (a successful card
+    payment and its balanced posting), so releases and refunds have money to move."""
+    out: dict[DeadlineKind | None, list[int]] = {}
+    for kind, count in counts.items():
+        ids: list[int] = []
+        for start in range(0, count, BULK_CHUNK):
+            rows = [
+                _bulk_row(kind, due, now, buyer_company, supplier_id)
+                for _ in range(min(BULK_CHUNK, count - start))
+            ]
+            async with write_transaction():
+                inserted = await Order.insert(*rows).returning(Order.id)
+                chunk = [int(r["id"]) for r in inserted]
+                if kind not in (None, DeadlineKind.PAYMENT):
+                    await _bulk_payments(chunk, now)
+            ids += chunk
+        out[kind] = ids
+    return out
+
+
+async def _bulk_payments(order_ids: list[int], now: dt.datetime) -> None:
+    paid_at = now - dt.timedelta(days=59)
+    await Payment.insert(
+        *[
+            Payment(
+                order=i,
+                method=PaymentMethod.TT.value,
+                status=PaymentStatus.SUCCEEDED.value,
+                currency="USD",
+                amount_minor=BULK_TOTAL_MINOR,
+                fee_minor=0,
+                created_at=paid_at,
+                settled_at=paid_at,
+            )
+            for i in order_ids
+        ]
+    )
+    postings = []
+    for i in order_ids:
+        txn = str(uuid.uuid4())
+        for account, amount in (
+            (ledger.provider_clearing(PaymentMethod.TT), BULK_TOTAL_MINOR),
+            (ledger.escrow(i), -BULK_TOTAL_MINOR),
+        ):
+            postings.append(
+                LedgerPosting(
+                    txn=txn,
+                    kind=ledger.PostingKind.PAYMENT.value,
+                    order=i,
+                    account=account,
+                    currency="USD",
+                    amount_minor=amount,
+                    created_at=paid_at,
+                )
+            )
+    await LedgerPosting.insert(*postings)

@@ -1,0 +1,356 @@
+"""After payment: shipment, receipt, the claim window, and the deadlines the system
+enforces (issue 4). One function per transition, each one transaction that locks the
+order, checks the transition, writes the change, any ledger posting and its event.
+
+The scheduler's transitions take only an order id and act as `events.SCHEDULER`; each
+checks again, under the order's row lock, that its deadline is due, so however many
+sweeps reach the same order, the first one enforces it and the others find nothing to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+
+from models import clock, config, deadlines, events, idempotency, ledger, payments
+from models.accounts import Principal
+from models.db import write_transaction
+from models.enums import OrderStatus, PaymentStatus, Role, Scope, ShippingMethod
+from models.errors import DomainError, ErrorCode
+from models.money import Money
+from models.orders import (
+    check_status,
+    lock_order,
+    require_scope,
+    succeeded_minor,
+    supplier_company,
+)
+from models.tables import Order, Payment, Refund
+
+log = logging.getLogger("trade_assurance.lifecycle")
+
+MAX_SHIPMENT_TEXT = 100
+UNPAID = [
+    OrderStatus.PENDING_CONFIRMATION,
+    OrderStatus.AWAITING_INITIAL_PAYMENT,
+    OrderStatus.AWAITING_BALANCE,
+]
+SHIPPED_STATUSES = frozenset(
+    {OrderStatus.SHIPPED.value, OrderStatus.RECEIVED.value, OrderStatus.COMPLETED.value}
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Shipment:
+    carrier: str
+    tracking_number: str
+    shipped_at: dt.datetime  # the shipment date the supplier declares
+    method: ShippingMethod | None = None  # None: the contract's shipping method
+
+
+def _check_shipment(shipment: Shipment) -> Shipment:
+    carrier = shipment.carrier.strip()
+    tracking = shipment.tracking_number.strip()
+    for value, field in ((carrier, "carrier"), (tracking, "trackingNumber")):
+        if not value or len(value) > MAX_SHIPMENT_TEXT:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT, f"{field} has 1 to {MAX_SHIPMENT_TEXT} characters", field
+            )
+    if shipment.shipped_at.tzinfo is None:
+        raise DomainError(ErrorCode.INVALID_INPUT, "the date needs a time zone", "shippedAt")
+    if shipment.shipped_at > clock.now():
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, "a shipment is recorded once it has left", "shippedAt"
+        )
+    return dataclasses.replace(shipment, carrier=carrier, tracking_number=tracking)
+
+
+def _schedule(order: Order, *, anything_paid: bool = True) -> None:
+    order.next_deadline_at = deadlines.next_due(
+        order, anything_paid=anything_paid, payment_pending=False
+    )
+
+
+async def ship_order(principal: Principal, order_id: int, shipment: Shipment) -> Order:
+    """The supplier records the shipment once the balance is paid. After the shipping
+    deadline (or once the order is overdue) it is recorded as late, which lets the buyer
+    claim a full refund."""
+    require_scope(principal, Scope.ORDERS)
+    shipment = _check_shipment(shipment)
+    async with write_transaction():
+        order, role = await lock_order(principal, order_id)
+        if role is not Role.SUPPLIER:
+            raise DomainError(ErrorCode.FORBIDDEN, "only the order's supplier ships it")
+        if order.status in SHIPPED_STATUSES or order.shipped_at is not None:
+            raise DomainError(
+                ErrorCode.ALREADY_SHIPPED, "this order's shipment is already recorded", "orderId"
+            )
+        if order.status in {s.value for s in UNPAID}:
+            raise DomainError(
+                ErrorCode.BALANCE_NOT_PAID,
+                "the goods ship once the whole order is paid into escrow",
+                "orderId",
+            )
+        check_status(order, [OrderStatus.PAID, OrderStatus.OVERDUE], "ship")
+        if order.confirmed_at is not None and shipment.shipped_at < order.confirmed_at:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT,
+                "the shipment date is before the order was confirmed",
+                "shippedAt",
+            )
+        now = clock.now()
+        old = order.status
+        late = old == OrderStatus.OVERDUE.value or shipment.shipped_at > order.shipping_deadline
+        order.status = OrderStatus.SHIPPED.value
+        order.shipped_at = shipment.shipped_at
+        order.shipment_recorded_at = now
+        order.carrier = shipment.carrier
+        order.tracking_number = shipment.tracking_number
+        order.shipment_method = (shipment.method or ShippingMethod(order.shipping_method)).value
+        order.shipped_late = late
+        _schedule(order)
+        order.updated_at = now
+        await order.save()
+        await events.record(
+            order.id, "SHIPPED", old_status=old, new_status=order.status,
+            actor=events.Actor.of(principal), at=now,
+            reason=f"{order.shipment_method} by {order.carrier}, tracking {order.tracking_number}"
+            + (" (late: after the shipping deadline)" if late else ""),
+        )  # fmt: skip
+    return order
+
+
+async def _receive(order: Order, *, actor: events.Actor, automatic: bool) -> None:
+    now = clock.now()
+    old = order.status
+    order.status = OrderStatus.RECEIVED.value
+    order.received_at = now
+    order.receipt_auto = automatic
+    order.claim_window_ends_at = now + dt.timedelta(days=config.current().claim_window_days)
+    _schedule(order)
+    order.updated_at = now
+    await order.save()
+    await events.record(
+        order.id, "RECEIPT_AUTO_CONFIRMED" if automatic else "RECEIPT_CONFIRMED",
+        old_status=old, new_status=order.status, actor=actor, at=now,
+        reason=f"claim window until {order.claim_window_ends_at.isoformat()}",
+    )  # fmt: skip
+
+
+async def confirm_receipt(principal: Principal, order_id: int) -> Order:
+    """The buyer confirms the goods arrived; the claim window starts."""
+    require_scope(principal, Scope.ORDERS)
+    async with write_transaction():
+        order, role = await lock_order(principal, order_id)
+        if role is not Role.BUYER:
+            raise DomainError(ErrorCode.FORBIDDEN, "only the order's buyer confirms receipt")
+        if order.shipped_at is None:
+            raise DomainError(ErrorCode.NOT_SHIPPED, "the order has not been shipped", "orderId")
+        check_status(order, [OrderStatus.SHIPPED], "confirm receipt of")
+        await _receive(order, actor=events.Actor.of(principal), automatic=False)
+    return order
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Claim:
+    order: Order
+    refund: Refund
+
+
+def _check_late(order: Order, now: dt.datetime) -> None:
+    """On-time shipment protection is broken: overdue, or shipped after the deadline."""
+    status = order.status
+    if status == OrderStatus.OVERDUE.value:
+        return
+    if status in SHIPPED_STATUSES:
+        if order.shipped_late and status != OrderStatus.COMPLETED.value:
+            return
+        if not order.shipped_late:
+            raise DomainError(
+                ErrorCode.SHIPPED_ON_TIME,
+                "the order shipped by its shipping deadline; there is no late-shipment claim",
+                "orderId",
+            )
+    if status == OrderStatus.PAID.value and now >= order.shipping_deadline:
+        return  # overdue already; the sweep has not marked it yet
+    if status in {s.value for s in UNPAID} | {OrderStatus.PAID.value}:
+        raise DomainError(
+            ErrorCode.SHIPPING_DEADLINE_NOT_PASSED,
+            f"the shipping deadline ({order.shipping_deadline.isoformat()}) has not passed",
+            "orderId",
+        )
+    check_status(order, [OrderStatus.OVERDUE], "claim a late-shipment refund on")
+
+
+async def claim_late_shipment_refund(
+    principal: Principal, order_id: int, *, idempotency_key: str
+) -> Claim:
+    """The buyer claims a full refund of what escrow holds for an order that was not
+    shipped by its shipping deadline (or was shipped after it). The order ends REFUNDED;
+    the refund goes through `payments.start_refund` and then the provider."""
+    key = idempotency.check_key(idempotency_key)
+    scope = idempotency.scope_of(principal)
+    request = {"order": order_id}
+    async with idempotency.first_claim(), write_transaction():
+        order, role = await lock_order(principal, order_id)
+        previous = await idempotency.replay(scope, key, "claimLateShipmentRefund", request)
+        if previous is not None:
+            refund = await Refund.objects().get(Refund.id == previous["refund"])
+            assert refund is not None
+            return Claim(order, refund)
+        if role is not Role.BUYER:
+            raise DomainError(ErrorCode.FORBIDDEN, "only the order's buyer may claim a refund")
+        require_scope(principal, Scope.PAYMENTS)
+        now = clock.now()
+        _check_late(order, now)
+        held = await ledger.held(order.id)
+        if held <= 0:
+            raise DomainError(
+                ErrorCode.INSUFFICIENT_HELD_FUNDS, "escrow holds nothing for this order", "orderId"
+            )
+        old = order.status
+        order.status = OrderStatus.REFUNDED.value
+        order.next_deadline_at = None
+        order.updated_at = now
+        await order.save([Order.status, Order.next_deadline_at, Order.updated_at])
+        await events.record(
+            order.id, "LATE_SHIPMENT_REFUND_CLAIMED", old_status=old, new_status=order.status,
+            actor=events.Actor.of(principal), at=now,
+            reason=f"on-time shipment protection: {Money(held, order.currency)} back to the buyer",
+        )  # fmt: skip
+        refund = await payments.start_refund(
+            order.id, held, actor=events.Actor.of(principal), reason="late shipment"
+        )
+        await idempotency.remember(
+            scope, key, "claimLateShipmentRefund", request, {"refund": refund.id}
+        )
+    # Committed: the provider pays it out now (a failure is retried, never lost).
+    return Claim(order, await payments.execute_refund(refund.id))
+
+
+# --- the scheduler's transitions ------------------------------------------------------
+
+
+def has_open_dispute(order_id: int) -> bool:
+    """Whether a dispute on the order is open (it stops the automatic release).
+    Disputes do not exist yet: the one place that will ask them."""
+    del order_id
+    return False
+
+
+async def cancel_unpaid(order_id: int) -> str | None:
+    """Payment deadline passed with nothing paid: cancelled, coverage given back."""
+    async with write_transaction():
+        order, _ = await lock_order(None, order_id)
+        now = clock.now()
+        if (
+            order.status not in deadlines.AWAITING_PAYMENT
+            or order.payment_deadline is None
+            or order.payment_deadline > now
+        ):
+            return None
+        paid = await succeeded_minor(order.id) > 0
+        pending = await Payment.exists().where(
+            (Payment.order == order.id) & (Payment.status == PaymentStatus.PENDING.value)
+        )
+        if paid or pending:
+            # Money arrived or is on its way: no deadline to enforce. A pending payment
+            # that fails puts the deadline back (payments.record_charge_outcome).
+            order.next_deadline_at = deadlines.next_due(
+                order, anything_paid=paid, payment_pending=pending
+            )
+            await order.save([Order.next_deadline_at])
+            return None
+        old = order.status
+        order.status = OrderStatus.CANCELLED.value
+        order.next_deadline_at = None
+        order.updated_at = now
+        await order.save([Order.status, Order.next_deadline_at, Order.updated_at])
+        await events.record(
+            order.id, "PAYMENT_DEADLINE_PASSED", old_status=old, new_status=order.status,
+            actor=events.SCHEDULER, at=now,
+            reason="nothing was paid by the payment deadline; coverage returned to the limit",
+        )  # fmt: skip
+    return order.status
+
+
+async def mark_overdue(order_id: int) -> str | None:
+    """Shipping deadline passed without a shipment: overdue; the buyer may claim a refund."""
+    async with write_transaction():
+        order, _ = await lock_order(None, order_id)
+        now = clock.now()
+        if order.status != OrderStatus.PAID.value or order.shipping_deadline > now:
+            return None
+        old = order.status
+        order.status = OrderStatus.OVERDUE.value
+        order.next_deadline_at = None
+        order.updated_at = now
+        await order.save([Order.status, Order.next_deadline_at, Order.updated_at])
+        await events.record(
+            order.id, "SHIPPING_DEADLINE_PASSED", old_status=old, new_status=order.status,
+            actor=events.SCHEDULER, at=now,
+            reason="not shipped by the shipping deadline; the buyer may claim a full refund",
+        )  # fmt: skip
+    return order.status
+
+
+async def auto_confirm_receipt(order_id: int) -> str | None:
+    """No receipt confirmed within the shipping method's days: confirmed automatically."""
+    async with write_transaction():
+        order, _ = await lock_order(None, order_id)
+        due = deadlines.receipt_due(order)
+        if order.status != OrderStatus.SHIPPED.value or due is None or due > clock.now():
+            return None
+        await _receive(order, actor=events.SCHEDULER, automatic=True)
+    return order.status
+
+
+async def release_after_claim_window(order_id: int) -> str | None:
+    """The claim window ended with no open dispute: what escrow still holds goes to the
+    supplier and the order completes."""
+    async with write_transaction():
+        order, _ = await lock_order(None, order_id)
+        now = clock.now()
+        ends = order.claim_window_ends_at
+        if order.status != OrderStatus.RECEIVED.value or ends is None or ends > now:
+            return None
+        if has_open_dispute(order.id):
+            order.next_deadline_at = None  # the dispute's outcome decides the money
+            await order.save([Order.next_deadline_at])
+            return None
+        held = await ledger.held(order.id)
+        if held > 0:
+            supplier = await supplier_company(order.supplier)
+            await ledger.post_release(order.id, supplier, order.currency, held, now)
+        old = order.status
+        order.status = OrderStatus.COMPLETED.value
+        order.completed_at = now
+        order.next_deadline_at = None
+        order.updated_at = now
+        await order.save(
+            [Order.status, Order.completed_at, Order.next_deadline_at, Order.updated_at]
+        )
+        await events.record(
+            order.id, "CLAIM_WINDOW_ENDED", old_status=old, new_status=order.status,
+            actor=events.SCHEDULER, at=now,
+            reason=f"{Money(held, order.currency)} released to the supplier",
+        )  # fmt: skip
+    return order.status
+
+
+# Which transition enforces the deadline an order in each status waits for.
+ENFORCERS = {
+    OrderStatus.AWAITING_INITIAL_PAYMENT.value: cancel_unpaid,
+    OrderStatus.AWAITING_BALANCE.value: cancel_unpaid,
+    OrderStatus.PAID.value: mark_overdue,
+    OrderStatus.SHIPPED.value: auto_confirm_receipt,
+    OrderStatus.RECEIVED.value: release_after_claim_window,
+}
+
+
+async def enforce_due(order_id: int, status: str) -> str | None:
+    """Enforce the deadline the order is waiting for; the new status, or None when there
+    was nothing to do (another sweep got there first, or the deadline was deferred)."""
+    enforcer = ENFORCERS.get(status)
+    return await enforcer(order_id) if enforcer else None
