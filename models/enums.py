@@ -59,6 +59,7 @@ class OrderStatus(enum.StrEnum):
     AWAITING_BALANCE = "AWAITING_BALANCE"  # the initial payment is in escrow; production
     PAID = "PAID"  # everything is in escrow; ready to ship
     CANCELLED = "CANCELLED"
+    REFUNDED = "REFUNDED"  # the goods money went back to the buyer (e.g. failed inspection)
 
 
 # Statuses in which an order holds a share of its supplier's Trade Assurance limit.
@@ -113,3 +114,18 @@ class ActorKind(enum.StrEnum):
     PARTNER = "PARTNER"
     SCHEDULER = "SCHEDULER"
     PAYMENT_PROVIDER = "PAYMENT_PROVIDER"
+
+
+class InspectionStatus(enum.StrEnum):
+    AWAITING_FEE = "AWAITING_FEE"  # booked; the fee payment is on its way (e.g. T/T)
+    REQUESTED = "REQUESTED"  # the fee is held; the inspector accepts or declines
+    ACCEPTED = "ACCEPTED"  # the inspector will inspect on the date; a report follows
+    DECLINED = "DECLINED"  # the inspector declined; the fee goes back to the buyer
+    PASSED = "PASSED"  # report: the goods conform; the fee is paid out to the inspector
+    FAILED = "FAILED"  # report: they do not (supplier at fault); the fee goes back
+    CANCELLED = "CANCELLED"  # the fee payment failed; nothing is held
+
+
+class InspectionResult(enum.StrEnum):
+    PASSED = "PASSED"
+    FAILED = "FAILED"

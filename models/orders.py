@@ -410,8 +410,9 @@ async def confirm_order(principal: Principal, order_id: int) -> Order:
 
 
 async def succeeded_minor(order_id: int) -> int:
+    """The order's goods money paid into escrow (inspection fees are apart)."""
     rows = await Payment.select(Payment.amount_minor).where(
-        (Payment.order == order_id) & (Payment.status == "SUCCEEDED")
+        (Payment.order == order_id) & (Payment.status == "SUCCEEDED") & Payment.inspection.is_null()
     )
     return sum(int(r["amount_minor"]) for r in rows)
 

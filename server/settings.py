@@ -54,6 +54,9 @@ class Settings:
     domain: DomainConfig
     payment_provider: str = "sandbox"
     payment_webhook_secret: str = DEFAULT_PAYMENT_WEBHOOK_SECRET
+    # A multipart request to /graphql (a report with files) may be this large in all;
+    # every other request body stays under max_body_bytes.
+    max_upload_request_bytes: int = 20_000_000
 
     @property
     def development(self) -> bool:
@@ -103,7 +106,16 @@ class Settings:
                 ),
                 exchange_rates=_rates(os.environ.get("TA_EXCHANGE_RATES"))
                 or defaults.exchange_rates,
+                inspection_fee_minor=_int(
+                    "TA_INSPECTION_DEFAULT_FEE_MINOR", defaults.inspection_fee_minor
+                ),
+                attachment_max_bytes=_int(
+                    "TA_UPLOAD_MAX_FILE_BYTES", defaults.attachment_max_bytes
+                ),
+                attachment_max_files=_int("TA_UPLOAD_MAX_FILES", defaults.attachment_max_files),
+                attachment_dir=defaults.attachment_dir,  # TA_UPLOAD_DIR or TA_DATA_DIR/uploads
             ),
+            max_upload_request_bytes=_int("TA_UPLOAD_MAX_REQUEST_BYTES", 20_000_000),
             payment_provider=os.environ.get("TA_PAYMENT_PROVIDER", "sandbox"),
             payment_webhook_secret=webhook_secret,
         )
