@@ -33,7 +33,7 @@ from models.provider import (
     RefundRequest,
     provider,
 )
-from models.tables import Company, Order, Payment, ProviderEvent, Refund
+from models.tables import Company, Inspection, Order, Payment, ProviderEvent, Refund
 from models.trade_assurance import add_business_days
 
 # Methods a buyer can use, by the buyer company's country (None: everywhere).
@@ -249,6 +249,7 @@ async def record_charge_outcome(
         payment.provider_reference = provider_reference or payment.provider_reference
         payment.settled_at = now
         if payment.inspection is not None:  # an inspection fee, not the goods money
+            # Imported here: models.inspections builds on this module.
             from models.inspections import record_fee_outcome
 
             payment.status = (PaymentStatus.SUCCEEDED if succeeded else PaymentStatus.FAILED).value
@@ -403,6 +404,10 @@ async def start_refund(
             held = await ledger.held(order.id)
             paid_with = Payment.inspection.is_null()
         else:
+            if not await Inspection.exists().where(
+                (Inspection.id == inspection_id) & (Inspection.order == order.id)
+            ):
+                raise DomainError(ErrorCode.NOT_FOUND, "no such inspection", "inspectionId")
             held = await ledger.fee_held(inspection_id)
             paid_with = Payment.inspection == inspection_id
         if amount_minor <= 0 or amount_minor > held:

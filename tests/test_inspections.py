@@ -411,6 +411,19 @@ async def test_no_claim_after_shipment_or_without_held_money() -> None:
     )
 
 
+async def test_a_fee_refund_names_an_inspection_of_that_order() -> None:
+    b, _, order = await paid_order()
+    booking = await book(b, order, await inspector())
+    _, _, other = await confirmed_order()
+    await refused(
+        ErrorCode.NOT_FOUND,
+        payments.start_refund(
+            other.id, 1_00, actor=events.SCHEDULER, reason="x",
+            inspection_id=booking.inspection.id,
+        ),
+    )  # fmt: skip
+
+
 async def test_a_failed_fee_refund_is_retried() -> None:
     b, _, order = await paid_order()
     insp = await inspector()
