@@ -22,7 +22,14 @@ from models.db import for_update, write_transaction
 from models.enums import ROLE_OF_KIND, CompanyKind, Role, Scope
 from models.errors import DomainError, ErrorCode
 from models.geography import validate_country
-from models.tables import AccessToken, ApiKey, Company, SupplierProfile, UserAccount
+from models.tables import (
+    AccessToken,
+    ApiKey,
+    Company,
+    InspectorProfile,
+    SupplierProfile,
+    UserAccount,
+)
 
 TOKEN_PREFIX = "tat_"  # noqa: S105 - a label, not a secret
 API_KEY_PREFIX = "tak_"
@@ -103,6 +110,13 @@ async def create_company(
         created_at=now,
     )
     await company.save()
+    if kind is CompanyKind.INSPECTOR:  # bookable at once, at the default fee
+        await InspectorProfile(
+            company=company.id,
+            fee_minor=config.current().inspection_fee_minor,
+            fee_currency=config.current().limit_currency,
+            updated_at=now,
+        ).save()
     if kind is CompanyKind.SUPPLIER:
         from models.suppliers import search_document
 

@@ -6,6 +6,7 @@ The server builds one from the environment at start and installs it with `config
 from __future__ import annotations
 
 import dataclasses
+import os
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +47,23 @@ class DomainConfig:
     max_page_size: int = 100
     # Minimum password length accepted at registration.
     min_password_length: int = 10
+    # The fee of a new inspection company until staff set its own (minor units).
+    inspection_fee_minor: int = 300_00
+    # Inspection report attachments: the largest file, and the most files per report.
+    attachment_max_bytes: int = 5_000_000
+    attachment_max_files: int = 10
+    # Where attachment files are stored (named by their SHA-256).
+    attachment_dir: str = dataclasses.field(default_factory=lambda: default_attachment_dir())
 
     def auto_receipt_days_for(self, method: str) -> int:
         return dict(self.auto_receipt_days)[method]
+
+
+def default_attachment_dir() -> str:
+    """TA_UPLOAD_DIR, else `uploads` inside the data directory (TA_DATA_DIR)."""
+    return os.environ.get("TA_UPLOAD_DIR") or os.path.join(
+        os.environ.get("TA_DATA_DIR", "data"), "uploads"
+    )
 
 
 _current = DomainConfig()

@@ -62,7 +62,8 @@ class OrderStatus(enum.StrEnum):
     RECEIVED = "RECEIVED"  # receipt confirmed (by the buyer or automatically); claim window
     COMPLETED = "COMPLETED"  # the claim window ended; the held balance went to the supplier
     OVERDUE = "OVERDUE"  # the shipping deadline passed without a shipment
-    REFUNDED = "REFUNDED"  # ended by a full refund of what escrow held
+    # Ended by a full refund of the goods money escrow held (late shipment, failed inspection)
+    REFUNDED = "REFUNDED"
     CANCELLED = "CANCELLED"
 
 
@@ -134,3 +135,18 @@ class ActorKind(enum.StrEnum):
     PARTNER = "PARTNER"
     SCHEDULER = "SCHEDULER"
     PAYMENT_PROVIDER = "PAYMENT_PROVIDER"
+
+
+class InspectionStatus(enum.StrEnum):
+    AWAITING_FEE = "AWAITING_FEE"  # booked; the fee payment is on its way (e.g. T/T)
+    REQUESTED = "REQUESTED"  # the fee is held; the inspector accepts or declines
+    ACCEPTED = "ACCEPTED"  # the inspector will inspect on the date; a report follows
+    DECLINED = "DECLINED"  # the inspector declined; the fee goes back to the buyer
+    PASSED = "PASSED"  # report: the goods conform; the fee is paid out to the inspector
+    FAILED = "FAILED"  # report: they do not (supplier at fault); the fee goes back
+    CANCELLED = "CANCELLED"  # the fee payment failed; nothing is held
+
+
+class InspectionResult(enum.StrEnum):
+    PASSED = "PASSED"
+    FAILED = "FAILED"

@@ -38,6 +38,11 @@ class PostingKind(enum.StrEnum):
     RELEASE = "RELEASE"
     REFUND_STARTED = "REFUND_STARTED"
     REFUND_SETTLED = "REFUND_SETTLED"
+    # Inspection fees: held in their own accounts, never in the order's escrow.
+    FEE_PAYMENT = "FEE_PAYMENT"
+    FEE_PAYOUT = "FEE_PAYOUT"
+    FEE_REFUND_STARTED = "FEE_REFUND_STARTED"
+    FEE_REFUND_SETTLED = "FEE_REFUND_SETTLED"
 
 
 # --- accounts ------------------------------------------------------------------------
@@ -47,6 +52,11 @@ _ESCROW = "escrow:"
 _FEES = "fees:"
 _SUPPLIER = "supplier:"
 _REFUND_PENDING = "refund_pending:"
+# An inspection fee is held per inspection, apart from the order's escrow, so releasing
+# the goods money can never pay it out and the order's money figures never include it.
+_FEE_ESCROW = "fee_escrow:"
+_FEE_REFUND_PENDING = "fee_refund_pending:"
+_INSPECTOR = "inspector:"
 _ACCOUNT_LENGTH = 64  # LedgerPosting.account is varchar(64); SQLite would not enforce it
 
 
@@ -75,6 +85,21 @@ def supplier_payable(company_id: int) -> str:
 def refund_pending(order_id: int) -> str:
     """Refunds committed to the buyer that the provider has not paid out yet."""
     return f"{_REFUND_PENDING}order:{order_id}"
+
+
+def fee_escrow(inspection_id: int) -> str:
+    """An inspection's fee, held until the report (paid out) or a refund (back)."""
+    return f"{_FEE_ESCROW}inspection:{inspection_id}"
+
+
+def fee_refund_pending(inspection_id: int) -> str:
+    """A fee refund committed to the buyer that the provider has not paid out yet."""
+    return f"{_FEE_REFUND_PENDING}inspection:{inspection_id}"
+
+
+def inspector_payable(company_id: int) -> str:
+    """What is owed to an inspection company (its company id)."""
+    return f"{_INSPECTOR}{company_id}"
 
 
 # --- writing -------------------------------------------------------------------------
@@ -183,24 +208,81 @@ async def post_release(
 
 
 async def post_refund_started(
-    order_id: int, currency: str, amount_minor: int, at: dt.datetime
+    order_id: int,
+    currency: str,
+    amount_minor: int,
+    at: dt.datetime,
+    *,
+    inspection_id: int | None = None,
 ) -> str:
-    """Held money is committed back to the buyer; it is not paid out until settled."""
+    """Held money is committed back to the buyer; it is not paid out until settled. With
+    `inspection_id`, the money is that inspection's fee (its own accounts)."""
     _positive("amount_minor", amount_minor)
-    legs = [Leg(escrow(order_id), amount_minor), Leg(refund_pending(order_id), -amount_minor)]
-    return await post(PostingKind.REFUND_STARTED, currency, legs, order_id=order_id, at=at)
+    if inspection_id is None:
+        held_in, pending, kind = (
+            escrow(order_id),
+            refund_pending(order_id),
+            PostingKind.REFUND_STARTED,
+        )
+    else:
+        held_in, pending = fee_escrow(inspection_id), fee_refund_pending(inspection_id)
+        kind = PostingKind.FEE_REFUND_STARTED
+    legs = [Leg(held_in, amount_minor), Leg(pending, -amount_minor)]
+    return await post(kind, currency, legs, order_id=order_id, at=at)
 
 
 async def post_refund_settled(
-    order_id: int, method: PaymentMethod | str, currency: str, amount_minor: int, at: dt.datetime
+    order_id: int,
+    method: PaymentMethod | str,
+    currency: str,
+    amount_minor: int,
+    at: dt.datetime,
+    *,
+    inspection_id: int | None = None,
 ) -> str:
     """The provider paid a started refund out (a failed attempt posts nothing)."""
     _positive("amount_minor", amount_minor)
+    if inspection_id is None:
+        pending, kind = refund_pending(order_id), PostingKind.REFUND_SETTLED
+    else:
+        pending, kind = fee_refund_pending(inspection_id), PostingKind.FEE_REFUND_SETTLED
+    legs = [Leg(pending, amount_minor), Leg(provider_clearing(method), -amount_minor)]
+    return await post(kind, currency, legs, order_id=order_id, at=at)
+
+
+async def post_fee_payment(
+    order_id: int,
+    inspection_id: int,
+    method: PaymentMethod | str,
+    currency: str,
+    amount_minor: int,
+    fee_minor: int,
+    at: dt.datetime,
+) -> str:
+    """The provider received an inspection fee (+ card fee): held in the fee's account."""
+    _positive("amount_minor", amount_minor)
+    if type(fee_minor) is not int or fee_minor < 0:
+        raise LedgerError(f"fee_minor must be a non-negative int, got {fee_minor!r}")
     legs = [
-        Leg(refund_pending(order_id), amount_minor),
-        Leg(provider_clearing(method), -amount_minor),
+        Leg(provider_clearing(method), amount_minor + fee_minor),
+        Leg(fee_escrow(inspection_id), -amount_minor),
     ]
-    return await post(PostingKind.REFUND_SETTLED, currency, legs, order_id=order_id, at=at)
+    if fee_minor:
+        legs.append(Leg(card_fees(), -fee_minor))
+    return await post(PostingKind.FEE_PAYMENT, currency, legs, order_id=order_id, at=at)
+
+
+async def post_fee_payout(
+    order_id: int, inspection_id: int, inspector_company_id: int, currency: str,
+    amount_minor: int, at: dt.datetime,
+) -> str:  # fmt: skip
+    """A held inspection fee becomes the inspector's (the report was filed)."""
+    _positive("amount_minor", amount_minor)
+    legs = [
+        Leg(fee_escrow(inspection_id), amount_minor),
+        Leg(inspector_payable(inspector_company_id), -amount_minor),
+    ]
+    return await post(PostingKind.FEE_PAYOUT, currency, legs, order_id=order_id, at=at)
 
 
 # --- reading -------------------------------------------------------------------------
@@ -257,7 +339,12 @@ _MONEY_COLUMNS = ", ".join(
         _sum(_is("p.account", _REFUND_PENDING), "-p.amount_minor") + " AS refund_pending",
         # the credit balance of escrow
         _sum(_is("p.account", _ESCROW), "-p.amount_minor") + " AS held",
-        _sum(f"p.account = '{card_fees()}' AND p.amount_minor < 0", "-p.amount_minor") + " AS fees",
+        # card fees on the goods payments (an inspection fee's card fee is the inspection's)
+        _sum(
+            f"p.kind = '{_K.PAYMENT}' AND p.account = '{card_fees()}' AND p.amount_minor < 0",
+            "-p.amount_minor",
+        )
+        + " AS fees",
         # legs in another currency than the order's: corrupt, never summed silently
         _sum("p.currency <> o.currency", "1") + " AS foreign_legs",
     ]
@@ -304,6 +391,20 @@ async def order_money(order_ids: Sequence[int]) -> dict[int, OrderMoney]:
             )
         result[int(row["order_id"])] = _order_money(row)
     return result
+
+
+async def _balance(account: str) -> int:
+    rows = await LedgerPosting.raw(
+        "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS balance "
+        "FROM ledger_posting WHERE account = {}",
+        account,
+    )
+    return -int(rows[0]["balance"])
+
+
+async def fee_held(inspection_id: int) -> int:
+    """The inspection fee held now. Call it under the order's row lock."""
+    return await _balance(fee_escrow(inspection_id))
 
 
 async def held(order_id: int) -> int:
@@ -358,10 +459,12 @@ _CURRENCY_BALANCE = """
 SELECT currency, CAST(SUM(amount_minor) AS BIGINT) AS total
 FROM ledger_posting GROUP BY currency HAVING SUM(amount_minor) <> 0 ORDER BY currency
 """
-# Escrow and refund_pending accounts only ever hold money (credit balances).
+# Escrow and refund_pending accounts (of orders and of inspection fees) only ever hold
+# money (credit balances).
 _DEBIT_BALANCES = f"""
 SELECT account, currency, CAST(SUM(amount_minor) AS BIGINT) AS balance
 FROM ledger_posting p WHERE {_is("p.account", _ESCROW)} OR {_is("p.account", _REFUND_PENDING)}
+   OR {_is("p.account", _FEE_ESCROW)} OR {_is("p.account", _FEE_REFUND_PENDING)}
 GROUP BY account, currency HAVING SUM(amount_minor) > 0 ORDER BY account, currency
 """  # noqa: S608 - constants only
 # An order's escrow/refund_pending legs must carry that order, or order_money (which
@@ -372,6 +475,47 @@ WHERE ({_is("p.account", _ESCROW)} OR {_is("p.account", _REFUND_PENDING)})
   AND ("order" IS NULL OR account NOT IN ('{_ESCROW}order:' || CAST("order" AS TEXT),
                                            '{_REFUND_PENDING}order:' || CAST("order" AS TEXT)))
 GROUP BY account, "order" ORDER BY account
+"""  # noqa: S608 - constants only
+# An inspection fee's legs must carry the order that inspection belongs to.
+_FEE_ACCOUNT_OF = (
+    f"p.account IN ('{_FEE_ESCROW}inspection:' || CAST(i.id AS TEXT), "
+    f"'{_FEE_REFUND_PENDING}inspection:' || CAST(i.id AS TEXT))"
+)
+_FEE_MISFILED = f"""
+SELECT account, "order" AS order_id, COUNT(*) AS legs FROM ledger_posting p
+WHERE ({_is("p.account", _FEE_ESCROW)} OR {_is("p.account", _FEE_REFUND_PENDING)})
+  AND NOT EXISTS (SELECT 1 FROM inspection i WHERE i."order" = p."order" AND {_FEE_ACCOUNT_OF})
+GROUP BY account, "order" ORDER BY account
+"""  # noqa: S608 - constants only
+# Per inspection, as per order: paid out + refunded + pending <= paid, and what is held
+# is exactly the rest.
+_FEE_MONEY = f"""
+SELECT * FROM (
+  SELECT i.id AS inspection_id, i.currency AS currency,
+    {
+    _sum(
+        f"p.kind = '{_K.FEE_PAYMENT}' AND {_is('p.account', _FEE_ESCROW)} AND p.amount_minor < 0",
+        "-p.amount_minor",
+    )
+} AS paid,
+    {_sum(f"p.kind = '{_K.FEE_PAYOUT}' AND {_is('p.account', _FEE_ESCROW)} AND p.amount_minor > 0")}
+      AS paid_out,
+    {
+    _sum(
+        f"p.kind = '{_K.FEE_REFUND_SETTLED}' AND {_is('p.account', _FEE_REFUND_PENDING)} "
+        "AND p.amount_minor > 0"
+    )
+} AS refunded,
+    {_sum(_is("p.account", _FEE_REFUND_PENDING), "-p.amount_minor")} AS refund_pending,
+    {_sum(_is("p.account", _FEE_ESCROW), "-p.amount_minor")} AS held,
+    {_sum("p.currency <> i.currency", "1")} AS foreign_legs
+  FROM inspection i JOIN ledger_posting p ON {_FEE_ACCOUNT_OF}
+  GROUP BY i.id, i.currency) m
+WHERE m.paid_out + m.refunded + CASE WHEN m.refund_pending > 0 THEN m.refund_pending ELSE 0 END
+      > m.paid
+   OR m.held <> m.paid - m.paid_out - m.refunded - m.refund_pending
+   OR m.foreign_legs > 0
+ORDER BY m.inspection_id
 """  # noqa: S608 - constants only
 _ORDER_MONEY = f"""
 SELECT * FROM ({_money_query("JOIN", "1 = 1")}) m
@@ -423,6 +567,32 @@ async def check() -> list[str]:
         problems.append(
             f"account {r['account']}: {r['legs']} leg(s) filed under order {r['order_id']}"
         )
+    for r in await LedgerPosting.raw(_FEE_MISFILED):
+        problems.append(
+            f"account {r['account']}: {r['legs']} leg(s) filed under order {r['order_id']}, "
+            "which has no such inspection"
+        )
+    for r in await LedgerPosting.raw(_FEE_MONEY):
+        i, cur = f"inspection {r['inspection_id']}", r["currency"]
+        if r["foreign_legs"]:
+            problems.append(f"{i}: {r['foreign_legs']} fee leg(s) not in its currency {cur}")
+            continue
+        paid, out, back, pending = (
+            int(r["paid"]),
+            int(r["paid_out"]),
+            int(r["refunded"]),
+            int(r["refund_pending"]),
+        )
+        if out + back + max(pending, 0) > paid:
+            problems.append(
+                f"{i}: fee paid out {_money(out, cur)} + refunded {_money(back, cur)}"
+                f" + refund pending {_money(pending, cur)} exceed paid {_money(paid, cur)}"
+            )
+        if int(r["held"]) != paid - out - back - pending:
+            problems.append(
+                f"{i}: fee held {_money(r['held'], cur)} is not paid - paid out - refunded"
+                f" - pending ({_money(paid - out - back - pending, cur)})"
+            )
     for r in await LedgerPosting.raw(_ORDER_MONEY):
         m, o, cur = _order_money(r), f"order {r['order_id']}", r["currency"]
         if r["foreign_legs"]:

@@ -443,9 +443,10 @@ async def confirm_order(principal: Principal, order_id: int) -> Order:
 
 
 async def succeeded_minor(order_id: int) -> int:
+    """The order's goods money paid into escrow (inspection fees are apart)."""
     found = await Payment.raw(
         "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS paid FROM payment"
-        ' WHERE "order" = {} AND status = {}',
+        ' WHERE "order" = {} AND status = {} AND inspection IS NULL',
         order_id,
         PaymentStatus.SUCCEEDED.value,
     )

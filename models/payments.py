@@ -33,7 +33,7 @@ from models.provider import (
     RefundRequest,
     provider,
 )
-from models.tables import Company, Order, Payment, ProviderEvent, Refund
+from models.tables import Company, Inspection, Order, Payment, ProviderEvent, Refund
 from models.trade_assurance import add_business_days
 
 # Methods a buyer can use, by the buyer company's country (None: everywhere).
@@ -78,12 +78,12 @@ def refund_reference(refund_id: int) -> str:
     return f"ref_{refund_id}"
 
 
-async def _buyer_country(order: Order) -> str:
+async def buyer_country(order: Order) -> str:
     found = await Company.raw("SELECT country FROM company WHERE id = {}", order.buyer)
     return str(found[0]["country"])
 
 
-def _check_method(method: PaymentMethod, country: str) -> None:
+def check_method(method: PaymentMethod, country: str) -> None:
     allowed = METHOD_COUNTRIES[method]
     if allowed is not None and country not in allowed:
         raise DomainError(
@@ -132,7 +132,7 @@ async def pay_order(
         order, role = await lock_order(principal, order_id)
         previous = await idempotency.replay(scope, key, "payOrder", request)
         if previous is not None:
-            return await _payment_result(previous)
+            return await payment_result(previous)
         _require_buyer(principal, role, "pay")
         check_status(order, PAYABLE, "pay")
         if amount.currency != order.currency:
@@ -141,7 +141,8 @@ async def pay_order(
                 "amount.currency",
             )  # fmt: skip
         earlier = await Payment.raw(
-            "SELECT status, amount_minor FROM payment WHERE \"order\" = {} AND status IN ({}, {})",
+            "SELECT status, amount_minor FROM payment"
+            ' WHERE "order" = {} AND status IN ({}, {}) AND inspection IS NULL',
             order.id, PaymentStatus.PENDING.value, PaymentStatus.SUCCEEDED.value,
         )  # fmt: skip
         if any(p["status"] == PaymentStatus.PENDING.value for p in earlier):
@@ -158,8 +159,8 @@ async def pay_order(
                 + " or ".join(str(Money(d, order.currency)) for d in sorted(due)),
                 "amount",
             )
-        country = await _buyer_country(order)
-        _check_method(method, country)
+        country = await buyer_country(order)
+        check_method(method, country)
         now = clock.now()
         payment = Payment(
             order=order.id,
@@ -177,16 +178,26 @@ async def pay_order(
             actor=events.Actor.of(principal), at=now,
             reason=f"{method.value} {amount} (fee {Money(payment.fee_minor, order.currency)})",
         )  # fmt: skip
+    return await charge(payment, source=source, buyer_country=country, order=order)
+
+
+async def charge(
+    payment: Payment, *, source: str | None, buyer_country: str, order: Order | None = None
+) -> PaymentResult:
+    """Ask the provider to charge a committed PENDING payment (outside any transaction)
+    and record its answer; a pending answer waits for the callback. Inspection fees are
+    charged the same way (`models.inspections`). Returns the payment as it now stands and
+    the order as its outcome left it (`order`, as locked before, while still pending)."""
     try:
         result = await provider().charge(
             ChargeRequest(
                 reference=payment_reference(payment.id),
-                method=method,
+                method=PaymentMethod(payment.method),
                 currency=payment.currency,
                 amount_minor=payment.amount_minor,
                 fee_minor=payment.fee_minor,
                 source=source,
-                buyer_country=country,
+                buyer_country=buyer_country,
             )
         )
     except ProviderUnavailable:
@@ -204,11 +215,11 @@ async def pay_order(
             reason=result.failure_reason,
         )
     if settled is None:  # a provider callback settled it first
-        return await _payment_result({"payment": payment.id})
+        return await payment_result({"payment": payment.id})
     return _result_of(*settled)
 
 
-async def _payment_result(stored: dict[str, Any]) -> PaymentResult:
+async def payment_result(stored: dict[str, Any]) -> PaymentResult:
     payment = await Payment.objects().get(Payment.id == stored["payment"])
     assert payment is not None
     return _result_of(payment, None)
@@ -259,6 +270,15 @@ async def _settle(
         now = clock.now()
         payment.provider_reference = provider_reference or payment.provider_reference
         payment.settled_at = now
+        if payment.inspection is not None:  # an inspection fee, not the goods money
+            # Imported here: models.inspections builds on this module.
+            from models.inspections import record_fee_outcome
+
+            payment.status = (PaymentStatus.SUCCEEDED if succeeded else PaymentStatus.FAILED).value
+            payment.failure_reason = None if succeeded else reason or "failed"
+            await sql.save_columns(payment, _SETTLED_COLUMNS)
+            await record_fee_outcome(order, payment, at=now)
+            return payment, order
         old = order.status
         if not succeeded:
             payment.status = PaymentStatus.FAILED.value
@@ -407,30 +427,51 @@ async def release_funds(
 
 
 async def start_refund(
-    order_id: int, amount_minor: int, *, actor: events.Actor, reason: str
+    order_id: int,
+    amount_minor: int,
+    *,
+    actor: events.Actor,
+    reason: str,
+    inspection_id: int | None = None,
 ) -> Refund:
     """Commit part of what escrow holds back to the buyer (the rules of later issues call
-    this: late shipment, failed inspection, dispute decisions). Runs in the caller's
+    this: late shipment, failed inspection, dispute decisions). With `inspection_id`, the
+    money is that inspection's fee, held in its own account. Runs in the caller's
     transaction if there is one; the provider is called afterwards by `execute_refund`."""
     async with write_transaction():
         order, _ = await lock_order(None, order_id)
-        held = await ledger.held(order.id)
+        if inspection_id is None:
+            held = await ledger.held(order.id)
+            paid_with = Payment.inspection.is_null()
+        else:
+            if not await Inspection.exists().where(
+                (Inspection.id == inspection_id) & (Inspection.order == order.id)
+            ):
+                raise DomainError(ErrorCode.NOT_FOUND, "no such inspection", "inspectionId")
+            held = await ledger.fee_held(inspection_id)
+            paid_with = Payment.inspection == inspection_id
         if amount_minor <= 0 or amount_minor > held:
+            what = "for this order" if inspection_id is None else "of this inspection's fee"
             raise DomainError(
                 ErrorCode.INSUFFICIENT_HELD_FUNDS,
-                f"escrow holds {Money(held, order.currency)} for this order",
+                f"escrow holds {Money(held, order.currency)} {what}",
                 "amount",
             )
         now = clock.now()
         last_payment = (
             await Payment.objects()
-            .where((Payment.order == order.id) & (Payment.status == PaymentStatus.SUCCEEDED.value))
+            .where(
+                (Payment.order == order.id)
+                & (Payment.status == PaymentStatus.SUCCEEDED.value)
+                & paid_with
+            )
             .order_by(Payment.id, ascending=False)
             .first()
         )
         refund = Refund(
             order=order.id,
             payment=last_payment.id if last_payment else None,
+            inspection=inspection_id,
             status=RefundStatus.PENDING.value,
             currency=order.currency,
             amount_minor=amount_minor,
@@ -439,10 +480,14 @@ async def start_refund(
             created_at=now,
         )
         await refund.save()
-        await ledger.post_refund_started(order.id, order.currency, amount_minor, now)
+        await ledger.post_refund_started(
+            order.id, order.currency, amount_minor, now, inspection_id=inspection_id
+        )
+        what = "" if inspection_id is None else " (inspection fee)"
         await events.record(
             order.id, "REFUND_STARTED", old_status=order.status, new_status=order.status,
-            actor=actor, at=now, reason=f"{Money(amount_minor, order.currency)}: {reason}",
+            actor=actor, at=now,
+            reason=f"{Money(amount_minor, order.currency)}{what}: {reason}",
         )  # fmt: skip
     return refund
 
@@ -515,8 +560,9 @@ async def record_refund_outcome(
             refund.settled_at = now
             await refund.save()
             await ledger.post_refund_settled(
-                order.id, method, order.currency, refund.amount_minor, now
-            )
+                order.id, method, order.currency, refund.amount_minor, now,
+                inspection_id=refund.inspection,
+            )  # fmt: skip
             kind, why = "REFUND_SETTLED", f"{Money(refund.amount_minor, order.currency)} paid out"
         else:
             refund.status = RefundStatus.FAILED.value
@@ -541,4 +587,6 @@ async def retry_refunds() -> list[Refund]:
 
 
 async def payments_of(order_ids: list[int]) -> dict[int, list[Payment]]:
-    return await rows_by_order(Payment, order_ids, Payment.id)
+    """The orders' goods payments (an inspection shows its own fee payment)."""
+    out = await rows_by_order(Payment, order_ids, Payment.id)
+    return {k: [p for p in v if p.inspection is None] for k, v in out.items()}

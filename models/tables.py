@@ -5,6 +5,7 @@ from __future__ import annotations
 from piccolo.columns import (
     BigInt,
     Boolean,
+    Date,
     DoublePrecision,
     ForeignKey,
     Integer,
@@ -21,6 +22,8 @@ from models.enums import (
     ApplicationStatus,
     CompanyKind,
     Incoterm,
+    InspectionResult,
+    InspectionStatus,
     OrderStatus,
     PaymentMethod,
     PaymentStatus,
@@ -109,6 +112,17 @@ class SupplierCategory(Table):
     id = Serial(primary_key=True)
     supplier = ForeignKey(SupplierProfile, null=False, index=True)
     category = Varchar(length=100)
+
+
+class InspectorProfile(Table):
+    """An inspection company's terms: the fee a buyer pays per booking (converted into
+    the order's currency at the configured rates when the currencies differ)."""
+
+    id = Serial(primary_key=True)
+    company = ForeignKey(Company, null=False, unique=True)
+    fee_minor = BigInt()
+    fee_currency = Varchar(length=3)
+    updated_at = Timestamptz()
 
 
 class TradeAssuranceApplication(Table):
@@ -224,9 +238,45 @@ class OrderEvent(Table):
     created_at = Timestamptz()
 
 
+class Inspection(Table):
+    """A pre-shipment inspection the buyer books (and pays for) with an inspector."""
+
+    id = Serial(primary_key=True)
+    order = ForeignKey(Order, null=False, index=True, on_delete=OnDelete.restrict)
+    inspector = ForeignKey(Company, null=False, index=True)  # an INSPECTOR company
+    booked_by = ForeignKey(UserAccount, null=True, default=None)
+    status = Varchar(length=16, choices=InspectionStatus, index=True)
+    scheduled_on = Date()
+    currency = Varchar(length=3)  # the order's
+    fee_minor = BigInt()
+    result = Varchar(length=8, choices=InspectionResult, null=True, default=None)
+    findings = Text(default="")
+    decline_reason = Text(null=True, default=None)
+    created_at = Timestamptz()
+    decided_at = Timestamptz(null=True, default=None)  # accepted or declined
+    reported_at = Timestamptz(null=True, default=None)
+
+
+class InspectionAttachment(Table):
+    """A file of an inspection report. The bytes live on disk, named by their SHA-256,
+    which is checked again whenever the file is served."""
+
+    id = Serial(primary_key=True)
+    inspection = ForeignKey(Inspection, null=False, index=True, on_delete=OnDelete.restrict)
+    filename = Varchar(length=200)
+    content_type = Varchar(length=64)  # sniffed from the bytes, never the client's claim
+    size_bytes = BigInt()
+    sha256 = Varchar(length=64)
+    created_at = Timestamptz()
+
+
 class Payment(Table):
     id = Serial(primary_key=True)
     order = ForeignKey(Order, null=False, index=True, on_delete=OnDelete.restrict)
+    # Set for an inspection fee; null for the order's goods money.
+    inspection = ForeignKey(
+        Inspection, null=True, default=None, index=True, on_delete=OnDelete.restrict
+    )
     method = Varchar(length=16, choices=PaymentMethod)
     status = Varchar(length=16, choices=PaymentStatus, index=True)
     currency = Varchar(length=3)
@@ -244,6 +294,10 @@ class Refund(Table):
     payment = ForeignKey(
         Payment, null=True, default=None, on_delete=OnDelete.restrict
     )  # goes back the way it came
+    # Set when an inspection fee is refunded; null for the order's goods money.
+    inspection = ForeignKey(
+        Inspection, null=True, default=None, index=True, on_delete=OnDelete.restrict
+    )
     status = Varchar(length=16, choices=RefundStatus, index=True)
     currency = Varchar(length=3)
     amount_minor = BigInt()
@@ -301,12 +355,15 @@ ALL_TABLES: list[type[Table]] = [
     ApiKey,
     SupplierProfile,
     SupplierCategory,
+    InspectorProfile,
     TradeAssuranceApplication,
     Order,
     OrderLine,
     QualityRequirement,
     OrderModification,
     OrderEvent,
+    Inspection,
+    InspectionAttachment,
     Payment,
     Refund,
     LedgerPosting,

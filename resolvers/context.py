@@ -8,12 +8,14 @@ from graphql import GraphQLError
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
-from models import accounts, ledger, orders, payments, suppliers, trade_assurance
+from models import accounts, inspections, ledger, orders, payments, suppliers, trade_assurance
 from models.accounts import Principal
 from models.live import Hub
 from models.suppliers import Supplier
 from models.tables import (
     Company,
+    Inspection,
+    InspectionAttachment,
     OrderEvent,
     OrderLine,
     Payment,
@@ -83,6 +85,15 @@ class Context:
         )
         self.order_events: DataLoader[int, list[OrderEvent]] = batch(
             orders.events_of, list, self.cache
+        )
+        self.order_inspections: DataLoader[int, list[Inspection]] = batch(
+            inspections.inspections_of, list, self.cache
+        )
+        self.inspection_attachments: DataLoader[int, list[InspectionAttachment]] = batch(
+            inspections.attachments_of, list, self.cache
+        )
+        self.inspection_payments: DataLoader[int, list[Payment]] = batch(
+            inspections.fee_payments_of, list, self.cache
         )
 
     def require_principal(self) -> Principal:

@@ -25,6 +25,7 @@ from resolvers.scalars import CountryCode, CurrencyCode
 from resolvers.suppliers import Supplier
 
 if TYPE_CHECKING:
+    from resolvers.inspections import Inspection
     from resolvers.payments import Payment
 
 strawberry.enum(OrderStatus, description="Where an order is in its life.")
@@ -296,6 +297,14 @@ class Order(relay.Node):
         from resolvers.payments import Payment
 
         return [Payment.of(p) for p in await info.context.order_payments.load(self.row.id)]
+
+    @strawberry.field(description="Inspections booked for this order, oldest first.")
+    async def inspections(
+        self, info: Info
+    ) -> list[Annotated["Inspection", strawberry.lazy("resolvers.inspections")]]:
+        from resolvers.inspections import Inspection
+
+        return [Inspection.of(i) for i in await info.context.order_inspections.load(self.row.id)]
 
     @strawberry.field(description="The timeline: every state change and money movement.")
     async def events(self, info: Info) -> list[OrderEvent]:

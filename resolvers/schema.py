@@ -19,6 +19,7 @@ from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 
 from resolvers.accounts import AccountMutations, AccountQueries
+from resolvers.inspections import InspectionMutations, InspectionQueries
 from resolvers.live import LiveSubscriptions
 from resolvers.orders import OrderMutations, OrderQueries
 from resolvers.payments import PaymentMutations, PaymentQueries
@@ -33,7 +34,12 @@ def _query_type() -> type:
 
     @strawberry.type(name="Query")
     class Query(
-        AccountQueries, SupplierQueries, TradeAssuranceQueries, OrderQueries, PaymentQueries
+        AccountQueries,
+        SupplierQueries,
+        TradeAssuranceQueries,
+        OrderQueries,
+        PaymentQueries,
+        InspectionQueries,
     ):
         node: relay.Node | None = relay.node(
             description="Any object by its global ID; null if it does not exist or is not yours."
@@ -49,6 +55,7 @@ class Mutation(
     TradeAssuranceMutations,
     OrderMutations,
     PaymentMutations,
+    InspectionMutations,
 ):
     pass
 

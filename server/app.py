@@ -1,5 +1,6 @@
-"""The Starlette application: /graphql (HTTP and WebSocket), /healthz, /readyz, and the
-payment provider's callback, /webhooks/payments."""
+"""The Starlette application: /graphql (HTTP, multipart uploads and WebSocket), /healthz,
+/readyz, inspection report downloads, and the payment provider's callback,
+/webhooks/payments."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route, WebSocketRoute, request_response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -30,6 +31,7 @@ from server.auth import AuthGate, token_from_connection_params
 from server.limits import BodySizeLimit
 from server.payments import install as install_payments
 from server.settings import Settings
+from server.uploads import MultipartPreflightGuard, attachment
 
 log = logging.getLogger("trade_assurance")
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
@@ -126,6 +128,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         allow_queries_via_get=False,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
         connection_init_wait_timeout=dt.timedelta(seconds=10),
+        # GraphQL multipart requests (report files); guarded against CSRF below.
+        multipart_uploads_enabled=True,
     )
 
     @contextlib.asynccontextmanager
@@ -144,13 +148,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/graphql", AuthGate(graphql), methods=["GET", "POST"]),
+            Route("/graphql", AuthGate(MultipartPreflightGuard(graphql)), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/schema.graphql", schema_file),
+            Route(
+                "/inspections/attachments/{attachment_id:int}",
+                AuthGate(request_response(attachment)),
+                methods=["GET"],
+            ),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             payment_webhook,  # not behind AuthGate: the provider signs its calls instead
         ],
-        middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
+        middleware=[
+            Middleware(
+                BodySizeLimit,
+                max_bytes=settings.max_body_bytes,
+                upload_max_bytes=settings.max_upload_request_bytes,
+                upload_paths=frozenset({"/graphql"}),
+            )
+        ],
         lifespan=lifespan,
     )

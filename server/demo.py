@@ -15,7 +15,7 @@ from models.accounts import create_company, create_user
 from models.db import write_transaction
 from models.enums import CompanyKind, Role, TradeAssuranceStatus, Verification
 from models.suppliers import seed_profile
-from models.tables import SupplierProfile, UserAccount
+from models.tables import InspectorProfile, SupplierProfile, UserAccount
 
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - published demo credentials
 SUPPLIER_COUNT = 240
@@ -85,6 +85,12 @@ LEGAL_FORM = {
     "ES": "S.L.",
 }
 MEDIATOR_EMAIL = "mediator@demo.trade-assurance.test"
+# The inspection companies Alibaba accepts, with their fee per inspection (USD cents).
+INSPECTOR_FEES = {
+    "inspector.sgs@demo.trade-assurance.test": 298_00,
+    "inspector.tuv@demo.trade-assurance.test": 320_00,
+    "inspector.bv@demo.trade-assurance.test": 285_00,
+}
 LOGINS: list[tuple[str, str, str]] = [
     ("BUYER", "buyer.us@demo.trade-assurance.test", "Acme Imports LLC (US)"),
     ("BUYER", "buyer.br@demo.trade-assurance.test", "Rio Distribuidora Ltda. (BR)"),
@@ -133,9 +139,37 @@ async def _supplier(rng: random.Random, n: int, name: str, country: str) -> None
         ).where(SupplierProfile.id == profile.id)
 
 
+async def set_inspector_fees() -> None:
+    """Give the demo inspection companies their fees (idempotent; also fixes up demo data
+    seeded before inspections existed)."""
+    async with write_transaction():
+        for email, fee in INSPECTOR_FEES.items():
+            user = (
+                await UserAccount.select(UserAccount.company)
+                .where(UserAccount.email == email)
+                .first()
+            )
+            if user is None:
+                continue
+            company, now = user["company"], clock.now()
+            if await InspectorProfile.exists().where(InspectorProfile.company == company):
+                await InspectorProfile.update(
+                    {
+                        InspectorProfile.fee_minor: fee,
+                        InspectorProfile.fee_currency: "USD",
+                        InspectorProfile.updated_at: now,
+                    }
+                ).where(InspectorProfile.company == company)
+            else:
+                await InspectorProfile(
+                    company=company, fee_minor=fee, fee_currency="USD", updated_at=now
+                ).save()
+
+
 async def seed_demo() -> bool:
     """Create the demo data unless it is there; returns whether anything was created."""
     if await UserAccount.exists().where(UserAccount.email == MEDIATOR_EMAIL):
+        await set_inspector_fees()
         print("demo data already present")
         return False
     rng = random.Random(2026)
@@ -207,6 +241,7 @@ async def seed_demo() -> bool:
             # Every fourth supplier is German, so the "led in Germany" search has results.
             country = "DE" if n % 4 == 0 else rng.choice(COUNTRIES)
             await _supplier(rng, n, _company_name(rng, n, country), country)
+    await set_inspector_fees()
     return True
 
 

@@ -24,13 +24,31 @@ def _error_body(limit: int) -> bytes:
     ).encode()
 
 
+def is_multipart(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return bool(value.split(b";")[0].strip().lower() == b"multipart/form-data")
+    return False
+
+
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """`max_bytes` for every request body; a multipart request to one of `upload_paths`
+    (GraphQL file uploads) may be larger, up to `upload_max_bytes`, still bounded."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        upload_max_bytes: int | None = None,
+        upload_paths: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_max_bytes = upload_max_bytes or max_bytes
+        self.upload_paths = upload_paths
 
-    async def _reject(self, send: Send) -> None:
-        body = _error_body(self.max_bytes)
+    async def _reject(self, send: Send, limit: int) -> None:
+        body = _error_body(limit)
         await send(
             {
                 "type": "http.response.start",
@@ -47,9 +65,14 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = (
+            self.upload_max_bytes
+            if scope["path"] in self.upload_paths and is_multipart(scope)
+            else self.max_bytes
+        )
         for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._reject(send)
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._reject(send, limit)
                 return
         received = 0
         started = False
@@ -59,7 +82,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _TooLarge
             return message
 
@@ -72,4 +95,4 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(send, limit)

@@ -72,6 +72,9 @@ class Settings:
     subscriber_queue: int = 1000  # events a subscriber may fall behind before it is cut off
     # Seconds between two deadline sweeps in each server process; 0 turns the scheduler off.
     scheduler_interval_seconds: float = 60.0
+    # A multipart request to /graphql (a report with files) may be this large in all;
+    # every other request body stays under max_body_bytes.
+    max_upload_request_bytes: int = 20_000_000
 
     @property
     def development(self) -> bool:
@@ -124,7 +127,16 @@ class Settings:
                 claim_window_days=_int("TA_CLAIM_WINDOW_DAYS", defaults.claim_window_days),
                 auto_receipt_days=_method_days(os.environ.get("TA_AUTO_RECEIPT_DAYS"))
                 or defaults.auto_receipt_days,
+                inspection_fee_minor=_int(
+                    "TA_INSPECTION_DEFAULT_FEE_MINOR", defaults.inspection_fee_minor
+                ),
+                attachment_max_bytes=_int(
+                    "TA_UPLOAD_MAX_FILE_BYTES", defaults.attachment_max_bytes
+                ),
+                attachment_max_files=_int("TA_UPLOAD_MAX_FILES", defaults.attachment_max_files),
+                attachment_dir=defaults.attachment_dir,  # TA_UPLOAD_DIR or TA_DATA_DIR/uploads
             ),
+            max_upload_request_bytes=_int("TA_UPLOAD_MAX_REQUEST_BYTES", 20_000_000),
             payment_provider=os.environ.get("TA_PAYMENT_PROVIDER", "sandbox"),
             payment_webhook_secret=webhook_secret,
             live_poll_seconds=float(os.environ.get("TA_LIVE_POLL_SECONDS", "1.0")),

@@ -24,6 +24,8 @@ else:
     os.environ["TA_DATA_DIR"] = tempfile.mkdtemp(prefix="ta-test-")
     ENGINE = "sqlite"
 os.environ.setdefault("TA_LOG_LEVEL", "warning")
+# Inspection report files go to a temporary directory, on either engine.
+os.environ["TA_UPLOAD_DIR"] = tempfile.mkdtemp(prefix="ta-test-uploads-")
 
 import pytest  # noqa: E402
 

@@ -112,6 +112,22 @@ async def staff(role: Role = Role.MEDIATOR) -> Actor:
     return Actor(await accounts.authenticate(token), token, email)
 
 
+async def inspector(name: str | None = None) -> Actor:
+    """An inspection company (at the default fee, 300.00 USD) and its user."""
+    n = next(_serial)
+    email = f"inspector{n}@example.com"
+    await accounts.create_user(
+        email=email,
+        password=PASSWORD,
+        full_name=f"Inspector {n}",
+        role=Role.INSPECTOR,
+        company_name=name or f"Inspection Services {n} SA",
+        country="CH",
+    )
+    _, token, _ = await accounts.login(email, PASSWORD)
+    return Actor(await accounts.authenticate(token), token, email)
+
+
 def contract(
     *,
     currency: str = "USD",

@@ -118,6 +118,15 @@ async def test_seed_demo_is_idempotent_and_prints_the_logins() -> None:
     led_in_germany = SupplierFilter(text="led", country="DE", trade_assurance_only=True)
     page = await search_suppliers(led_in_germany, SupplierOrder.RELEVANCE, first=100, offset=0)
     assert "Rhine Light Works GmbH" in [s.legal_name for s in page.suppliers]
+    # The three inspection companies, each bookable at its own fee.
+    from models.inspections import list_inspectors
+
+    fees = {i.company.legal_name: str(i.fee) for i in await list_inspectors()}
+    assert fees == {
+        "Bureau Veritas": "285.00 USD",
+        "SGS": "298.00 USD",
+        "TÜV Rheinland": "320.00 USD",
+    }
 
 
 @pytest.fixture

@@ -1,0 +1,382 @@
+"""Inspections: booking (with the fee), the inspector's answer, reports with file uploads
+(GraphQL multipart requests), the refund claim after a failed inspection; and the reads."""
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+import strawberry
+from strawberry import relay
+from strawberry.file_uploads import Upload
+
+from models import config, inspections, orders
+from models.enums import InspectionResult, InspectionStatus, PaymentMethod
+from models.errors import DomainError, ErrorCode
+from models.tables import Inspection as InspectionRow
+from models.tables import InspectionAttachment as AttachmentRow
+from resolvers.accounts import Company
+from resolvers.context import Info
+from resolvers.errors import UserError, decode_id, failed, row_id
+from resolvers.money import Money
+from resolvers.orders import Order, QualityRequirement, _money_, order_id_of
+from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
+from resolvers.payments import Payment, _fresh_order
+
+strawberry.enum(
+    InspectionStatus,
+    description="AWAITING_FEE until the fee is held; REQUESTED until the inspector answers; "
+    "ACCEPTED until the report; then PASSED or FAILED. DECLINED by the inspector, CANCELLED "
+    "when the fee payment failed.",
+)
+strawberry.enum(InspectionResult, description="An inspection report's verdict.")
+
+ATTACHMENT_PATH = "/inspections/attachments/{id}"
+
+
+@strawberry.type(description="A file of an inspection report.")
+class InspectionAttachment:
+    id: relay.GlobalID
+    filename: str
+    content_type: str = strawberry.field(description="Recognised from the file's bytes.")
+    size: int = strawberry.field(description="In bytes.")
+    sha256: str = strawberry.field(
+        description="Hex SHA-256 of the bytes; checked again whenever the file is served."
+    )
+    url: str = strawberry.field(
+        description="Download path (GET with your bearer token): the order's parties, the "
+        "inspector and mediators."
+    )
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, a: AttachmentRow) -> "InspectionAttachment":
+        return cls(
+            id=relay.GlobalID("InspectionAttachment", str(a.id)),
+            filename=a.filename,
+            content_type=a.content_type,
+            size=a.size_bytes,
+            sha256=a.sha256,
+            url=ATTACHMENT_PATH.format(id=a.id),
+            created_at=a.created_at,
+        )
+
+
+@strawberry.type(description="A pre-shipment inspection the buyer booked with an inspector.")
+class Inspection(relay.Node):
+    id: relay.NodeID[int]
+    status: InspectionStatus
+    date: dt.date = strawberry.field(description="The day of the inspection (UTC).")
+    fee: Money = strawberry.field(description="The inspector's fee, in the order's currency.")
+    result: InspectionResult | None
+    findings: str | None
+    decline_reason: str | None
+    booked_at: dt.datetime
+    decided_at: dt.datetime | None = strawberry.field(
+        description="When the inspector accepted or declined."
+    )
+    reported_at: dt.datetime | None
+    row: strawberry.Private[InspectionRow]
+
+    @classmethod
+    def of(cls, i: InspectionRow) -> "Inspection":
+        return cls(
+            id=i.id,
+            status=InspectionStatus(i.status),
+            date=i.scheduled_on,
+            fee=_money_(i.fee_minor, i.currency),
+            result=InspectionResult(i.result) if i.result else None,
+            findings=i.findings if i.result else None,
+            decline_reason=i.decline_reason,
+            booked_at=i.created_at,
+            decided_at=i.decided_at,
+            reported_at=i.reported_at,
+            row=i,
+        )
+
+    @strawberry.field
+    async def inspector(self, info: Info) -> Company:
+        found = await info.context.companies.load(self.row.inspector)
+        assert found is not None
+        return Company.of(found)
+
+    @strawberry.field(description="The order, for its buyer, its supplier and mediators.")
+    async def order(self, info: Info) -> Order | None:
+        principal = info.context.require_principal()
+        found = await orders.get_orders(principal, [self.row.order])
+        return Order.of(found[self.row.order]) if self.row.order in found else None
+
+    @strawberry.field(description="What the inspection checks: the contract's requirements.")
+    async def quality_requirements(self, info: Info) -> list[QualityRequirement]:
+        return [
+            QualityRequirement(attribute=q.attribute, requirement=q.requirement)
+            for q in await info.context.order_quality.load(self.row.order)
+        ]
+
+    @strawberry.field(description="The fee payment (the latest attempt).")
+    async def fee_payment(self, info: Info) -> Payment | None:
+        found = await info.context.inspection_payments.load(self.row.id)
+        return Payment.of(found[-1]) if found else None
+
+    @strawberry.field
+    async def attachments(self, info: Info) -> list[InspectionAttachment]:
+        return [
+            InspectionAttachment.of(a)
+            for a in await info.context.inspection_attachments.load(self.row.id)
+        ]
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list["Inspection | None"]:
+        ids = [row_id(i) for i in node_ids]
+        principal = info.context.principal
+        found = await inspections.get_inspections(principal, ids) if principal else {}
+        return [cls.of(found[i]) if i in found else None for i in ids]
+
+
+@strawberry.type
+class InspectionConnection(relay.Connection[Inspection]):
+    pass
+
+
+@strawberry.type(description="An inspection company a buyer can book, and its fee.")
+class Inspector:
+    company: Company
+    fee: Money = strawberry.field(
+        description="Per inspection; converted into the order's currency when booked."
+    )
+
+
+@strawberry.type
+class InspectionQueries:
+    @strawberry.field(description="Inspection companies, with their fees.")
+    async def inspectors(self, info: Info) -> list[Inspector]:
+        info.context.require_principal()
+        return [
+            Inspector(company=Company.of(i.company), fee=_money_(i.fee.minor, i.fee.currency))
+            for i in await inspections.list_inspectors()
+        ]
+
+    @strawberry.field(
+        description="One inspection, if you are the order's party, its inspector or a mediator."
+    )
+    async def inspection(self, info: Info, id: relay.GlobalID) -> Inspection | None:
+        principal = info.context.require_principal()
+        inspection_id = row_id(id.node_id) if id.type_name == "Inspection" else -1
+        found = await inspections.get_inspections(principal, [inspection_id])
+        return Inspection.of(found[inspection_id]) if inspection_id in found else None
+
+    @strawberry.field(
+        description="Inspections newest first: an inspector's bookings, the inspections of "
+        "a buyer's or supplier's orders, all of them for mediators."
+    )
+    async def inspections(
+        self,
+        info: Info,
+        statuses: list[InspectionStatus] | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> InspectionConnection:
+        principal = info.context.require_principal()
+        check_first(first)
+        rows, has_next = await inspections.list_inspections(
+            principal,
+            statuses=statuses or (),
+            first=first,
+            after_id=decode_cursor("inspection", after),
+        )
+        edges = [
+            relay.Edge(node=Inspection.of(i), cursor=encode_cursor("inspection", i.id))
+            for i in rows
+        ]
+        return InspectionConnection(
+            edges=edges,
+            page_info=page_info(edges, has_next=has_next, has_previous=after is not None),
+        )
+
+
+@strawberry.input
+class BookInspectionInput:
+    order_id: relay.GlobalID
+    inspector_id: relay.GlobalID = strawberry.field(description="An inspection Company.")
+    date: dt.date = strawberry.field(
+        description="From today up to the day before the shipping deadline (UTC)."
+    )
+    method: PaymentMethod = strawberry.field(description="How the fee is paid.")
+    payment_source: str | None = strawberry.field(
+        default=None, description="For CARD: the card token or (sandbox) test card number."
+    )
+    idempotency_key: str = strawberry.field(
+        description="Your unique key for this booking and its fee payment."
+    )
+
+
+@strawberry.type
+class BookInspectionPayload:
+    inspection: Inspection | None = None
+    payment: Payment | None = None
+    order: Order | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class InspectionIdInput:
+    inspection_id: relay.GlobalID
+
+
+@strawberry.input
+class DeclineInspectionInput:
+    inspection_id: relay.GlobalID
+    reason: str
+
+
+@strawberry.type
+class InspectionPayload:
+    inspection: Inspection | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input(description="One file of a report, with its checksum.")
+class InspectionAttachmentInput:
+    file: Upload = strawberry.field(
+        description="A multipart upload (PDF, JPEG or PNG; see the README for the limits)."
+    )
+    sha256: str = strawberry.field(
+        description="Hex SHA-256 of the file as you sent it; a mismatch refuses the report."
+    )
+
+
+@strawberry.input
+class SubmitInspectionReportInput:
+    inspection_id: relay.GlobalID
+    result: InspectionResult
+    findings: str
+    attachments: list[InspectionAttachmentInput] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class ClaimInspectionRefundInput:
+    order_id: relay.GlobalID
+    idempotency_key: str
+
+
+@strawberry.type
+class ClaimInspectionRefundPayload:
+    refunded: Money | None = strawberry.field(
+        default=None, description="The goods money going back to the buyer."
+    )
+    order: Order | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+def inspection_id_of(gid: relay.GlobalID) -> int:
+    return decode_id(gid, "Inspection", "inspectionId")
+
+
+async def _read(upload: Any, n: int) -> inspections.AttachmentUpload:
+    """The upload's bytes, read no further than one byte past the size limit (enough to
+    tell it is too large); multipart parsing has already spooled it to a temporary file."""
+    if isinstance(upload, bytes | str):  # a plain value where a file belongs
+        raise DomainError(
+            ErrorCode.INVALID_INPUT,
+            "send the file as a multipart upload",
+            f"attachments.{n}.file",
+        )
+    data = await upload.read(config.current().attachment_max_bytes + 1)
+    return inspections.AttachmentUpload(str(upload.filename or ""), bytes(data), "")
+
+
+@strawberry.type
+class InspectionMutations:
+    @strawberry.mutation(description="The buyer books an inspection and pays its fee.")
+    async def book_inspection(
+        self, info: Info, input: BookInspectionInput
+    ) -> BookInspectionPayload:
+        principal = info.context.require_principal()
+        try:
+            order_id = order_id_of(input.order_id)
+            booking = await inspections.book_inspection(
+                principal,
+                order_id,
+                decode_id(input.inspector_id, "Company", "inspectorId"),
+                input.date,
+                input.method,
+                idempotency_key=input.idempotency_key,
+                source=input.payment_source,
+            )
+        except DomainError as e:
+            return failed(BookInspectionPayload, e)
+        return BookInspectionPayload(
+            inspection=Inspection.of(booking.inspection),
+            payment=Payment.of(booking.payment),
+            order=await _fresh_order(info, order_id),
+            errors=[UserError.of(booking.error)] if booking.error else [],
+        )
+
+    @strawberry.mutation(description="The booked inspector accepts the booking.")
+    async def accept_inspection(self, info: Info, input: InspectionIdInput) -> InspectionPayload:
+        principal = info.context.require_principal()
+        try:
+            inspection = await inspections.accept_inspection(
+                principal, inspection_id_of(input.inspection_id)
+            )
+        except DomainError as e:
+            return failed(InspectionPayload, e)
+        return InspectionPayload(inspection=Inspection.of(inspection))
+
+    @strawberry.mutation(
+        description="The booked inspector declines; the fee goes back to the buyer."
+    )
+    async def decline_inspection(
+        self, info: Info, input: DeclineInspectionInput
+    ) -> InspectionPayload:
+        principal = info.context.require_principal()
+        try:
+            inspection = await inspections.decline_inspection(
+                principal, inspection_id_of(input.inspection_id), input.reason
+            )
+        except DomainError as e:
+            return failed(InspectionPayload, e)
+        return InspectionPayload(inspection=Inspection.of(inspection))
+
+    @strawberry.mutation(
+        description="The booked inspector reports PASSED (the fee is paid out to the "
+        "inspector) or FAILED (the fee goes back to the buyer), with findings and files. "
+        "Send files as a GraphQL multipart request."
+    )
+    async def submit_inspection_report(
+        self, info: Info, input: SubmitInspectionReportInput
+    ) -> InspectionPayload:
+        principal = info.context.require_principal()
+        try:
+            inspection_id = inspection_id_of(input.inspection_id)
+            files = []
+            for n, a in enumerate(input.attachments):
+                read = await _read(a.file, n)
+                files.append(inspections.AttachmentUpload(read.filename, read.data, a.sha256))
+            inspection = await inspections.submit_report(
+                principal, inspection_id, input.result, input.findings, files
+            )
+        except DomainError as e:
+            return failed(InspectionPayload, e)
+        return InspectionPayload(inspection=Inspection.of(inspection))
+
+    @strawberry.mutation(
+        description="After a failed inspection, before shipment, the buyer takes back all "
+        "the goods money escrow holds; the order ends REFUNDED."
+    )
+    async def claim_inspection_refund(
+        self, info: Info, input: ClaimInspectionRefundInput
+    ) -> ClaimInspectionRefundPayload:
+        principal = info.context.require_principal()
+        try:
+            order_id = order_id_of(input.order_id)
+            claim = await inspections.claim_refund(
+                principal, order_id, idempotency_key=input.idempotency_key
+            )
+        except DomainError as e:
+            return failed(ClaimInspectionRefundPayload, e)
+        return ClaimInspectionRefundPayload(
+            refunded=_money_(claim.refunded.minor, claim.refunded.currency),
+            order=await _fresh_order(info, order_id),
+        )

@@ -1,0 +1,91 @@
+"""File uploads at the edge: the CSRF guard on GraphQL multipart requests, and the
+authenticated download of inspection report attachments.
+
+Why the guard: a browser may send a `multipart/form-data` POST to another origin without
+a CORS preflight (it is a "simple request"), so a page on any site could submit forms to
+/graphql with the victim's ambient credentials. We authenticate with bearer tokens, not
+cookies, so there are none today; still, as Apollo Server and Strawberry recommend, a
+multipart request must carry a header no HTML form can set — `Apollo-Require-Preflight`
+(any non-empty value) or `X-Apollo-Operation-Name` — which makes a browser preflight it.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from models import inspections
+from models.errors import DomainError, ErrorCode
+from server.limits import is_multipart
+
+PREFLIGHT_HEADERS = (b"apollo-require-preflight", b"x-apollo-operation-name")
+
+
+class MultipartPreflightGuard:
+    """Refuse (400) a multipart request that lacks a preflight-forcing header."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_multipart(scope):
+            if not any(k in PREFLIGHT_HEADERS and v.strip() for k, v in scope["headers"]):
+                body = json.dumps(
+                    {
+                        "errors": [
+                            {
+                                "message": "multipart requests need the header "
+                                "'Apollo-Require-Preflight: true' (CSRF protection)",
+                                "extensions": {"code": "CSRF_PREFLIGHT_REQUIRED"},
+                            }
+                        ]
+                    }
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 400,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    return JSONResponse({"error": {"code": code, "message": message}}, status)
+
+
+async def attachment(request: Request) -> Response:
+    """GET /inspections/attachments/{id}: the file, for the order's parties, the inspector
+    and mediators (bearer token); 404 for anyone else. The bytes are checked against the
+    SHA-256 recorded at upload first: a file changed or lost on disk is refused with 500
+    ATTACHMENT_CORRUPTED, never served."""
+    principal = request.state.principal
+    if principal is None:
+        return _error(401, "UNAUTHENTICATED", "send 'Authorization: Bearer <token>'")
+    raw = request.path_params["attachment_id"]
+    try:
+        found, data = await inspections.open_attachment(principal, int(raw))
+    except DomainError as e:
+        status = 500 if e.code is ErrorCode.ATTACHMENT_CORRUPTED else 404
+        return _error(status, e.code.value, e.message)
+    return Response(
+        data,
+        media_type=found.content_type,
+        headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(found.filename)}",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+            "ETag": f'"{found.sha256}"',
+            "X-Content-SHA256": found.sha256,
+        },
+    )
