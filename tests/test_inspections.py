@@ -12,7 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from models import config, events, inspections, ledger, orders, payments, provider
+from models import (
+    clock,
+    config,
+    events,
+    inspections,
+    ledger,
+    lifecycle,
+    orders,
+    payments,
+    provider,
+    sweep,
+)
 from models.enums import InspectionResult, InspectionStatus, OrderStatus, PaymentMethod
 from models.errors import DomainError, ErrorCode
 from models.inspections import AttachmentUpload
@@ -463,3 +474,35 @@ async def test_ledger_check_finds_a_misfiled_fee_leg() -> None:
     iid = booking.inspection.id
     assert any(f"fee_escrow:inspection:{iid}: debit balance" in p for p in problems), problems
     assert any(f"inspection {iid}: fee paid out" in p for p in problems), problems
+
+
+async def test_whole_lifecycle_with_a_passed_inspection_driven_by_the_clock(
+    frozen_clock: clock.FrozenClock,
+) -> None:
+    """Pay, inspect (pass), ship, receipt confirmed automatically, the held balance
+    released automatically: every step after the report is the scheduler's."""
+    b, s, order = await paid_order(deposit_only=False)
+    insp = await inspector()
+    booking = await book(b, order, insp, on=(clock.now() + dt.timedelta(days=3)).date())
+    await inspections.accept_inspection(insp.principal, booking.inspection.id)
+    frozen_clock.advance(days=3)
+    report = await inspections.submit_report(
+        insp.principal, booking.inspection.id, InspectionResult.PASSED, "Conforms.", [upload(PDF)]
+    )
+    assert report.status == InspectionStatus.PASSED
+    frozen_clock.advance(days=1)
+    shipment = lifecycle.Shipment(
+        carrier="Maersk", tracking_number="MAEU7654321", shipped_at=clock.now(), method=None
+    )
+    assert (await lifecycle.ship_order(s.principal, order.id, shipment)).status == "SHIPPED"
+    frozen_clock.advance(days=45)  # sea freight: receipt is confirmed automatically
+    assert (await sweep.run_sweep()).enforced == {OrderStatus.RECEIVED.value: 1}
+    frozen_clock.advance(days=30)  # the claim window ends with no dispute
+    assert (await sweep.run_sweep()).enforced == {OrderStatus.COMPLETED.value: 1}
+    assert await _status(order.id) == OrderStatus.COMPLETED
+    money = (await ledger.order_money([order.id]))[order.id]
+    assert (money.paid, money.held, money.released, money.refunded) == (
+        3_000_00, 0, 3_000_00, 0
+    )  # fmt: skip
+    assert await ledger.fee_held(booking.inspection.id) == 0  # paid out to the inspector
+    assert await ledger.check() == []
