@@ -32,6 +32,7 @@ from server.limits import BodySizeLimit
 from server.payments import install as install_payments
 from server.settings import Settings
 from server.uploads import MultipartPreflightGuard, attachment
+from server.ws_limits import WebSocketLimits
 
 log = logging.getLogger("trade_assurance")
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
@@ -44,9 +45,10 @@ class PendingMigrationsError(RuntimeError):
 class GatewayGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view with our context and WebSocket authentication."""
 
-    def __init__(self, *args: Any, live: Hub, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, live: Hub, limits: WebSocketLimits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.live = live
+        self.limits = limits
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         if isinstance(request, WebSocket):
@@ -67,6 +69,7 @@ class GatewayGraphQL(GraphQL[Context, None]):
             context.principal = await authenticate(secret)
         except AuthError as e:
             raise ConnectionRejectionError({"code": e.code, "message": str(e)}) from e
+        self.limits.admit(context.principal, context.request.scope)
         return {"role": context.principal.role.value}
 
 
@@ -121,9 +124,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         poll_interval=settings.live_poll_seconds,
         queue_size=settings.subscriber_queue,
     )
+    limits = WebSocketLimits(per_principal=settings.ws_connections_per_principal)
     graphql = GatewayGraphQL(
         schema,
         live=live,
+        limits=limits,
+        max_subscriptions_per_connection=settings.ws_subscriptions_per_connection,
+        allowed_origins=settings.ws_allowed_origins,
         graphql_ide="graphiql" if settings.graphiql else None,
         allow_queries_via_get=False,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
@@ -149,7 +156,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=[
             Route("/graphql", AuthGate(MultipartPreflightGuard(graphql)), methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
+            WebSocketRoute("/graphql", limits.wrap(graphql)),
             Route("/schema.graphql", schema_file),
             Route(
                 "/inspections/attachments/{attachment_id:int}",

@@ -24,6 +24,14 @@ def _int(name: str, default: int) -> int:
     return default if raw is None or raw == "" else int(raw)
 
 
+def _origins(raw: str | None, environment: str) -> tuple[str, ...]:
+    """TA_WS_ALLOWED_ORIGINS: comma-separated origins, or `*` for any. Unset: any origin
+    in development; in production none but the gateway's own."""
+    if raw is None or not raw.strip():
+        return ("*",) if environment == "development" else ()
+    return tuple(o.strip() for o in raw.split(",") if o.strip())
+
+
 def _rates(raw: str | None) -> tuple[tuple[str, str], ...]:
     """`EUR=1.08,CNY=0.138`: limit-currency units per unit of each currency."""
     if not raw:
@@ -69,6 +77,11 @@ class Settings:
     payment_provider: str = "sandbox"
     payment_webhook_secret: str = DEFAULT_PAYMENT_WEBHOOK_SECRET
     live_poll_seconds: float = 1.0  # the live-event reader's poll, besides its wake-ups
+    # Other browser origins whose pages may open the WebSocket ("*": any); same-origin
+    # pages and clients that are not browsers (no Origin) are always admitted.
+    ws_allowed_origins: tuple[str, ...] = ("*",)
+    ws_connections_per_principal: int = 10
+    ws_subscriptions_per_connection: int = 20
     subscriber_queue: int = 1000  # events a subscriber may fall behind before it is cut off
     # Seconds between two deadline sweeps in each server process; 0 turns the scheduler off.
     scheduler_interval_seconds: float = 60.0
@@ -141,6 +154,9 @@ class Settings:
             payment_webhook_secret=webhook_secret,
             live_poll_seconds=float(os.environ.get("TA_LIVE_POLL_SECONDS", "1.0")),
             subscriber_queue=_int("TA_SUBSCRIBER_QUEUE", 1000),
+            ws_allowed_origins=_origins(os.environ.get("TA_WS_ALLOWED_ORIGINS"), environment),
+            ws_connections_per_principal=_int("TA_WS_CONNECTIONS_PER_PRINCIPAL", 10),
+            ws_subscriptions_per_connection=_int("TA_WS_SUBSCRIPTIONS_PER_CONNECTION", 20),
             scheduler_interval_seconds=float(
                 os.environ.get("TA_SCHEDULER_INTERVAL_SECONDS") or "60"
             ),

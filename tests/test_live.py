@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+import websockets
 from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
@@ -346,3 +348,73 @@ async def test_events_from_mutations_on_one_process_reach_subscribers_on_another
         assert len({g["orderStatusChanged"]["cursor"] for g in got}) == 2
     finally:
         other.stop()
+
+
+async def _handshake(
+    server: Server, token: str, origin: str | None = None
+) -> tuple[websockets.ClientConnection, dict[str, Any] | None]:
+    """Open a raw graphql-transport-ws connection; its answer to connection_init (None if
+    the server closed instead)."""
+    conn = await websockets.connect(
+        server.ws_url,
+        subprotocols=[websockets.Subprotocol("graphql-transport-ws")],
+        origin=websockets.Origin(origin) if origin else None,
+    )
+    try:
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+        await conn.send(json.dumps(init))
+        answer: dict[str, Any] = json.loads(await conn.recv())
+        return conn, answer
+    except websockets.ConnectionClosed:
+        return conn, None
+
+
+@pytest.fixture
+def strict_server(database: None) -> Iterator[Server]:
+    server = start_server(
+        cli_env(
+            TA_WS_ALLOWED_ORIGINS="https://app.example.com",
+            TA_WS_CONNECTIONS_PER_PRINCIPAL="1",
+            TA_WS_SUBSCRIPTIONS_PER_CONNECTION="1",
+        )
+    )
+    try:
+        assert wait_ready(server), server.stop()
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_origins_connections_and_subscriptions_are_capped(strict_server: Server) -> None:
+    b, _, order = await factories.confirmed_order()
+    other = await factories.buyer()
+    # A page from another origin does not get past the handshake.
+    with pytest.raises(websockets.InvalidStatus):
+        await websockets.connect(
+            strict_server.ws_url, origin=websockets.Origin("https://evil.example"),
+            subprotocols=[websockets.Subprotocol("graphql-transport-ws")],
+        )  # fmt: skip
+    first, answer = await _handshake(strict_server, b.token, "https://app.example.com")
+    assert answer == {"type": "connection_ack", "payload": {"role": "BUYER"}}
+    try:
+        # One live connection per account here: the second is refused, another account's not.
+        second, answer = await _handshake(strict_server, b.token)
+        assert answer is None and second.close_code == 4403  # the protocol's "Forbidden"
+        third, answer = await _handshake(strict_server, other.token)
+        assert answer is not None and answer["type"] == "connection_ack"
+        await third.close()
+        # One subscription per connection here.
+        variables = {"id": gid("Order", order.id)}
+        for n in ("1", "2"):
+            await first.send(json.dumps({"id": n, "type": "subscribe",
+                                         "payload": {"query": SUBSCRIBE_ORDER,
+                                                     "variables": variables}}))  # fmt: skip
+        refused = json.loads(await asyncio.wait_for(first.recv(), 10))
+        assert refused["id"] == "2" and refused["type"] == "error"
+        assert refused["payload"][0]["message"] == "Subscription limit reached"
+    finally:
+        await first.close()
+    # Closed connections give their slot back.
+    again, answer = await _handshake(strict_server, b.token)
+    assert answer is not None and answer["type"] == "connection_ack"
+    await again.close()
