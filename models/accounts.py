@@ -12,7 +12,8 @@ import datetime as dt
 import hashlib
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -295,31 +296,60 @@ async def authenticate(secret: str) -> Principal:
     )
 
 
-async def recheck(principal: Principal) -> None:
-    """Raise AuthError if the credential behind `principal` has since been revoked, has
-    expired, or its user was disabled or given another role (long-lived streams call this
-    before each message)."""
-    if principal.api_key_id is not None:
-        found = await ApiKey.raw(
-            "SELECT expires_at, revoked_at FROM api_key WHERE id = {}", principal.api_key_id
+_RECHECK_CHUNK = 500  # ids per statement
+
+
+async def recheck(principals: Collection[Principal]) -> dict[Principal, AuthError]:
+    """Which of these principals' credentials have since been revoked, have expired, or
+    belong to a user now disabled or given another role: long-lived streams call this
+    before each delivery, for all their recipients in a few statements."""
+    failed: dict[Principal, AuthError] = {}
+    keys = {p.api_key_id: p for p in principals if p.api_key_id is not None}
+    tokens = {p.token_id: p for p in principals if p.api_key_id is None and p.token_id}
+    for chunk in _chunks(list(keys)):
+        rows = await ApiKey.raw(
+            f"SELECT id, expires_at, revoked_at FROM api_key WHERE id IN ({_marks(chunk)})",  # noqa: S608
+            *chunk,
         )
-        if not found:
-            raise AuthError("API_KEY_INVALID", "unknown API key")
-        _check_live(found[0]["expires_at"], found[0]["revoked_at"], "API_KEY")
-        return
-    found = await AccessToken.raw(
-        "SELECT t.expires_at, t.revoked_at, u.active, u.role FROM access_token t"
-        ' JOIN user_account u ON u.id = t."user" WHERE t.id = {}',
-        principal.token_id,
-    )
-    if not found:
-        raise AuthError("TOKEN_INVALID", "unknown bearer token")
-    row = found[0]
-    _check_live(row["expires_at"], row["revoked_at"], "TOKEN")
-    if not row["active"]:
-        raise AuthError("ACCOUNT_DISABLED", "this account is disabled")
-    if row["role"] != principal.role.value:
-        raise AuthError("ROLE_CHANGED", "this account's role has changed; log in again")
+        found = {int(r["id"]): r for r in rows}
+        for key_id in chunk:
+            _collect(failed, keys[key_id], found.get(key_id), "API_KEY")
+    for chunk in _chunks(list(tokens)):
+        rows = await AccessToken.raw(
+            "SELECT t.id, t.expires_at, t.revoked_at, u.active, u.role FROM access_token t"  # noqa: S608
+            f' JOIN user_account u ON u.id = t."user" WHERE t.id IN ({_marks(chunk)})',
+            *chunk,
+        )
+        found = {int(r["id"]): r for r in rows}
+        for token_id in chunk:
+            _collect(failed, tokens[token_id], found.get(token_id), "TOKEN")
+    return failed
+
+
+def _chunks(ids: list[Any]) -> list[list[Any]]:
+    return [ids[i : i + _RECHECK_CHUNK] for i in range(0, len(ids), _RECHECK_CHUNK)]
+
+
+def _marks(ids: list[Any]) -> str:
+    return ", ".join("{}" for _ in ids)
+
+
+def _collect(
+    failed: dict[Principal, AuthError],
+    principal: Principal,
+    row: dict[str, Any] | None,
+    what: str,
+) -> None:
+    try:
+        if row is None:
+            raise AuthError(f"{what}_INVALID", f"unknown {what.lower().replace('_', ' ')}")
+        _check_live(row["expires_at"], row["revoked_at"], what)
+        if what == "TOKEN" and not row["active"]:
+            raise AuthError("ACCOUNT_DISABLED", "this account is disabled")
+        if what == "TOKEN" and row["role"] != principal.role.value:
+            raise AuthError("ROLE_CHANGED", "this account's role has changed; log in again")
+    except AuthError as e:
+        failed[principal] = e
 
 
 async def logout(principal: Principal, *, all_sessions: bool = False) -> int:

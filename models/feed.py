@@ -62,13 +62,27 @@ class FeedEvent:
         )
 
 
+# PostgreSQL: the oldest transaction of this database still running, or the snapshot's
+# upper bound when none is. Events below it are final. Transaction ids are server-wide, so
+# transactions that provably belong to another database (a running backend there holds
+# them) are left out: another application's long transaction must not hold our feed up.
+# One that ended meanwhile cannot be placed and counts as ours: that only waits longer.
+_HORIZON = """(
+  SELECT COALESCE(min(x), pg_snapshot_xmax(pg_current_snapshot()))
+  FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+  WHERE NOT EXISTS (
+    SELECT 1 FROM pg_stat_activity a
+    WHERE a.datname IS DISTINCT FROM current_database() AND a.backend_xid IS NOT NULL
+      AND a.backend_xid::text::bigint = x::text::bigint % 4294967296))"""
+
+
 def _sql(*, order: bool, company: bool, limit: bool) -> str:
     pg = is_postgres()
     tx = "e.tx::text" if pg else "e.tx"
     after = "(e.tx, e.id) > (CAST({} AS text)::xid8, {})" if pg else "(e.tx, e.id) > ({}, {})"
     where = [after]
     if pg:  # only events whose transaction, and every older one, has finished
-        where.append("e.tx < pg_snapshot_xmin(pg_current_snapshot())")
+        where.append(f"e.tx < {_HORIZON}")
     if order:
         where.append('e."order" = {}')
     if company:
@@ -112,8 +126,8 @@ async def head() -> Position:
     """The position of the newest finished event: where a new live feed starts."""
     if is_postgres():
         rows = await OrderEvent.raw(
-            "SELECT tx::text AS tx, id FROM order_event"
-            " WHERE tx < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY tx DESC, id DESC LIMIT 1"
+            f"SELECT tx::text AS tx, id FROM order_event WHERE tx < {_HORIZON}"  # noqa: S608
+            " ORDER BY tx DESC, id DESC LIMIT 1"
         )
     else:
         rows = await OrderEvent.raw(

@@ -23,8 +23,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from models import db, feed
-from models.accounts import Principal
+from models import accounts, db, feed
+from models.accounts import AuthError, Principal
 from models.feed import FeedEvent, Position
 
 log = logging.getLogger("trade_assurance.live")
@@ -40,7 +40,8 @@ class Subscriber:
 
     principal: Principal
     order_id: int | None  # None: every order the principal may see
-    queue: asyncio.Queue[FeedEvent]
+    # Events to send; an AuthError instead ends the stream (its credential went bad).
+    queue: asyncio.Queue[FeedEvent | AuthError]
     on_overflow: Callable[[], Any] | None = None
     overflowed: bool = False
 
@@ -104,19 +105,34 @@ class Hub:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
 
-    def _deliver(self, events: list[FeedEvent]) -> None:
-        for subscriber in list(self.subscribers):
-            for event in events:
-                if subscriber.overflowed or not subscriber.wants(event):
-                    continue
+    async def _deliver(self, events: list[FeedEvent]) -> None:
+        """Hand each subscriber the events it wants, after checking again (in one go)
+        that every recipient's credential still holds."""
+        wanted = {
+            subscriber: mine
+            for subscriber in self.subscribers
+            if (mine := [e for e in events if subscriber.wants(e)])
+        }
+        failed = await accounts.recheck({s.principal for s in wanted})
+        for subscriber, mine in wanted.items():
+            if subscriber not in self.subscribers:  # left while we checked
+                continue
+            error = failed.get(subscriber.principal)
+            if error is not None:
+                self.subscribers.discard(subscriber)
+            for item in [error] if error is not None else mine:
                 try:
-                    subscriber.queue.put_nowait(event)
+                    subscriber.queue.put_nowait(item)
                 except asyncio.QueueFull:
-                    subscriber.overflowed = True
-                    self.subscribers.discard(subscriber)
-                    log.warning("cut off a subscriber %s events behind", self.queue_size)
-                    if subscriber.on_overflow is not None:
-                        subscriber.on_overflow()
+                    self._cut_off(subscriber)
+                    break
+
+    def _cut_off(self, subscriber: Subscriber) -> None:
+        subscriber.overflowed = True
+        self.subscribers.discard(subscriber)
+        log.warning("cut off a subscriber %s events behind", self.queue_size)
+        if subscriber.on_overflow is not None:
+            subscriber.on_overflow()
 
     # --- following the feed --------------------------------------------------------
 
@@ -140,7 +156,7 @@ class Hub:
             if not events:
                 return
             self.position = events[-1].position
-            self._deliver(events)
+            await self._deliver(events)
             if len(events) < BATCH:
                 return
 

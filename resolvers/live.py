@@ -61,10 +61,9 @@ _closing: set[asyncio.Task[None]] = set()
 
 
 async def _still_allowed(principal: Principal) -> None:
-    try:
-        await accounts.recheck(principal)
-    except AuthError as e:
-        raise _error(str(e), e.code) from e
+    failed = (await accounts.recheck([principal])).get(principal)
+    if failed is not None:
+        raise _error(str(failed), failed.code)
 
 
 async def _stream(
@@ -105,14 +104,15 @@ async def _stream(
         else:  # from now on: the reader may not have caught up with the newest commits yet
             last = max(live_from, await feed.head())
         while not subscriber.overflowed:
-            event = await subscriber.queue.get()
+            item = await subscriber.queue.get()
             if subscriber.overflowed:
                 break
-            if event.position <= last:
+            if isinstance(item, AuthError):  # the hub re-checked the credential: it failed
+                raise _error(str(item), item.code)
+            if item.position <= last:
                 continue
-            await _still_allowed(principal)
-            last = event.position
-            yield LiveOrderEvent.of(event)
+            last = item.position
+            yield LiveOrderEvent.of(item)
         raise _error("too far behind: resume from your last cursor", "TOO_SLOW")
     finally:
         hub.unsubscribe(subscriber)

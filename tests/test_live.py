@@ -18,9 +18,10 @@ from gql.transport.websockets import WebsocketsTransport
 from piccolo.engine.postgres import PostgresEngine
 
 from models import accounts, db, events, feed, live
+from models.enums import Role, Scope
 from models.errors import DomainError, ErrorCode
 from models.feed import Position
-from models.tables import OrderEvent
+from models.tables import OrderEvent, UserAccount
 from tests import factories
 from tests.api import Server, cli_env, gid, start_server, wait_ready
 from tests.conftest import ENGINE
@@ -48,6 +49,18 @@ async def _note(order_id: int, reason: str) -> int:
 # --- the feed ---------------------------------------------------------------------------
 
 
+async def _settled(start: Position, count: int) -> list[feed.FeedEvent]:
+    """The feed after `start` once it holds `count` events (on PostgreSQL it stops at the
+    oldest transaction of the database still running, which may be a moment behind)."""
+    found: list[feed.FeedEvent] = []
+    for _ in range(600):
+        found = await feed.read_after(start, limit=100)
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the feed holds {len(found)} of {count} events")
+
+
 def test_cursor_round_trip_and_garbage() -> None:
     position = Position(12345678901, 42)
     assert Position.parse(position.cursor()) == position
@@ -64,7 +77,7 @@ async def test_feed_reads_in_order_and_only_what_the_viewer_may_see() -> None:
     for n in range(3):
         await _note(o1.id, f"one-{n}")
         await _note(o2.id, f"two-{n}")
-    everything = await feed.read_after(start, limit=100)
+    everything = await _settled(start, 6)
     assert [e.event.reason for e in everything] == [
         "one-0", "two-0", "one-1", "two-1", "one-2", "two-2"
     ]  # fmt: skip
@@ -103,12 +116,29 @@ async def test_a_transaction_committing_out_of_id_order_is_not_skipped() -> None
         await t1.execute("COMMIT")
     finally:
         await t1.close()
-    seen = await feed.read_after(start, limit=10)
+    seen = await _settled(start, 2)
     assert sorted(e.event.reason for e in seen) == ["A", "B"]
     first = seen[0].position  # resuming after either event still yields the other
     assert [e.event.reason for e in await feed.read_after(first, limit=10)] == [
         seen[1].event.reason
     ]
+
+
+@pytest.mark.skipif(ENGINE != "postgres", reason="PostgreSQL transaction ids")
+async def test_another_databases_open_transaction_does_not_hold_the_feed_back() -> None:
+    import asyncpg
+
+    _, _, order = await factories.confirmed_order()
+    start = await feed.head()
+    dsn = str(db.engine().config["dsn"])  # type: ignore[attr-defined]
+    elsewhere = await asyncpg.connect(dsn.rsplit("/", 1)[0] + "/postgres")
+    try:
+        await elsewhere.execute("BEGIN")
+        await elsewhere.execute("SELECT pg_current_xact_id()")  # an older, still open writer
+        await _note(order.id, "through")
+        assert [e.event.reason for e in await _settled(start, 1)] == ["through"]
+    finally:
+        await elsewhere.close()
 
 
 # --- the hub ----------------------------------------------------------------------------
@@ -125,11 +155,13 @@ async def running_hub(**kwargs: Any) -> AsyncIterator[live.Hub]:
         await hub.stop()
 
 
-async def _drain(subscriber: live.Subscriber, count: int, within: float = 10) -> list[str]:
+async def _drain(subscriber: live.Subscriber, count: int, within: float = 30) -> list[str]:
     got: list[str] = []
     async with asyncio.timeout(within):
         while len(got) < count:
-            got.append((await subscriber.queue.get()).event.reason)
+            item = await subscriber.queue.get()
+            assert isinstance(item, feed.FeedEvent), item
+            got.append(item.event.reason)
     return got
 
 
@@ -418,3 +450,47 @@ async def test_origins_connections_and_subscriptions_are_capped(strict_server: S
     again, answer = await _handshake(strict_server, b.token)
     assert answer is not None and answer["type"] == "connection_ack"
     await again.close()
+
+
+async def test_credentials_are_rechecked_in_one_go() -> None:
+    ok, revoked, disabled, promoted = [a async for a in _actors(4)]
+    _, secret = await accounts.create_api_key(
+        company_id=ok.principal.company_id, name="erp", scopes=[Scope.READ]
+    )
+    partner = await accounts.authenticate(secret)
+    await accounts.logout(revoked.principal)
+    await UserAccount.update({UserAccount.active: False}).where(
+        UserAccount.id == disabled.principal.user_id
+    )
+    await UserAccount.update({UserAccount.role: Role.MEDIATOR.value}).where(
+        UserAccount.id == promoted.principal.user_id
+    )
+    assert partner.api_key_id is not None
+    await accounts.revoke_api_key(ok.principal, partner.api_key_id)
+    principals = [a.principal for a in (ok, revoked, disabled, promoted)] + [partner]
+    failed = await accounts.recheck(principals)
+    assert {p: e.code for p, e in failed.items()} == {
+        revoked.principal: "TOKEN_REVOKED",
+        disabled.principal: "ACCOUNT_DISABLED",
+        promoted.principal: "ROLE_CHANGED",
+        partner: "API_KEY_REVOKED",
+    }
+
+
+async def _actors(n: int) -> AsyncIterator[factories.Actor]:
+    for _ in range(n):
+        yield await factories.buyer()
+
+
+async def test_the_hub_ends_the_stream_of_a_revoked_subscriber() -> None:
+    b, _, order = await factories.confirmed_order()
+    async with running_hub() as hub:
+        subscriber, _ = hub.subscribe(b.principal, order.id)
+        await _note(order.id, "before")
+        assert await _drain(subscriber, 1) == ["before"]
+        await accounts.logout(b.principal)
+        await _note(order.id, "after")
+        async with asyncio.timeout(10):
+            item = await subscriber.queue.get()
+        assert isinstance(item, accounts.AuthError) and item.code == "TOKEN_REVOKED"
+        assert subscriber not in hub.subscribers

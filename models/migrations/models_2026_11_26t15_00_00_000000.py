@@ -3,10 +3,10 @@
 Event ids come from a sequence, so a transaction can take id 104, commit after the one
 that took 105, and a reader that saw 105 and resumes "after 105" would miss 104. On
 PostgreSQL each event also records its transaction id (`tx`, xid8); readers take only
-events whose transactions have all finished (`tx` below the oldest running transaction,
-`pg_snapshot_xmin`) in (tx, id) order, a position no later commit can fall behind. A
-trigger sends the event id with `pg_notify` in the writing transaction: it is delivered
-on commit and never on rollback. SQLite has one writer at a time, so ids are already in
+events whose transactions have all finished (`tx` below the oldest transaction of this
+database still running, see models.feed) in (tx, id) order, a position no later commit
+can fall behind. A trigger sends the event id with `pg_notify` in the writing
+transaction: it is delivered on commit and never on rollback. SQLite has one writer at a time, so ids are already in
 commit order; `tx` is 0 there and the same (tx, id) queries hold.
 """
 
