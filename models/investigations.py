@@ -435,3 +435,13 @@ async def list_investigations(
         query = query.where(Investigation.id > after_id)
     rows = await query.order_by(Investigation.id).limit(first + 1)
     return rows[:first], len(rows) > first
+
+
+async def get_investigations(ids: list[int]) -> dict[int, Investigation]:
+    rows = await Investigation.objects().where(Investigation.id.is_in(ids or [-1]))
+    return {r.id: r for r in rows}
+
+
+async def get_complaints(ids: list[int]) -> dict[int, Complaint]:
+    rows = await Complaint.objects().where(Complaint.id.is_in(ids or [-1]))
+    return {r.id: r for r in rows}
