@@ -18,9 +18,10 @@ Rules:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
-from models import clock, config, idempotency, sql
+from models import clock, config, idempotency, inspections, sql
 from models.accounts import Principal
 from models.db import write_transaction
 from models.enums import (
@@ -32,9 +33,11 @@ from models.enums import (
     TradeAssuranceStatus,
 )
 from models.errors import DomainError, ErrorCode
+from models.inspections import AttachmentUpload
 from models.money import Money
 from models.tables import (
     Complaint,
+    ComplaintAttachment,
     Investigation,
     Order,
     PenaltyPoint,
@@ -168,8 +171,11 @@ async def file_complaint(
     evidence: str = "",
     order_id: int | None = None,
     idempotency_key: str,
+    files: Sequence[AttachmentUpload] = (),
 ) -> Complaint:
-    """A buyer complains about a supplier it has at least one order with (any status)."""
+    """A buyer complains about a supplier it has at least one order with (any status).
+    Evidence files follow the inspection report rules (PDF/JPEG/PNG by their bytes, size
+    limit, SHA-256 checked); nothing is stored unless every file passes."""
     if principal.role is not Role.BUYER:
         raise DomainError(ErrorCode.NOT_A_BUYER, "only a buyer's users file complaints")
     key = idempotency.check_key(idempotency_key)
@@ -183,10 +189,11 @@ async def file_complaint(
     if len(evidence) > MAX_TEXT:
         raise DomainError(ErrorCode.INVALID_INPUT, f"evidence: at most {MAX_TEXT} characters",
                           "evidence")  # fmt: skip
+    checked = inspections.check_attachments(files)
     scope = idempotency.scope_of(principal)
     request: dict[str, Any] = {"supplier": supplier_id, "subject": subject,
                                "description": description, "evidence": evidence,
-                               "order": order_id}  # fmt: skip
+                               "order": order_id, "files": [f.sha256 for f in checked]}  # fmt: skip
     async with idempotency.first_claim(), write_transaction():
         await _lock_supplier(supplier_id, "supplierId")
         stored = await idempotency.replay(scope, key, "fileComplaint", request)
@@ -213,6 +220,14 @@ async def file_complaint(
             status=ComplaintStatus.PENDING.value, investigation=None, created_at=clock.now(),
         )  # fmt: skip
         await sql.save_new(complaint)
+        for f in checked:
+            await inspections.store_file(f)
+            await sql.insert(
+                ComplaintAttachment,
+                {"complaint": complaint.id, "filename": f.filename,
+                 "content_type": f.content_type, "size_bytes": len(f.data),
+                 "sha256": f.sha256, "created_at": clock.now()},
+            )  # fmt: skip
         await _audit(supplier_id, "COMPLAINT_FILED", user_id=principal.user_id,
                      complaint_id=complaint.id, detail=subject)  # fmt: skip
         await idempotency.remember(scope, key, "fileComplaint", request,
@@ -445,3 +460,27 @@ async def get_investigations(ids: list[int]) -> dict[int, Investigation]:
 async def get_complaints(ids: list[int]) -> dict[int, Complaint]:
     rows = await Complaint.objects().where(Complaint.id.is_in(ids or [-1]))
     return {r.id: r for r in rows}
+
+
+async def attachments_of(complaint_ids: Sequence[int]) -> dict[int, list[ComplaintAttachment]]:
+    rows = (
+        await ComplaintAttachment.objects()
+        .where(ComplaintAttachment.complaint.is_in(list(complaint_ids) or [-1]))
+        .order_by(ComplaintAttachment.id)
+    )
+    found: dict[int, list[ComplaintAttachment]] = {}
+    for r in rows:
+        found.setdefault(r.complaint, []).append(r)
+    return found
+
+
+async def open_attachment(
+    principal: Principal, attachment_id: int
+) -> tuple[ComplaintAttachment, bytes]:
+    """An evidence file for the complaining buyer or a mediator (NOT_FOUND for anyone
+    else), its bytes checked against the recorded SHA-256 first."""
+    attachment = await sql.get(ComplaintAttachment, attachment_id)
+    complaint = await sql.get(Complaint, attachment.complaint) if attachment else None
+    if attachment is None or complaint is None or not may_see_complaint(principal, complaint):
+        raise DomainError(ErrorCode.NOT_FOUND, "no such attachment", "attachmentId")
+    return attachment, await inspections.read_verified(attachment.sha256)

@@ -409,6 +409,19 @@ class Complaint(Table):
     review_reason = Text(null=True, default=None)
 
 
+class ComplaintAttachment(Table):
+    """An evidence file of a complaint; stored like inspection report files (on disk,
+    named by SHA-256, checked again whenever served)."""
+
+    id = Serial(primary_key=True)
+    complaint = ForeignKey(Complaint, null=False, index=True, on_delete=OnDelete.restrict)
+    filename = Varchar(length=200)
+    content_type = Varchar(length=64)
+    size_bytes = BigInt()
+    sha256 = Varchar(length=64)
+    created_at = Timestamptz()
+
+
 class SupplierEvent(Table):
     """A supplier's audit trail (penalty points, complaints, investigations, their
     outcomes), written in the same transaction as the change; order events stay per order."""
@@ -450,4 +463,5 @@ ALL_TABLES: list[type[Table]] = [
     PenaltyPoint,
     Complaint,
     SupplierEvent,
+    ComplaintAttachment,
 ]

@@ -5,6 +5,7 @@ from collections.abc import Iterable
 
 import strawberry
 from strawberry import relay
+from strawberry.file_uploads import Upload
 
 from models import investigations
 from models import suppliers as directory
@@ -15,12 +16,15 @@ from models.enums import (
     InvestigationTrigger,
 )
 from models.errors import DomainError
+from models.inspections import AttachmentUpload
 from models.money import Money as DomainMoney
 from models.tables import Complaint as ComplaintRow
+from models.tables import ComplaintAttachment as ComplaintAttachmentRow
 from models.tables import Investigation as InvestigationRow
 from models.tables import PenaltyPoint as PenaltyPointRow
 from resolvers.context import Info
 from resolvers.errors import UserError, decode_id, failed, row_id
+from resolvers.inspections import read_upload
 from resolvers.money import Money, MoneyInput
 from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
 from resolvers.suppliers import Supplier
@@ -90,6 +94,30 @@ def _money(minor: int | None, currency: str | None) -> Money | None:
     return Money.of(DomainMoney(minor, currency)) if minor is not None and currency else None
 
 
+ATTACHMENT_PATH = "/complaints/attachments/{id}"
+
+
+@strawberry.type(description="An evidence file of a complaint.")
+class ComplaintAttachment:
+    filename: str
+    content_type: str = strawberry.field(description="Recognised from the file's bytes.")
+    size: int = strawberry.field(description="Bytes.")
+    sha256: str
+    url: str = strawberry.field(
+        description="Download with your bearer token (the complaining buyer and mediators)."
+    )
+
+    @classmethod
+    def of(cls, a: ComplaintAttachmentRow) -> "ComplaintAttachment":
+        return cls(
+            filename=a.filename,
+            content_type=a.content_type,
+            size=a.size_bytes,
+            sha256=a.sha256,
+            url=ATTACHMENT_PATH.format(id=a.id),
+        )
+
+
 @strawberry.type(description="A buyer's complaint about a supplier.")
 class Complaint(relay.Node):
     id: relay.NodeID[int]
@@ -121,6 +149,11 @@ class Complaint(relay.Node):
     @strawberry.field
     async def supplier(self, info: Info) -> Supplier:
         return await _supplier(info, self.supplier_id)
+
+    @strawberry.field(description="Evidence files, in upload order.")
+    async def attachments(self) -> list[ComplaintAttachment]:
+        found = await investigations.attachments_of([self.id])
+        return [ComplaintAttachment.of(a) for a in found.get(self.id, [])]
 
     @strawberry.field(
         description="The investigation it went to, when accepted (mediators and the supplier)."
@@ -281,6 +314,16 @@ class InvestigationQueries:
         )
 
 
+@strawberry.input(description="One evidence file, with its checksum.")
+class EvidenceFileInput:
+    file: Upload = strawberry.field(
+        description="A multipart upload (PDF, JPEG or PNG; the inspection report limits)."
+    )
+    sha256: str = strawberry.field(
+        description="Hex SHA-256 of the file as you sent it; a mismatch refuses the complaint."
+    )
+
+
 @strawberry.input
 class FileComplaintInput:
     supplier_id: relay.GlobalID
@@ -289,6 +332,9 @@ class FileComplaintInput:
     evidence: str = strawberry.field(default="", description="What supports the complaint (text).")
     order_id: relay.GlobalID | None = strawberry.field(
         default=None, description="The order it is about, if one (yours, with this supplier)."
+    )
+    attachments: list[EvidenceFileInput] = strawberry.field(
+        default_factory=list, description="Evidence files (a GraphQL multipart request)."
     )
     idempotency_key: str
 
@@ -339,6 +385,10 @@ class InvestigationMutations:
     async def file_complaint(self, info: Info, input: FileComplaintInput) -> FileComplaintPayload:
         principal = info.context.require_principal()
         try:
+            files = []
+            for n, a in enumerate(input.attachments):
+                read = await read_upload(a.file, n)
+                files.append(AttachmentUpload(read.filename, read.data, a.sha256))
             complaint = await investigations.file_complaint(
                 principal,
                 decode_id(input.supplier_id, "Supplier", "supplierId"),
@@ -347,6 +397,7 @@ class InvestigationMutations:
                 evidence=input.evidence,
                 order_id=decode_id(input.order_id, "Order", "orderId") if input.order_id else None,
                 idempotency_key=input.idempotency_key,
+                files=files,
             )
         except DomainError as e:
             return failed(FileComplaintPayload, e)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
 from models import clock, investigations, ledger, provider
 from models.tables import Complaint, Investigation, SupplierEvent, SupplierProfile
 from server.payments.sandbox import CARD_SUCCEEDS, SandboxProvider
 from tests import factories
-from tests.api import Api, gid
+from tests.api import Api, bearer, gid
 
 pytest_plugins = ("tests.api_plugin",)
 
@@ -269,3 +272,64 @@ async def test_suspension_hides_the_supplier_refuses_new_orders_keeps_open_ones(
     released = await api.data(RELEASE, {"id": order_id}, b.token)
     assert released["releaseFunds"]["errors"] == []
     assert released["releaseFunds"]["order"]["money"]["released"]["amount"] == "3000.00"
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+FILE_WITH_EVIDENCE = """mutation($input: FileComplaintInput!) { fileComplaint(input: $input) {
+  complaint { id attachments { filename contentType size sha256 url } }
+  errors { code field } } }"""
+
+
+async def _file_with_evidence(
+    api: Api, token: str, supplier_id: int, data: bytes, checksum: str, key: str
+) -> httpx.Response:
+    operations = {
+        "query": FILE_WITH_EVIDENCE,
+        "variables": {"input": {
+            "supplierId": gid("Supplier", supplier_id), "subject": "Broken panels",
+            "description": "See the photo", "idempotencyKey": key,
+            "attachments": [{"file": None, "sha256": checksum}],
+        }},
+    }  # fmt: skip
+    return await api.http(
+        "POST",
+        data={"operations": json.dumps(operations),
+              "map": json.dumps({"0": ["variables.input.attachments.0.file"]})},
+        files={"0": ("photo.png", data, "image/png")},
+        headers={**bearer(token), "Apollo-Require-Preflight": "true"},
+    )  # fmt: skip
+
+
+async def test_complaint_evidence_files(api: Api) -> None:
+    b, s, _ = await factories.confirmed_order()
+    mediator = await factories.staff()
+    checksum = hashlib.sha256(PNG).hexdigest()
+    before = await rows()
+    tampered = await _file_with_evidence(api, b.token, _id(s), PNG + b"x", checksum, "e0")
+    assert tampered.json()["data"]["fileComplaint"]["errors"] == [
+        {"code": "FILE_CHECKSUM_MISMATCH", "field": "attachments.0.sha256"}
+    ]
+    not_allowed = await _file_with_evidence(
+        api, b.token, _id(s), b"GIF89a", hashlib.sha256(b"GIF89a").hexdigest(), "e1"
+    )
+    assert not_allowed.json()["data"]["fileComplaint"]["errors"][0]["code"] == (
+        "FILE_TYPE_NOT_ALLOWED"
+    )
+    assert await rows() == before
+
+    filed = await _file_with_evidence(api, b.token, _id(s), PNG, checksum, "e2")
+    payload = filed.json()["data"]["fileComplaint"]
+    assert payload["errors"] == []
+    [attachment] = payload["complaint"]["attachments"]
+    assert (attachment["contentType"], attachment["size"], attachment["sha256"]) == (
+        "image/png",
+        len(PNG),
+        checksum,
+    )
+    got = await api.http("GET", attachment["url"], headers=bearer(b.token))
+    assert (got.status_code, got.content) == (200, PNG)
+    assert (
+        await api.http("GET", attachment["url"], headers=bearer(mediator.token))
+    ).status_code == 200
+    assert (await api.http("GET", attachment["url"], headers=bearer(s.token))).status_code == 404
+    assert (await api.http("GET", attachment["url"])).status_code == 401
