@@ -128,6 +128,17 @@ async def test_points_accumulate_to_an_investigation_visible_to_supplier_and_med
         own["investigations"][0]["id"]
     ]
     assert (await api.data(INVESTIGATIONS, {}, buyer.token))["investigations"]["edges"] == []
+    viewer = await api.data(
+        "{ viewer { company { supplier { penaltyPoints { total } investigations { id } } } } }",
+        token=s.token,
+    )
+    assert viewer["viewer"]["company"]["supplier"] == {
+        "penaltyPoints": {"total": 24}, "investigations": [{"id": own["investigations"][0]["id"]}],
+    }  # fmt: skip
+    node = "query($id: ID!) { node(id: $id) { ... on Investigation { status } } }"
+    investigation_id = own["investigations"][0]["id"]
+    assert (await api.data(node, {"id": investigation_id}, s.token))["node"] == {"status": "OPEN"}
+    assert (await api.data(node, {"id": investigation_id}, buyer.token))["node"] is None
 
     # 48 at once, for another supplier: an investigation at once.
     s2 = await factories.supplier()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -134,6 +135,21 @@ async def test_uncooperative_points_open_at_once_and_later_points_join_the_open_
     )  # fmt: skip
     third = await investigations.add_penalty_points(supplier_id, 6, reason="later dispute")
     assert (third.total_points, third.unconsumed_points, third.investigation_id) == (60, 6, None)
+
+
+async def test_concurrent_points_open_exactly_one_investigation() -> None:
+    s = await factories.supplier()
+    supplier_id = await sid(s)
+    await investigations.add_penalty_points(supplier_id, 18, reason="earlier disputes")
+    results = await asyncio.gather(
+        *[investigations.add_penalty_points(supplier_id, 6, reason=f"r{n}") for n in range(4)]
+    )
+    assert sum(r.investigation_opened for r in results) == 1
+    assert {r.investigation_id for r in results} == {
+        next(r.investigation_id for r in results if r.investigation_opened)
+    }
+    assert await Investigation.count() == 1
+    assert await investigations.point_totals(supplier_id) == (42, 0)
 
 
 async def test_threshold_is_configurable() -> None:
