@@ -52,6 +52,11 @@ class DomainConfig:
     # Inspection report attachments: the largest file, and the most files per report.
     attachment_max_bytes: int = 5_000_000
     attachment_max_files: int = 10
+    # Penalty points a supplier gets for a dispute decided against it: resolved, and when
+    # it did not cooperate; unconsumed points at the threshold open an investigation.
+    penalty_points_resolved: int = 6
+    penalty_points_uncooperative: int = 48
+    investigation_threshold_points: int = 24
     # Where attachment files are stored (named by their SHA-256).
     attachment_dir: str = dataclasses.field(default_factory=lambda: default_attachment_dir())
 

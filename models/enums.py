@@ -150,3 +150,25 @@ class InspectionStatus(enum.StrEnum):
 class InspectionResult(enum.StrEnum):
     PASSED = "PASSED"
     FAILED = "FAILED"
+
+
+class ComplaintStatus(enum.StrEnum):
+    PENDING = "PENDING"  # filed by a buyer; a mediator reviews it
+    ACCEPTED = "ACCEPTED"  # an investigation opened (or the open one took it in)
+    REJECTED = "REJECTED"  # closed with the mediator's reason
+
+
+class InvestigationStatus(enum.StrEnum):
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+
+
+class InvestigationTrigger(enum.StrEnum):
+    PENALTY_POINTS = "PENALTY_POINTS"  # unconsumed points reached the threshold
+    COMPLAINT = "COMPLAINT"  # a mediator accepted a buyer's complaint
+
+
+class InvestigationOutcome(enum.StrEnum):
+    WARNING = "WARNING"
+    LIMIT_REDUCED = "LIMIT_REDUCED"
+    SUSPENDED = "SUSPENDED"

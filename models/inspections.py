@@ -748,11 +748,23 @@ async def open_attachment(
     assert order is not None
     if not await _may_see(principal, inspection, order):
         raise DomainError(ErrorCode.NOT_FOUND, "no such attachment", "attachmentId")
-    data = await asyncio.to_thread(_read_sync, attachment.sha256)
-    if data is None or not hmac.compare_digest(hashlib.sha256(data).hexdigest(), attachment.sha256):
+    return attachment, await read_verified(attachment.sha256)
+
+
+async def store_file(f: CheckedFile) -> None:
+    """Store a checked file (content-addressed: a file left behind by a rolled-back
+    transaction is harmless). Shared with complaint evidence."""
+    await asyncio.to_thread(_store_sync, f.data, f.sha256)
+
+
+async def read_verified(sha256: str) -> bytes:
+    """A stored file's bytes, checked against the SHA-256 recorded at upload: a file
+    changed or lost on disk is refused (ATTACHMENT_CORRUPTED), never served."""
+    data = await asyncio.to_thread(_read_sync, sha256)
+    if data is None or not hmac.compare_digest(hashlib.sha256(data).hexdigest(), sha256):
         raise DomainError(
             ErrorCode.ATTACHMENT_CORRUPTED,
             "the stored file no longer matches its checksum; it is not served",
             "attachmentId",
         )
-    return attachment, data
+    return data

@@ -21,9 +21,13 @@ from models.enums import (
     ActorKind,
     ApplicationStatus,
     CompanyKind,
+    ComplaintStatus,
     Incoterm,
     InspectionResult,
     InspectionStatus,
+    InvestigationOutcome,
+    InvestigationStatus,
+    InvestigationTrigger,
     OrderStatus,
     PaymentMethod,
     PaymentStatus,
@@ -348,6 +352,92 @@ class ProviderEvent(Table):
     received_at = Timestamptz()
 
 
+class Investigation(Table):
+    """An investigation of a supplier, opened by penalty points or an accepted complaint;
+    a mediator closes it with an outcome. At most one is OPEN per supplier (a partial
+    unique index, migration "One open investigation per supplier")."""
+
+    id = Serial(primary_key=True)
+    supplier = ForeignKey(SupplierProfile, null=False, index=True, on_delete=OnDelete.restrict)
+    status = Varchar(length=8, choices=InvestigationStatus, index=True)
+    opened_by = Varchar(length=16, choices=InvestigationTrigger)
+    opened_at = Timestamptz()
+    closed_at = Timestamptz(null=True, default=None)
+    closed_by = ForeignKey(UserAccount, null=True, default=None)
+    outcome = Varchar(length=16, choices=InvestigationOutcome, null=True, default=None)
+    reason = Text(null=True, default=None)
+    # LIMIT_REDUCED: the limit before and after (limit currency).
+    previous_limit_minor = BigInt(null=True, default=None)
+    new_limit_minor = BigInt(null=True, default=None)
+    limit_currency = Varchar(length=3, null=True, default=None)
+
+
+class PenaltyPoint(Table):
+    """Penalty points given to a supplier (e.g. a dispute decided against it). The total
+    is derived. `investigation` is the investigation that consumed them: points count
+    towards the threshold only while it is null."""
+
+    id = Serial(primary_key=True)
+    supplier = ForeignKey(SupplierProfile, null=False, index=True, on_delete=OnDelete.restrict)
+    points = Integer()
+    reason = Text()
+    dispute_id = BigInt(null=True, default=None)  # the dispute that gave them, if any
+    investigation = ForeignKey(
+        Investigation, null=True, default=None, index=True, on_delete=OnDelete.restrict
+    )
+    created_at = Timestamptz()
+
+
+class Complaint(Table):
+    """A buyer's complaint about a supplier it has ordered from; a mediator reviews it."""
+
+    id = Serial(primary_key=True)
+    supplier = ForeignKey(SupplierProfile, null=False, index=True, on_delete=OnDelete.restrict)
+    buyer = ForeignKey(Company, null=False, index=True)
+    filed_by = ForeignKey(UserAccount, null=True, default=None)
+    order = ForeignKey(Order, null=True, default=None, on_delete=OnDelete.restrict)
+    subject = Varchar(length=200)
+    description = Text()
+    evidence = Text(default="")
+    status = Varchar(length=16, choices=ComplaintStatus, index=True)
+    investigation = ForeignKey(
+        Investigation, null=True, default=None, index=True, on_delete=OnDelete.restrict
+    )
+    created_at = Timestamptz()
+    reviewed_at = Timestamptz(null=True, default=None)
+    reviewed_by = ForeignKey(UserAccount, null=True, default=None)
+    review_reason = Text(null=True, default=None)
+
+
+class ComplaintAttachment(Table):
+    """An evidence file of a complaint; stored like inspection report files (on disk,
+    named by SHA-256, checked again whenever served)."""
+
+    id = Serial(primary_key=True)
+    complaint = ForeignKey(Complaint, null=False, index=True, on_delete=OnDelete.restrict)
+    filename = Varchar(length=200)
+    content_type = Varchar(length=64)
+    size_bytes = BigInt()
+    sha256 = Varchar(length=64)
+    created_at = Timestamptz()
+
+
+class SupplierEvent(Table):
+    """A supplier's audit trail (penalty points, complaints, investigations, their
+    outcomes), written in the same transaction as the change; order events stay per order."""
+
+    id = Serial(primary_key=True)
+    supplier = ForeignKey(SupplierProfile, null=False, index=True, on_delete=OnDelete.restrict)
+    kind = Varchar(length=40)
+    actor_kind = Varchar(length=20)  # USER, or SYSTEM (another domain function, e.g. a dispute)
+    actor_user = ForeignKey(UserAccount, null=True, default=None)
+    investigation = ForeignKey(Investigation, null=True, default=None)
+    complaint = ForeignKey(Complaint, null=True, default=None)
+    dispute_id = BigInt(null=True, default=None)
+    detail = Text(default="")
+    created_at = Timestamptz()
+
+
 ALL_TABLES: list[type[Table]] = [
     Company,
     UserAccount,
@@ -369,4 +459,9 @@ ALL_TABLES: list[type[Table]] = [
     LedgerPosting,
     IdempotencyRecord,
     ProviderEvent,
+    Investigation,
+    PenaltyPoint,
+    Complaint,
+    SupplierEvent,
+    ComplaintAttachment,
 ]

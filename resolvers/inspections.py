@@ -273,7 +273,7 @@ def inspection_id_of(gid: relay.GlobalID) -> int:
     return decode_id(gid, "Inspection", "inspectionId")
 
 
-async def _read(upload: Any, n: int) -> inspections.AttachmentUpload:
+async def read_upload(upload: Any, n: int) -> inspections.AttachmentUpload:
     """The upload's bytes, read no further than one byte past the size limit (enough to
     tell it is too large); multipart parsing has already spooled it to a temporary file."""
     if isinstance(upload, bytes | str):  # a plain value where a file belongs
@@ -352,7 +352,7 @@ class InspectionMutations:
             inspection_id = inspection_id_of(input.inspection_id)
             files = []
             for n, a in enumerate(input.attachments):
-                read = await _read(a.file, n)
+                read = await read_upload(a.file, n)
                 files.append(inspections.AttachmentUpload(read.filename, read.data, a.sha256))
             inspection = await inspections.submit_report(
                 principal, inspection_id, input.result, input.findings, files

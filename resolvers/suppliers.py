@@ -2,11 +2,13 @@
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
 
+from models import config, investigations
 from models import suppliers as directory
 from models.enums import TradeAssuranceStatus, Verification
 from models.errors import DomainError
@@ -15,6 +17,9 @@ from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.money import Money
 from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
 from resolvers.scalars import CountryCode
+
+if TYPE_CHECKING:
+    from resolvers.investigations import Investigation, PenaltyPoints
 
 strawberry.enum(
     Verification,
@@ -52,6 +57,34 @@ class Supplier(relay.Node):
     rating: float = strawberry.field(description="Average buyer rating, 0 to 5 stars.")
     response_rate: int = strawberry.field(description="Share of inquiries answered, percent.")
     trade_assurance: TradeAssurance
+
+    @strawberry.field(
+        description="Penalty points (total and history): the supplier's own users and "
+        "mediators only; null for anyone else."
+    )
+    async def penalty_points(
+        self, info: Info
+    ) -> Annotated["PenaltyPoints", strawberry.lazy("resolvers.investigations")] | None:
+        from resolvers.investigations import penalty_points_of
+
+        own = await info.context.own_supplier_id()
+        if not investigations.may_see_supplier_record(info.context.principal, self.id, own):
+            return None
+        return await penalty_points_of(self.id, config.current().investigation_threshold_points)
+
+    @strawberry.field(
+        description="Investigations of this supplier, oldest first: its own users and "
+        "mediators only; empty for anyone else."
+    )
+    async def investigations(
+        self, info: Info
+    ) -> list[Annotated["Investigation", strawberry.lazy("resolvers.investigations")]]:
+        from resolvers.investigations import Investigation
+
+        own = await info.context.own_supplier_id()
+        if not investigations.may_see_supplier_record(info.context.principal, self.id, own):
+            return []
+        return [Investigation.of(i) for i in await investigations.investigations_of(self.id)]
 
     @classmethod
     def of(cls, s: directory.Supplier) -> "Supplier":

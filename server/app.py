@@ -31,7 +31,7 @@ from server.auth import AuthGate, token_from_connection_params
 from server.limits import BodySizeLimit
 from server.payments import install as install_payments
 from server.settings import Settings
-from server.uploads import MultipartPreflightGuard, attachment
+from server.uploads import MultipartPreflightGuard, attachment, complaint_attachment
 from server.ws_limits import WebSocketLimits
 
 log = logging.getLogger("trade_assurance")
@@ -161,6 +161,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route(
                 "/inspections/attachments/{attachment_id:int}",
                 AuthGate(request_response(attachment)),
+                methods=["GET"],
+            ),
+            Route(
+                "/complaints/attachments/{attachment_id:int}",
+                AuthGate(request_response(complaint_attachment)),
                 methods=["GET"],
             ),
             Route("/healthz", healthz),

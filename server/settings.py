@@ -147,6 +147,15 @@ class Settings:
                     "TA_UPLOAD_MAX_FILE_BYTES", defaults.attachment_max_bytes
                 ),
                 attachment_max_files=_int("TA_UPLOAD_MAX_FILES", defaults.attachment_max_files),
+                penalty_points_resolved=_int(
+                    "TA_PENALTY_POINTS_RESOLVED", defaults.penalty_points_resolved
+                ),
+                penalty_points_uncooperative=_int(
+                    "TA_PENALTY_POINTS_UNCOOPERATIVE", defaults.penalty_points_uncooperative
+                ),
+                investigation_threshold_points=_int(
+                    "TA_INVESTIGATION_THRESHOLD_POINTS", defaults.investigation_threshold_points
+                ),
                 attachment_dir=defaults.attachment_dir,  # TA_UPLOAD_DIR or TA_DATA_DIR/uploads
             ),
             max_upload_request_bytes=_int("TA_UPLOAD_MAX_REQUEST_BYTES", 20_000_000),

@@ -1,5 +1,5 @@
 """File uploads at the edge: the CSRF guard on GraphQL multipart requests, and the
-authenticated download of inspection report attachments.
+authenticated download of inspection report attachments and complaint evidence files.
 
 Why the guard: a browser may send a `multipart/form-data` POST to another origin without
 a CORS preflight (it is a "simple request"), so a page on any site could submit forms to
@@ -12,13 +12,16 @@ multipart request must carry a header no HTML form can set — `Apollo-Require-P
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from models import inspections
+from models import inspections, investigations
+from models.accounts import Principal
 from models.errors import DomainError, ErrorCode
 from server.limits import is_multipart
 
@@ -69,12 +72,24 @@ async def attachment(request: Request) -> Response:
     and mediators (bearer token); 404 for anyone else. The bytes are checked against the
     SHA-256 recorded at upload first: a file changed or lost on disk is refused with 500
     ATTACHMENT_CORRUPTED, never served."""
+    return await _serve(request, inspections.open_attachment)
+
+
+async def complaint_attachment(request: Request) -> Response:
+    """GET /complaints/attachments/{id}: an evidence file, for the complaining buyer and
+    mediators; 404 for anyone else; checked like inspection files."""
+    return await _serve(request, investigations.open_attachment)
+
+
+async def _serve(
+    request: Request, open_file: Callable[[Principal, int], Awaitable[tuple[Any, bytes]]]
+) -> Response:
     principal = request.state.principal
     if principal is None:
         return _error(401, "UNAUTHENTICATED", "send 'Authorization: Bearer <token>'")
     raw = request.path_params["attachment_id"]
     try:
-        found, data = await inspections.open_attachment(principal, int(raw))
+        found, data = await open_file(principal, int(raw))
     except DomainError as e:
         status = 500 if e.code is ErrorCode.ATTACHMENT_CORRUPTED else 404
         return _error(status, e.code.value, e.message)
