@@ -43,6 +43,15 @@ class DomainConfig:
         ("LAND", 30),
         ("SEA", 45),
     )
+    # Disputes: the supplier answers within this many days; from then on the buyer may
+    # escalate; this many days after opening an unresolved dispute escalates by itself.
+    dispute_response_days: int = 3
+    dispute_escalation_after_days: int = 3
+    dispute_auto_escalation_days: int = 7
+    # Penalty points a dispute decided against the supplier carries: resolved with the
+    # supplier's cooperation, or without it (the supplier never answered).
+    penalty_points_resolved: int = 6
+    penalty_points_uncooperative: int = 48
     # Hard cap on `first` for every connection.
     max_page_size: int = 100
     # Minimum password length accepted at registration.
