@@ -19,6 +19,7 @@ from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 
 from resolvers.accounts import AccountMutations, AccountQueries
+from resolvers.disputes import DisputeMutations, DisputeQueries
 from resolvers.inspections import InspectionMutations, InspectionQueries
 from resolvers.live import LiveSubscriptions
 from resolvers.orders import OrderMutations, OrderQueries
@@ -40,6 +41,7 @@ def _query_type() -> type:
         OrderQueries,
         PaymentQueries,
         InspectionQueries,
+        DisputeQueries,
     ):
         node: relay.Node | None = relay.node(
             description="Any object by its global ID; null if it does not exist or is not yours."
@@ -56,6 +58,7 @@ class Mutation(
     OrderMutations,
     PaymentMutations,
     InspectionMutations,
+    DisputeMutations,
 ):
     pass
 
