@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,6 +50,8 @@ from models.tables import (
     OrderEvent,
     QualityRequirement,
 )
+
+log = logging.getLogger("trade_assurance.disputes")
 
 MAX_TEXT = 20_000
 OPEN_STATUSES = (DisputeStatus.OPEN.value, DisputeStatus.ESCALATED.value)
@@ -616,15 +619,23 @@ async def auto_escalate(dispute_id: int) -> bool:
 
 
 async def escalate_due(limit: int = 100) -> list[int]:
-    """Escalate every open dispute whose automatic escalation is due; their ids. Each in
-    its own short transaction (reads the index on `dispute_due_at`)."""
+    """Escalate every open dispute whose automatic escalation is due; the ids escalated.
+    Each in its own short transaction (the selection reads the index on
+    `dispute_due_at`); one that fails is logged and left for the next sweep."""
     rows = await (
         Dispute.select(Dispute.id)
         .where(Dispute.dispute_due_at.is_not_null() & (Dispute.dispute_due_at <= clock.now()))
         .order_by(Dispute.dispute_due_at)
         .limit(limit)
     )
-    return [int(r["id"]) for r in rows if await auto_escalate(int(r["id"]))]
+    done = []
+    for row in rows:
+        try:
+            if await auto_escalate(int(row["id"])):
+                done.append(int(row["id"]))
+        except Exception:
+            log.exception("escalating dispute %s failed", row["id"])
+    return done
 
 
 async def _on_decided_against_supplier(dispute: Dispute, *, cooperated: bool) -> None:

@@ -18,6 +18,7 @@ from models.enums import (
     DisputeReason,
     DisputeResponse,
     DisputeStatus,
+    Role,
 )
 from models.errors import DomainError, ErrorCode
 from models.inspections import AttachmentUpload
@@ -62,7 +63,7 @@ class AssessmentFinding:
 
 @strawberry.type(description="Evidence a party added: text, a file, or both.")
 class DisputeEvidence:
-    party: str = strawberry.field(description="BUYER or SUPPLIER.")
+    party: Role = strawberry.field(description="BUYER or SUPPLIER.")
     text: str
     filename: str | None
     content_type: str | None = strawberry.field(description="Recognised from the file's bytes.")
@@ -73,7 +74,7 @@ class DisputeEvidence:
     @classmethod
     def of(cls, e: EvidenceRow) -> "DisputeEvidence":
         return cls(
-            party=e.party,
+            party=Role(e.party),
             text=e.text,
             filename=e.filename,
             content_type=e.content_type,
