@@ -43,6 +43,11 @@ class DomainConfig:
         ("LAND", 30),
         ("SEA", 45),
     )
+    # Disputes: the supplier answers within this many days; from then on the buyer may
+    # escalate; this many days after opening an unresolved dispute escalates by itself.
+    dispute_response_days: int = 3
+    dispute_escalation_after_days: int = 3
+    dispute_auto_escalation_days: int = 7
     # Hard cap on `first` for every connection.
     max_page_size: int = 100
     # Minimum password length accepted at registration.

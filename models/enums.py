@@ -172,3 +172,54 @@ class InvestigationOutcome(enum.StrEnum):
     WARNING = "WARNING"
     LIMIT_REDUCED = "LIMIT_REDUCED"
     SUSPENDED = "SUSPENDED"
+
+
+class DisputeStatus(enum.StrEnum):
+    OPEN = "OPEN"  # the supplier answers, the parties negotiate
+    ESCALATED = "ESCALATED"  # a mediator decides
+    RESOLVED = "RESOLVED"
+
+
+class DisputeReason(enum.StrEnum):
+    LATE_SHIPMENT = "LATE_SHIPMENT"
+    QUALITY_NOT_AS_AGREED = "QUALITY_NOT_AS_AGREED"
+    NOT_AS_DESCRIBED = "NOT_AS_DESCRIBED"
+    QUANTITY_SHORT = "QUANTITY_SHORT"
+    NOT_RECEIVED = "NOT_RECEIVED"
+
+
+class DisputeResponse(enum.StrEnum):
+    ACCEPT = "ACCEPT"  # refund as asked
+    OFFER = "OFFER"  # a different refund, for the buyer to accept
+    REJECT = "REJECT"  # stays open for escalation
+
+
+class DisputeDecision(enum.StrEnum):
+    FULL_REFUND = "FULL_REFUND"
+    PARTIAL_REFUND = "PARTIAL_REFUND"
+    RELEASE_TO_SUPPLIER = "RELEASE_TO_SUPPLIER"
+
+
+class DisputeOutcome(enum.StrEnum):
+    SUPPLIER_ACCEPTED = "SUPPLIER_ACCEPTED"
+    OFFER_ACCEPTED = "OFFER_ACCEPTED"
+    FULL_REFUND = "FULL_REFUND"
+    PARTIAL_REFUND = "PARTIAL_REFUND"
+    RELEASE_TO_SUPPLIER = "RELEASE_TO_SUPPLIER"
+
+
+class AssessmentRule(enum.StrEnum):
+    """The published rejection rules a dispute is assessed against when it is opened."""
+
+    BEFORE_PAYMENT = "BEFORE_PAYMENT"
+    OUTSIDE_CLAIM_WINDOW = "OUTSIDE_CLAIM_WINDOW"
+    NO_QUALITY_STANDARD = "NO_QUALITY_STANDARD"
+    RAISED_AFTER_ARRIVAL_WITHOUT_INSPECTION = "RAISED_AFTER_ARRIVAL_WITHOUT_INSPECTION"
+    INSPECTION_PASSED = "INSPECTION_PASSED"
+    DELAY_ACCEPTED_IN_WRITING = "DELAY_ACCEPTED_IN_WRITING"
+    FREIGHT_OR_AFTER_SALES = "FREIGHT_OR_AFTER_SALES"
+
+
+class AssessmentEffect(enum.StrEnum):
+    BLOCKS = "BLOCKS"  # the dispute is refused
+    WEIGHS_AGAINST = "WEIGHS_AGAINST"  # stored; weighs in the mediator's decision

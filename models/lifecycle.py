@@ -16,7 +16,7 @@ import logging
 from models import clock, config, deadlines, events, idempotency, ledger, payments
 from models.accounts import Principal
 from models.db import write_transaction
-from models.enums import OrderStatus, PaymentStatus, Role, Scope, ShippingMethod
+from models.enums import DisputeStatus, OrderStatus, PaymentStatus, Role, Scope, ShippingMethod
 from models.errors import DomainError, ErrorCode
 from models.money import Money
 from models.orders import (
@@ -26,7 +26,7 @@ from models.orders import (
     succeeded_minor,
     supplier_company,
 )
-from models.tables import Order, Payment, Refund
+from models.tables import Dispute, Order, Payment, Refund
 
 log = logging.getLogger("trade_assurance.lifecycle")
 
@@ -232,11 +232,38 @@ async def claim_late_shipment_refund(
 # --- the scheduler's transitions ------------------------------------------------------
 
 
-def has_open_dispute(order_id: int) -> bool:
-    """Whether a dispute on the order is open (it stops the automatic release).
-    Disputes do not exist yet: the one place that will ask them."""
-    del order_id
-    return False
+async def has_open_dispute(order_id: int) -> bool:
+    """Whether a dispute on the order is open or escalated (it stops the automatic
+    release: the dispute's outcome decides the money)."""
+    return bool(
+        await Dispute.exists().where(
+            (Dispute.order == order_id)
+            & Dispute.status.is_in([DisputeStatus.OPEN.value, DisputeStatus.ESCALATED.value])
+        )
+    )
+
+
+async def release_held_and_complete(
+    order: Order, *, kind: str, actor: events.Actor, why: str = ""
+) -> int:
+    """Release what escrow still holds for the (locked) order to its supplier and complete
+    it, with its event; the amount released. Call inside the write transaction."""
+    now = clock.now()
+    held = await ledger.held(order.id)
+    if held > 0:
+        supplier = await supplier_company(order.supplier)
+        await ledger.post_release(order.id, supplier, order.currency, held, now)
+    old = order.status
+    order.status = OrderStatus.COMPLETED.value
+    order.completed_at = now
+    order.next_deadline_at = None
+    order.updated_at = now
+    await order.save([Order.status, Order.completed_at, Order.next_deadline_at, Order.updated_at])
+    await events.record(
+        order.id, kind, old_status=old, new_status=order.status, actor=actor, at=now,
+        reason=f"{why}{Money(held, order.currency)} released to the supplier",
+    )  # fmt: skip
+    return held
 
 
 async def cancel_unpaid(order_id: int) -> str | None:
@@ -315,27 +342,13 @@ async def release_after_claim_window(order_id: int) -> str | None:
         ends = order.claim_window_ends_at
         if order.status != OrderStatus.RECEIVED.value or ends is None or ends > now:
             return None
-        if has_open_dispute(order.id):
-            order.next_deadline_at = None  # the dispute's outcome decides the money
+        if await has_open_dispute(order.id):
+            # Frozen: the dispute's outcome decides the money; resolving it schedules
+            # the release again (models/disputes.py).
+            order.next_deadline_at = None
             await order.save([Order.next_deadline_at])
             return None
-        held = await ledger.held(order.id)
-        if held > 0:
-            supplier = await supplier_company(order.supplier)
-            await ledger.post_release(order.id, supplier, order.currency, held, now)
-        old = order.status
-        order.status = OrderStatus.COMPLETED.value
-        order.completed_at = now
-        order.next_deadline_at = None
-        order.updated_at = now
-        await order.save(
-            [Order.status, Order.completed_at, Order.next_deadline_at, Order.updated_at]
-        )
-        await events.record(
-            order.id, "CLAIM_WINDOW_ENDED", old_status=old, new_status=order.status,
-            actor=events.SCHEDULER, at=now,
-            reason=f"{Money(held, order.currency)} released to the supplier",
-        )  # fmt: skip
+        await release_held_and_complete(order, kind="CLAIM_WINDOW_ENDED", actor=events.SCHEDULER)
     return order.status
 
 

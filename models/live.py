@@ -138,8 +138,11 @@ class Hub:
 
     async def _follow(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that races its timeout, and stop() would wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.catch_up()
@@ -179,7 +182,8 @@ class Hub:
                 self.wake()  # catch up on whatever was committed while we were away
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), 5.0)
+                        async with asyncio.timeout(5.0):
+                            await lost.wait()
                     if not lost.is_set():  # a quiet connection may be dead: probe it
                         await connection.fetchval("SELECT 1", timeout=5.0)
             except asyncio.CancelledError:

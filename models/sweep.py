@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Collection
 from typing import Any
 
-from models import clock, lifecycle
+from models import clock, disputes, lifecycle
 from models.db import is_postgres, write_transaction
 from models.enums import ApplicationStatus
 from models.tables import Order, TradeAssuranceApplication
@@ -34,6 +34,7 @@ class SweepReport:
     skipped: int = 0  # due orders another sweeper had enforced, or deferred
     failed: list[int] = dataclasses.field(default_factory=list)  # left for the next sweep
     applications_flagged: list[int] = dataclasses.field(default_factory=list)
+    disputes_escalated: list[int] = dataclasses.field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -45,6 +46,7 @@ class SweepReport:
         if self.failed:
             out.append(f"orders failed (left for the next sweep): {self.failed}")
         out.append(f"applications flagged for review: {len(self.applications_flagged)}")
+        out.append(f"disputes escalated: {len(self.disputes_escalated)}")
         return out
 
 
@@ -113,6 +115,14 @@ async def flag_overdue_applications() -> list[int]:
     return flagged
 
 
+async def _escalate_disputes() -> list[int]:
+    """Open disputes past their automatic escalation time, each escalated once."""
+    escalated: list[int] = []
+    while batch := await disputes.escalate_due():
+        escalated.extend(batch)
+    return escalated
+
+
 async def run_sweep(*, max_orders: int | None = None, batch: int = BATCH) -> SweepReport:
     """One sweep: every due order (up to `max_orders`), then the application queue.
 
@@ -146,6 +156,7 @@ async def run_sweep(*, max_orders: int | None = None, batch: int = BATCH) -> Swe
                 report.enforced[new_status] += 1
     report.failed = sorted(failed)
     report.applications_flagged = await flag_overdue_applications()
-    if report.total or report.applications_flagged or report.failed:
+    report.disputes_escalated = await _escalate_disputes()
+    if report.total or report.applications_flagged or report.failed or report.disputes_escalated:
         log.info("deadline sweep: %s", "; ".join(report.lines()))
     return report

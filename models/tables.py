@@ -274,6 +274,63 @@ class InspectionAttachment(Table):
     created_at = Timestamptz()
 
 
+class Dispute(Table):
+    """A buyer's dispute on an order: the claim, its assessment against the published
+    rules, the supplier's answer, escalation and the mediator's decision (issue 5)."""
+
+    id = Serial(primary_key=True)
+    order = ForeignKey(Order, null=False, index=True, on_delete=OnDelete.restrict)
+    opened_by = ForeignKey(UserAccount, null=True, default=None)
+    # OPEN (supplier answers / parties negotiate), ESCALATED (a mediator decides), RESOLVED
+    status = Varchar(length=16, index=True)
+    reason = Varchar(length=32)
+    description = Text(default="")
+    currency = Varchar(length=3)
+    requested_minor = BigInt()
+    delay_accepted_in_writing = Boolean(default=False)
+    concerns_freight_or_after_sales = Boolean(default=False)
+    assessment = Text(default="[]")  # JSON: [{"rule", "effect", "reason"}]
+    opened_at = Timestamptz()
+    response_due_at = Timestamptz()
+    escalation_allowed_at = Timestamptz()
+    auto_escalation_at = Timestamptz()
+    # While OPEN: when the sweep escalates it (None otherwise); the sweep's selection
+    # reads the index on it.
+    dispute_due_at = Timestamptz(null=True, default=None, index=True)
+    # The supplier's answer: ACCEPT, OFFER or REJECT
+    supplier_response = Varchar(length=8, null=True, default=None)
+    supplier_response_text = Text(default="")
+    offered_minor = BigInt(null=True, default=None)
+    responded_at = Timestamptz(null=True, default=None)
+    escalated_at = Timestamptz(null=True, default=None)
+    escalated_automatically = Boolean(default=False)
+    supplier_cooperated = Boolean(null=True, default=None)  # set at escalation
+    # How it ended: SUPPLIER_ACCEPTED, OFFER_ACCEPTED, FULL_REFUND, PARTIAL_REFUND,
+    # RELEASE_TO_SUPPLIER
+    outcome = Varchar(length=24, null=True, default=None)
+    refunded_minor = BigInt(null=True, default=None)
+    decision_reason = Text(default="")
+    decided_by = ForeignKey(UserAccount, null=True, default=None)
+    inspection_fee_refunded = Boolean(default=False)
+    resolved_at = Timestamptz(null=True, default=None)
+
+
+class DisputeEvidence(Table):
+    """Text or a file (stored like inspection attachments, named by SHA-256) that a
+    party adds to a dispute."""
+
+    id = Serial(primary_key=True)
+    dispute = ForeignKey(Dispute, null=False, index=True, on_delete=OnDelete.restrict)
+    party = Varchar(length=16, choices=Role)  # BUYER or SUPPLIER
+    added_by = ForeignKey(UserAccount, null=True, default=None)
+    text = Text(default="")
+    filename = Varchar(length=200, null=True, default=None)
+    content_type = Varchar(length=64, null=True, default=None)
+    size_bytes = BigInt(null=True, default=None)
+    sha256 = Varchar(length=64, null=True, default=None)
+    created_at = Timestamptz()
+
+
 class Payment(Table):
     id = Serial(primary_key=True)
     order = ForeignKey(Order, null=False, index=True, on_delete=OnDelete.restrict)
@@ -464,4 +521,6 @@ ALL_TABLES: list[type[Table]] = [
     Complaint,
     SupplierEvent,
     ComplaintAttachment,
+    Dispute,
+    DisputeEvidence,
 ]

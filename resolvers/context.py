@@ -8,12 +8,23 @@ from graphql import GraphQLError
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
-from models import accounts, inspections, ledger, orders, payments, suppliers, trade_assurance
+from models import (
+    accounts,
+    disputes,
+    inspections,
+    ledger,
+    orders,
+    payments,
+    suppliers,
+    trade_assurance,
+)
 from models.accounts import Principal
 from models.live import Hub
 from models.suppliers import Supplier
 from models.tables import (
     Company,
+    Dispute,
+    DisputeEvidence,
     Inspection,
     InspectionAttachment,
     OrderEvent,
@@ -94,6 +105,12 @@ class Context:
         )
         self.inspection_payments: DataLoader[int, list[Payment]] = batch(
             inspections.fee_payments_of, list, self.cache
+        )
+        self.order_dispute: DataLoader[int, Dispute | None] = batch(
+            disputes.latest_of, lambda: None, self.cache
+        )
+        self.dispute_evidence: DataLoader[int, list[DisputeEvidence]] = batch(
+            disputes.evidence_of, list, self.cache
         )
 
     def require_principal(self) -> Principal:

@@ -25,6 +25,7 @@ from resolvers.scalars import CountryCode, CurrencyCode
 from resolvers.suppliers import Supplier
 
 if TYPE_CHECKING:
+    from resolvers.disputes import Dispute
     from resolvers.inspections import Inspection
     from resolvers.payments import Payment
 
@@ -305,6 +306,15 @@ class Order(relay.Node):
         from resolvers.inspections import Inspection
 
         return [Inspection.of(i) for i in await info.context.order_inspections.load(self.row.id)]
+
+    @strawberry.field(description="The order's latest dispute, if any.")
+    async def dispute(
+        self, info: Info
+    ) -> Annotated["Dispute", strawberry.lazy("resolvers.disputes")] | None:
+        from resolvers.disputes import Dispute
+
+        found = await info.context.order_dispute.load(self.row.id)
+        return Dispute.of(found) if found is not None else None
 
     @strawberry.field(description="The timeline: every state change and money movement.")
     async def events(self, info: Info) -> list[OrderEvent]:

@@ -19,6 +19,7 @@ from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 
 from resolvers.accounts import AccountMutations, AccountQueries
+from resolvers.disputes import DisputeMutations, DisputeQueries
 from resolvers.inspections import InspectionMutations, InspectionQueries
 from resolvers.investigations import InvestigationMutations, InvestigationQueries
 from resolvers.live import LiveSubscriptions
@@ -42,6 +43,7 @@ def _query_type() -> type:
         PaymentQueries,
         InspectionQueries,
         InvestigationQueries,
+        DisputeQueries,
     ):
         node: relay.Node | None = relay.node(
             description="Any object by its global ID; null if it does not exist or is not yours."
@@ -59,6 +61,7 @@ class Mutation(
     PaymentMutations,
     InspectionMutations,
     InvestigationMutations,
+    DisputeMutations,
 ):
     pass
 

@@ -138,6 +138,15 @@ class Settings:
                 exchange_rates=_rates(os.environ.get("TA_EXCHANGE_RATES"))
                 or defaults.exchange_rates,
                 claim_window_days=_int("TA_CLAIM_WINDOW_DAYS", defaults.claim_window_days),
+                dispute_response_days=_int(
+                    "TA_DISPUTE_RESPONSE_DAYS", defaults.dispute_response_days
+                ),
+                dispute_escalation_after_days=_int(
+                    "TA_DISPUTE_ESCALATION_AFTER_DAYS", defaults.dispute_escalation_after_days
+                ),
+                dispute_auto_escalation_days=_int(
+                    "TA_DISPUTE_AUTO_ESCALATION_DAYS", defaults.dispute_auto_escalation_days
+                ),
                 auto_receipt_days=_method_days(os.environ.get("TA_AUTO_RECEIPT_DAYS"))
                 or defaults.auto_receipt_days,
                 inspection_fee_minor=_int(

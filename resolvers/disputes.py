@@ -1,0 +1,429 @@
+"""Disputes: opening (with its assessment and evidence), the supplier's answer, the
+buyer's acceptance of an offer, escalation, the mediator's decision; and the reads."""
+
+import datetime as dt
+from collections.abc import Iterable
+
+import strawberry
+from graphql import GraphQLError
+from strawberry import relay
+from strawberry.file_uploads import Upload
+
+from models import disputes
+from models.enums import (
+    AssessmentEffect,
+    AssessmentRule,
+    DisputeDecision,
+    DisputeOutcome,
+    DisputeReason,
+    DisputeResponse,
+    DisputeStatus,
+    Role,
+)
+from models.errors import DomainError, ErrorCode
+from models.inspections import AttachmentUpload
+from models.tables import Dispute as DisputeRow
+from models.tables import DisputeEvidence as EvidenceRow
+from resolvers.context import Info
+from resolvers.errors import UserError, decode_id, failed, row_id
+from resolvers.inspections import read_upload
+from resolvers.money import Money, MoneyInput
+from resolvers.orders import Order, _money_, order_id_of
+from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
+from resolvers.payments import _fresh_order
+
+strawberry.enum(
+    DisputeStatus,
+    description="OPEN while the supplier answers and the parties negotiate; ESCALATED when "
+    "a mediator decides; RESOLVED.",
+)
+strawberry.enum(DisputeReason, description="What the buyer's claim is about.")
+strawberry.enum(
+    DisputeResponse,
+    description="The supplier's answer: ACCEPT (refund as asked), OFFER (another refund), "
+    "REJECT (open for escalation).",
+)
+strawberry.enum(DisputeDecision, description="A mediator's decision on an escalated dispute.")
+strawberry.enum(DisputeOutcome, description="How a dispute ended.")
+strawberry.enum(
+    AssessmentRule, description="A published rejection rule a dispute is assessed against."
+)
+strawberry.enum(
+    AssessmentEffect,
+    description="BLOCKS: the dispute is refused; WEIGHS_AGAINST: it weighs in the decision.",
+)
+
+
+@strawberry.type(description="One rule that applies to a dispute, found when it was opened.")
+class AssessmentFinding:
+    rule: AssessmentRule
+    effect: AssessmentEffect
+    reason: str
+
+
+@strawberry.type(description="Evidence a party added: text, a file, or both.")
+class DisputeEvidence:
+    party: Role = strawberry.field(description="BUYER or SUPPLIER.")
+    text: str
+    filename: str | None
+    content_type: str | None = strawberry.field(description="Recognised from the file's bytes.")
+    size: int | None = strawberry.field(description="In bytes.")
+    sha256: str | None = strawberry.field(description="Hex SHA-256 of the file.")
+    added_at: dt.datetime
+
+    @classmethod
+    def of(cls, e: EvidenceRow) -> "DisputeEvidence":
+        return cls(
+            party=Role(e.party),
+            text=e.text,
+            filename=e.filename,
+            content_type=e.content_type,
+            size=e.size_bytes,
+            sha256=e.sha256,
+            added_at=e.created_at,
+        )
+
+
+@strawberry.type(description="A buyer's dispute on an order.")
+class Dispute(relay.Node):
+    id: relay.NodeID[int]
+    status: DisputeStatus
+    reason: DisputeReason
+    description: str
+    requested_refund: Money
+    assessment: list[AssessmentFinding] = strawberry.field(
+        description="The rules that weigh against the claim, found when it was opened."
+    )
+    concerns_freight_or_after_sales: bool
+    delay_accepted_in_writing: bool
+    opened_at: dt.datetime
+    response_due_at: dt.datetime = strawberry.field(description="The supplier answers by then.")
+    escalation_allowed_at: dt.datetime = strawberry.field(
+        description="The buyer may escalate from then."
+    )
+    auto_escalation_at: dt.datetime = strawberry.field(
+        description="Still open then: escalated automatically."
+    )
+    supplier_response: DisputeResponse | None
+    supplier_response_text: str
+    offered_refund: Money | None
+    responded_at: dt.datetime | None
+    escalated_at: dt.datetime | None
+    escalated_automatically: bool
+    supplier_cooperated: bool | None = strawberry.field(
+        description="Set at escalation: whether the supplier answered in time."
+    )
+    outcome: DisputeOutcome | None
+    refunded: Money | None = strawberry.field(description="What the outcome gave back.")
+    decision_reason: str | None
+    inspection_fee_refunded: bool
+    resolved_at: dt.datetime | None
+    row: strawberry.Private[DisputeRow]
+
+    @classmethod
+    def of(cls, d: DisputeRow) -> "Dispute":
+        c = d.currency
+        return cls(
+            id=d.id,
+            status=DisputeStatus(d.status),
+            reason=DisputeReason(d.reason),
+            description=d.description,
+            requested_refund=_money_(d.requested_minor, c),
+            assessment=[
+                AssessmentFinding(rule=f.rule, effect=f.effect, reason=f.reason)
+                for f in disputes.findings_of(d)
+            ],
+            concerns_freight_or_after_sales=d.concerns_freight_or_after_sales,
+            delay_accepted_in_writing=d.delay_accepted_in_writing,
+            opened_at=d.opened_at,
+            response_due_at=d.response_due_at,
+            escalation_allowed_at=d.escalation_allowed_at,
+            auto_escalation_at=d.auto_escalation_at,
+            supplier_response=DisputeResponse(d.supplier_response) if d.supplier_response else None,
+            supplier_response_text=d.supplier_response_text,
+            offered_refund=_money_(d.offered_minor, c) if d.offered_minor is not None else None,
+            responded_at=d.responded_at,
+            escalated_at=d.escalated_at,
+            escalated_automatically=d.escalated_automatically,
+            supplier_cooperated=d.supplier_cooperated,
+            outcome=DisputeOutcome(d.outcome) if d.outcome else None,
+            refunded=_money_(d.refunded_minor, c) if d.refunded_minor is not None else None,
+            decision_reason=d.decision_reason or None,
+            inspection_fee_refunded=d.inspection_fee_refunded,
+            resolved_at=d.resolved_at,
+            row=d,
+        )
+
+    @strawberry.field(description="Text and files from both parties, oldest first.")
+    async def evidence(self, info: Info) -> list[DisputeEvidence]:
+        return [
+            DisputeEvidence.of(e) for e in await info.context.dispute_evidence.load(self.row.id)
+        ]
+
+    @strawberry.field(description="The order the dispute is about.")
+    async def order(self, info: Info) -> Order | None:
+        return await _fresh_order(info, self.row.order)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list["Dispute | None"]:
+        ids = [row_id(i) for i in node_ids]
+        principal = info.context.principal
+        found = await disputes.get_disputes(principal, ids) if principal else {}
+        return [cls.of(found[i]) if i in found else None for i in ids]
+
+
+@strawberry.type
+class DisputeConnection(relay.Connection[Dispute]):
+    pass
+
+
+@strawberry.input
+class DisputeFilter:
+    status: DisputeStatus | None = None
+    escalated: bool | None = strawberry.field(
+        default=None, description="Escalated at some point (true) or never (false)."
+    )
+    overdue: bool = strawberry.field(
+        default=False,
+        description="Open, and unanswered past the response time or past automatic "
+        "escalation (not yet enforced).",
+    )
+
+
+@strawberry.type
+class DisputeQueries:
+    @strawberry.field(
+        description="One dispute, if you are its order's buyer, supplier or a mediator."
+    )
+    async def dispute(self, info: Info, id: relay.GlobalID) -> Dispute | None:
+        principal = info.context.require_principal()
+        dispute_id = row_id(id.node_id) if id.type_name == "Dispute" else -1
+        found = await disputes.get_disputes(principal, [dispute_id])
+        return Dispute.of(found[dispute_id]) if dispute_id in found else None
+
+    @strawberry.field(
+        description="Disputes newest first: all of them for mediators, those of your "
+        "orders otherwise."
+    )
+    async def disputes(
+        self,
+        info: Info,
+        filter: DisputeFilter | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> DisputeConnection:
+        principal = info.context.require_principal()
+        check_first(first)
+        flt = filter or DisputeFilter()
+        try:
+            rows, has_next = await disputes.list_disputes(
+                principal,
+                status=flt.status,
+                escalated=flt.escalated,
+                overdue=flt.overdue,
+                first=first,
+                after_id=decode_cursor("dispute", after),
+            )
+        except DomainError as e:
+            raise GraphQLError(e.message, extensions={"code": e.code.value}) from None
+        edges = [
+            relay.Edge(node=Dispute.of(d), cursor=encode_cursor("dispute", d.id)) for d in rows
+        ]
+        return DisputeConnection(
+            edges=edges,
+            page_info=page_info(edges, has_next=has_next, has_previous=after is not None),
+        )
+
+
+@strawberry.input(description="Evidence: text, a file with its checksum, or both.")
+class EvidenceInput:
+    text: str = ""
+    file: Upload | None = strawberry.field(
+        default=None,
+        description="A multipart upload (PDF, JPEG or PNG; the same limits as inspection reports).",
+    )
+    sha256: str | None = strawberry.field(
+        default=None, description="Hex SHA-256 of the file; a mismatch refuses the request."
+    )
+
+
+@strawberry.input
+class OpenDisputeInput:
+    order_id: relay.GlobalID
+    reason: DisputeReason
+    requested_refund: MoneyInput = strawberry.field(
+        description="At most what was paid, is covered and escrow still holds."
+    )
+    description: str
+    evidence: list[EvidenceInput] = strawberry.field(default_factory=list)
+    delay_accepted_in_writing: bool = strawberry.field(
+        default=False, description="The buyer accepted the delay in writing (weighs against)."
+    )
+    concerns_freight_or_after_sales: bool = strawberry.field(
+        default=False,
+        description="The claim is about freight, port costs or after-sales (weighs against).",
+    )
+    idempotency_key: str
+
+
+@strawberry.input
+class RespondToDisputeInput:
+    dispute_id: relay.GlobalID
+    response: DisputeResponse
+    offered_refund: MoneyInput | None = strawberry.field(
+        default=None, description="With OFFER: less than the refund asked for."
+    )
+    text: str = ""
+    evidence: list[EvidenceInput] = strawberry.field(default_factory=list)
+    idempotency_key: str
+
+
+@strawberry.input
+class AcceptDisputeOfferInput:
+    dispute_id: relay.GlobalID
+    idempotency_key: str
+
+
+@strawberry.input
+class EscalateDisputeInput:
+    dispute_id: relay.GlobalID
+
+
+@strawberry.input
+class ResolveDisputeInput:
+    dispute_id: relay.GlobalID
+    decision: DisputeDecision
+    amount: MoneyInput | None = strawberry.field(
+        default=None, description="With PARTIAL_REFUND: at most what escrow holds."
+    )
+    refund_inspection_fee: bool = strawberry.field(
+        default=False, description="Inspection fees still held go back to the buyer."
+    )
+    reason: str
+    idempotency_key: str
+
+
+@strawberry.type
+class DisputePayload:
+    dispute: Dispute | None = None
+    order: Order | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+def dispute_id_of(gid: relay.GlobalID) -> int:
+    return decode_id(gid, "Dispute", "disputeId")
+
+
+async def _evidence(items: list[EvidenceInput]) -> list[disputes.Evidence]:
+    out = []
+    for n, e in enumerate(items):
+        if e.file is None:
+            out.append(disputes.Evidence(e.text))
+            continue
+        if e.sha256 is None:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT, "a file travels with its sha256", f"evidence.{n}.sha256"
+            )
+        read = await read_upload(e.file, n)
+        out.append(disputes.Evidence(e.text, AttachmentUpload(read.filename, read.data, e.sha256)))
+    return out
+
+
+async def _payload(info: Info, dispute: DisputeRow) -> DisputePayload:
+    return DisputePayload(
+        dispute=Dispute.of(dispute), order=await _fresh_order(info, dispute.order)
+    )
+
+
+@strawberry.type
+class DisputeMutations:
+    @strawberry.mutation(
+        description="The buyer opens a dispute: after a missed shipping deadline, after a "
+        "failed inspection, or within the claim window after receipt. Assessed at once; "
+        "freezes the automatic release."
+    )
+    async def open_dispute(self, info: Info, input: OpenDisputeInput) -> DisputePayload:
+        principal = info.context.require_principal()
+        try:
+            dispute = await disputes.open_dispute(
+                principal,
+                order_id_of(input.order_id),
+                reason=input.reason,
+                requested=input.requested_refund.to_domain("requestedRefund"),
+                description=input.description,
+                evidence=await _evidence(input.evidence),
+                delay_accepted_in_writing=input.delay_accepted_in_writing,
+                concerns_freight_or_after_sales=input.concerns_freight_or_after_sales,
+                idempotency_key=input.idempotency_key,
+            )
+        except DomainError as e:
+            return failed(DisputePayload, e)
+        return await _payload(info, dispute)
+
+    @strawberry.mutation(
+        description="The supplier answers within the response time: ACCEPT (refunded as "
+        "asked, resolved), OFFER (another refund for the buyer to accept) or REJECT."
+    )
+    async def respond_to_dispute(self, info: Info, input: RespondToDisputeInput) -> DisputePayload:
+        principal = info.context.require_principal()
+        try:
+            dispute = await disputes.respond_to_dispute(
+                principal,
+                dispute_id_of(input.dispute_id),
+                input.response,
+                offered=input.offered_refund.to_domain("offeredRefund")
+                if input.offered_refund
+                else None,
+                text=input.text,
+                evidence=await _evidence(input.evidence),
+                idempotency_key=input.idempotency_key,
+            )
+        except DomainError as e:
+            return failed(DisputePayload, e)
+        return await _payload(info, dispute)
+
+    @strawberry.mutation(description="The buyer accepts the supplier's offer; resolved.")
+    async def accept_dispute_offer(
+        self, info: Info, input: AcceptDisputeOfferInput
+    ) -> DisputePayload:
+        principal = info.context.require_principal()
+        try:
+            dispute = await disputes.accept_dispute_offer(
+                principal, dispute_id_of(input.dispute_id), idempotency_key=input.idempotency_key
+            )
+        except DomainError as e:
+            return failed(DisputePayload, e)
+        return await _payload(info, dispute)
+
+    @strawberry.mutation(
+        description="The buyer hands an open dispute to a mediator (from escalationAllowedAt)."
+    )
+    async def escalate_dispute(self, info: Info, input: EscalateDisputeInput) -> DisputePayload:
+        principal = info.context.require_principal()
+        try:
+            dispute = await disputes.escalate_dispute(principal, dispute_id_of(input.dispute_id))
+        except DomainError as e:
+            return failed(DisputePayload, e)
+        return await _payload(info, dispute)
+
+    @strawberry.mutation(
+        description="A mediator decides an escalated dispute: FULL_REFUND (all escrow holds), "
+        "PARTIAL_REFUND (amount) or RELEASE_TO_SUPPLIER (the order completes)."
+    )
+    async def resolve_dispute(self, info: Info, input: ResolveDisputeInput) -> DisputePayload:
+        principal = info.context.require_principal()
+        try:
+            dispute = await disputes.resolve_dispute(
+                principal,
+                dispute_id_of(input.dispute_id),
+                input.decision,
+                amount=input.amount.to_domain("amount") if input.amount else None,
+                refund_inspection_fee=input.refund_inspection_fee,
+                reason=input.reason,
+                idempotency_key=input.idempotency_key,
+            )
+        except DomainError as e:
+            return failed(DisputePayload, e)
+        return await _payload(info, dispute)

@@ -1,0 +1,264 @@
+"""Disputes over the API (gql client), with the clock moved: accepted, offer accepted,
+escalated by the buyer and by the sweep, decided each way; the assessment and deadlines
+as both parties and mediators see them; refusals as data; evidence files (multipart)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from models import clock, ledger, lifecycle, payments, sweep
+from models.enums import PaymentMethod
+from models.money import Money
+from models.tables import Order
+from server.payments.sandbox import CARD_SUCCEEDS
+from tests import factories
+from tests.api import Api, bearer, gid
+
+pytest_plugins = ("tests.api_plugin",)
+
+MONEY = "{ amount currency }"
+ERRORS = "errors { code field }"
+DISPUTE = f"""id status reason description requestedRefund {MONEY}
+  assessment {{ rule effect reason }}
+  responseDueAt escalationAllowedAt autoEscalationAt
+  supplierResponse supplierResponseText offeredRefund {MONEY} respondedAt
+  escalatedAt escalatedAutomatically supplierCooperated
+  outcome refunded {MONEY} decisionReason inspectionFeeRefunded resolvedAt
+  evidence {{ party text filename contentType size sha256 }}"""
+ORDER = f"id status money {{ held {MONEY} released {MONEY} refunded {MONEY} }}"
+PAYLOAD = f"dispute {{ {DISPUTE} }} order {{ {ORDER} }} {ERRORS}"
+OPEN = f"""mutation($input: OpenDisputeInput!) {{ openDispute(input: $input) {{ {PAYLOAD} }} }}"""
+RESPOND = f"""mutation($input: RespondToDisputeInput!) {{
+  respondToDispute(input: $input) {{ {PAYLOAD} }} }}"""
+ACCEPT_OFFER = f"""mutation($id: ID!, $key: String!) {{
+  acceptDisputeOffer(input: {{disputeId: $id, idempotencyKey: $key}}) {{ {PAYLOAD} }} }}"""
+ESCALATE = f"""mutation($id: ID!) {{
+  escalateDispute(input: {{disputeId: $id}}) {{ {PAYLOAD} }} }}"""
+RESOLVE = f"""mutation($input: ResolveDisputeInput!) {{
+  resolveDispute(input: $input) {{ {PAYLOAD} }} }}"""
+ORDER_DISPUTE = f"query($id: ID!) {{ order(id: $id) {{ status dispute {{ {DISPUTE} }} }} }}"
+NODE = "query($id: ID!) { node(id: $id) { ... on Dispute { id status } } }"
+LIST = """query($filter: DisputeFilter, $after: String) {
+  disputes(filter: $filter, first: 1, after: $after) {
+    edges { node { id status } } pageInfo { hasNextPage endCursor } } }"""
+PDF = b"%PDF-1.7\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
+
+
+@pytest.fixture(autouse=True)
+def long_lived_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TA_TOKEN_TTL_HOURS", str(24 * 365))
+
+
+@pytest.fixture(autouse=True)
+async def books_balance() -> AsyncIterator[None]:
+    yield
+    assert await ledger.check() == []
+
+
+def usd(amount: str) -> dict[str, str]:
+    return {"amount": amount, "currency": "USD"}
+
+
+async def received() -> tuple[factories.Actor, factories.Actor, Order]:
+    b, s, order = await factories.confirmed_order()
+    result = await payments.pay_order(
+        b.principal, order.id, Money(3_000_00, "USD"), PaymentMethod.CARD,
+        idempotency_key="pay", source=CARD_SUCCEEDS,
+    )  # fmt: skip
+    assert result.error is None
+    await lifecycle.ship_order(
+        s.principal, order.id, lifecycle.Shipment("Maersk", "MAEU1", clock.now())
+    )
+    await lifecycle.confirm_receipt(b.principal, order.id)
+    return b, s, order
+
+
+async def open_dispute(
+    api: Api, token: str, order: Order, amount: str = "1000.00", **extra: Any
+) -> dict[str, Any]:
+    variables = {
+        "input": {
+            "orderId": gid("Order", order.id),
+            "reason": "QUALITY_NOT_AS_AGREED",
+            "requestedRefund": usd(amount),
+            "description": "Luminous flux 2900 lm, 3600 lm agreed",
+            "evidence": [{"text": "Lab report attached to the order chat"}],
+            "idempotencyKey": "open",
+            **extra,
+        }
+    }
+    result: dict[str, Any] = (await api.data(OPEN, variables, token))["openDispute"]
+    return result
+
+
+async def test_opened_accepted_and_visible_to_everyone(
+    api: Api, frozen_clock: clock.FrozenClock
+) -> None:
+    b, s, order = await received()
+    stranger = await factories.buyer()
+    mediator = await factories.staff()
+    refused = await open_dispute(api, stranger.token, order)
+    assert refused == {"dispute": None, "order": None, "errors": [
+        {"code": "NOT_FOUND", "field": "orderId"}]}  # fmt: skip
+    too_much = await open_dispute(api, b.token, order, amount="3000.01")
+    assert too_much["errors"] == [{"code": "REFUND_ABOVE_COVERED", "field": "requestedRefund"}]
+    opened = await open_dispute(api, b.token, order, concernsFreightOrAfterSales=True)
+    assert opened["errors"] == []
+    d = opened["dispute"]
+    assert (d["status"], d["requestedRefund"]) == ("OPEN", usd("1000.00"))
+    assert [(f["rule"], f["effect"]) for f in d["assessment"]] == [
+        ("RAISED_AFTER_ARRIVAL_WITHOUT_INSPECTION", "WEIGHS_AGAINST"),
+        ("FREIGHT_OR_AFTER_SALES", "WEIGHS_AGAINST"),
+    ]
+    assert d["responseDueAt"] == "2026-11-30T12:00:00+00:00"
+    assert d["escalationAllowedAt"] == "2026-11-30T12:00:00+00:00"
+    assert d["autoEscalationAt"] == "2026-12-04T12:00:00+00:00"
+    assert d["evidence"][0]["party"] == "BUYER"
+    second = await open_dispute(api, b.token, order, idempotencyKey="again")
+    assert second["errors"] == [{"code": "DISPUTE_ALREADY_OPEN", "field": "orderId"}]
+    # Both parties and mediators see it (on the order and as a node); strangers do not.
+    for token in (b.token, s.token, mediator.token):
+        seen = (await api.data(ORDER_DISPUTE, {"id": gid("Order", order.id)}, token))["order"]
+        assert seen["dispute"] == d
+        assert (await api.data(NODE, {"id": d["id"]}, token))["node"]["status"] == "OPEN"
+    assert (await api.data(NODE, {"id": d["id"]}, stranger.token))["node"] is None
+
+    respond = {"disputeId": d["id"], "response": "ACCEPT", "idempotencyKey": "answer"}
+    by_buyer = (await api.data(RESPOND, {"input": respond}, b.token))["respondToDispute"]
+    assert by_buyer["errors"] == [{"code": "NOT_DISPUTE_SUPPLIER", "field": "disputeId"}]
+    done = (await api.data(RESPOND, {"input": respond}, s.token))["respondToDispute"]
+    assert done["errors"] == []
+    assert (done["dispute"]["status"], done["dispute"]["outcome"]) == (
+        "RESOLVED", "SUPPLIER_ACCEPTED"
+    )  # fmt: skip
+    assert done["order"]["money"]["refunded"] == usd("1000.00")
+    assert done["order"]["status"] == "RECEIVED"
+
+
+async def test_offer_accepted_over_the_api(api: Api, frozen_clock: clock.FrozenClock) -> None:
+    b, s, order = await received()
+    d = (await open_dispute(api, b.token, order))["dispute"]
+    offer = {"disputeId": d["id"], "response": "OFFER", "offeredRefund": usd("250.00"),
+             "text": "One panel is dim", "idempotencyKey": "offer"}  # fmt: skip
+    made = (await api.data(RESPOND, {"input": offer}, s.token))["respondToDispute"]
+    assert made["errors"] == []
+    assert (made["dispute"]["supplierResponse"], made["dispute"]["offeredRefund"]) == (
+        "OFFER", usd("250.00")
+    )  # fmt: skip
+    took = (await api.data(ACCEPT_OFFER, {"id": d["id"], "key": "take"}, b.token))[
+        "acceptDisputeOffer"
+    ]
+    assert took["errors"] == []
+    assert (took["dispute"]["outcome"], took["dispute"]["refunded"]) == (
+        "OFFER_ACCEPTED", usd("250.00")
+    )  # fmt: skip
+    assert took["order"]["money"]["held"] == usd("2750.00")
+
+
+async def test_escalated_by_the_buyer_and_decided_partially(
+    api: Api, frozen_clock: clock.FrozenClock
+) -> None:
+    b, s, order = await received()
+    mediator = await factories.staff()
+    d = (await open_dispute(api, b.token, order))["dispute"]
+    reject = {"disputeId": d["id"], "response": "REJECT", "idempotencyKey": "no"}
+    assert (await api.data(RESPOND, {"input": reject}, s.token))["respondToDispute"]["errors"] == []
+    decide = {"disputeId": d["id"], "decision": "PARTIAL_REFUND", "amount": usd("600.00"),
+              "reason": "Two panels below spec", "idempotencyKey": "decide"}  # fmt: skip
+    early = (await api.data(RESOLVE, {"input": decide}, mediator.token))["resolveDispute"]
+    assert early["errors"] == [{"code": "DISPUTE_NOT_ESCALATED", "field": "disputeId"}]
+    frozen_clock.advance(days=2)
+    too_early = (await api.data(ESCALATE, {"id": d["id"]}, b.token))["escalateDispute"]
+    assert too_early["errors"] == [{"code": "ESCALATION_TOO_EARLY", "field": "disputeId"}]
+    frozen_clock.advance(days=1)
+    up = (await api.data(ESCALATE, {"id": d["id"]}, b.token))["escalateDispute"]
+    assert up["errors"] == []
+    assert (up["dispute"]["status"], up["dispute"]["supplierCooperated"]) == ("ESCALATED", True)
+    listed = (await api.data(LIST, {"filter": {"escalated": True}}, mediator.token))["disputes"]
+    assert [e["node"]["id"] for e in listed["edges"]] == [d["id"]]
+    too_big = {**decide, "amount": usd("3000.01"), "idempotencyKey": "big"}
+    refused = (await api.data(RESOLVE, {"input": too_big}, mediator.token))["resolveDispute"]
+    assert refused["errors"] == [{"code": "INSUFFICIENT_HELD_FUNDS", "field": "amount"}]
+    by_buyer = (await api.data(RESOLVE, {"input": decide}, b.token))["resolveDispute"]
+    assert by_buyer["errors"] == [{"code": "NOT_A_MEDIATOR", "field": "disputeId"}]
+    decided = (await api.data(RESOLVE, {"input": decide}, mediator.token))["resolveDispute"]
+    assert decided["errors"] == []
+    assert (decided["dispute"]["outcome"], decided["dispute"]["decisionReason"]) == (
+        "PARTIAL_REFUND", "Two panels below spec"
+    )  # fmt: skip
+    assert decided["order"]["money"]["refunded"] == usd("600.00")
+    # The claim window ends: the rest is released by the sweep.
+    frozen_clock.advance(days=30)
+    await sweep.run_sweep()
+    final = (await api.data(ORDER_DISPUTE, {"id": gid("Order", order.id)}, b.token))["order"]
+    assert final["status"] == "COMPLETED"
+
+
+async def test_escalated_by_the_sweep_then_full_refund_or_release(
+    api: Api, frozen_clock: clock.FrozenClock
+) -> None:
+    mediator = await factories.staff()
+    ids = []
+    for _ in range(2):
+        b, _, order = await received()
+        ids.append(((await open_dispute(api, b.token, order))["dispute"]["id"], b, order))
+    frozen_clock.advance(days=7)
+    report = await sweep.run_sweep()
+    assert len(report.disputes_escalated) == 2
+    overdue = await api.data(LIST, {"filter": {"status": "ESCALATED"}}, mediator.token)
+    assert overdue["disputes"]["pageInfo"]["hasNextPage"] is True
+    (first_id, _b1, _order1), (second_id, _b2, _order2) = ids
+    full = {"disputeId": first_id, "decision": "FULL_REFUND", "refundInspectionFee": True,
+            "reason": "Goods unusable", "idempotencyKey": "full"}  # fmt: skip
+    done = (await api.data(RESOLVE, {"input": full}, mediator.token))["resolveDispute"]
+    assert done["errors"] == []
+    d = done["dispute"]
+    assert (d["escalatedAutomatically"], d["supplierCooperated"], d["refunded"]) == (
+        True, False, usd("3000.00")
+    )  # fmt: skip
+    assert done["order"]["status"] == "REFUNDED"
+    release = {"disputeId": second_id, "decision": "RELEASE_TO_SUPPLIER",
+               "reason": "The goods conform", "idempotencyKey": "release"}  # fmt: skip
+    kept = (await api.data(RESOLVE, {"input": release}, mediator.token))["resolveDispute"]
+    assert kept["errors"] == []
+    assert kept["order"]["status"] == "COMPLETED"
+    assert kept["order"]["money"]["released"] == usd("3000.00")
+
+
+async def test_evidence_file_as_a_multipart_upload(api: Api) -> None:
+    b, _, order = await received()
+    sha = hashlib.sha256(PDF).hexdigest()
+    operations = {
+        "query": OPEN,
+        "variables": {
+            "input": {
+                "orderId": gid("Order", order.id),
+                "reason": "NOT_AS_DESCRIBED",
+                "requestedRefund": usd("100.00"),
+                "description": "Wrong colour temperature",
+                "evidence": [{"text": "photo", "file": None, "sha256": sha}],
+                "idempotencyKey": "with-file",
+            }
+        },
+    }
+    response = await api.http(
+        "POST",
+        data={
+            "operations": json.dumps(operations),
+            "map": json.dumps({"0": ["variables.input.evidence.0.file"]}),
+        },
+        files={"0": ("photo.pdf", PDF, "application/pdf")},
+        headers=bearer(b.token) | {"Apollo-Require-Preflight": "true"},
+    )
+    assert response.status_code == 200, response.text
+    result = response.json()["data"]["openDispute"]
+    assert result["errors"] == []
+    [e] = result["dispute"]["evidence"]
+    assert (e["filename"], e["contentType"], e["size"], e["sha256"]) == (
+        "photo.pdf", "application/pdf", len(PDF), sha
+    )  # fmt: skip
