@@ -23,6 +23,9 @@ class DomainConfig:
     card_fee_bps: int = 280
     # A refund must be started within this many business days of the decision.
     refund_start_business_days: int = 7
+    # The deadline sweep retries a refund not yet paid out this many minutes after it was
+    # started, then backs off: the wait doubles after each failed attempt (up to 6 hours).
+    refund_retry_minutes: int = 5
     # Units of the limit currency per unit of another currency, e.g. {"EUR": "1.08"}:
     # recorded on an order when it is confirmed (coverage in another currency).
     exchange_rates: tuple[tuple[str, str], ...] = (

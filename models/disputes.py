@@ -12,7 +12,6 @@ escalated the automatic release at the end of the claim window is frozen
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import json
@@ -48,7 +47,7 @@ from models.enums import (
     Scope,
 )
 from models.errors import DomainError, ErrorCode
-from models.inspections import AttachmentUpload, _store_sync, check_attachments
+from models.inspections import AttachmentUpload, check_attachments, read_verified, store_file
 from models.money import Money
 from models.orders import coverage, lock_order, require_scope, succeeded_minor, visibility
 from models.sql import get as get_row
@@ -131,8 +130,7 @@ async def _store_evidence(
     now = clock.now()
     for text, f in items:
         if f is not None:
-            # Content-addressed, so a file left behind by a rolled-back change is harmless.
-            await asyncio.to_thread(_store_sync, f.data, f.sha256)
+            await store_file(f)
         await DisputeEvidence.insert(
             DisputeEvidence(
                 dispute=dispute_id,
@@ -405,8 +403,9 @@ async def _refund_and_settle(
     is left in escrow (REFUNDED) or schedule its next deadline again (a RECEIVED order's
     held rest is released when the claim window ends). The refund's id."""
     refund = await payments.start_refund(
-        order.id, amount, actor=actor, reason=f"dispute {dispute.id}: {why}"
-    )
+        order.id, amount, actor=actor, reason=f"dispute {dispute.id}: {why}",
+        dispute_id=dispute.id,
+    )  # fmt: skip
     now = clock.now()
     dispute.status = DisputeStatus.RESOLVED.value
     dispute.outcome = outcome.value
@@ -757,6 +756,7 @@ async def resolve_dispute(
                                 int(row["id"]),
                                 actor=actor,
                                 reason=f"dispute {dispute.id}: the mediator's decision",
+                                dispute_id=dispute.id,
                             )
                         ).id
                     )
@@ -811,6 +811,20 @@ async def get_disputes(principal: Principal, ids: Sequence[int]) -> dict[int, Di
     if condition is not None:
         query = query.where(condition)
     return {d.id: d for d in await query}
+
+
+async def open_attachment(principal: Principal, evidence_id: int) -> tuple[DisputeEvidence, bytes]:
+    """An evidence file for the order's buyer and supplier and mediators (NOT_FOUND for
+    anyone else, and for text-only evidence), its bytes checked against the SHA-256
+    recorded at upload first, as inspection files are."""
+    evidence = await get_row(DisputeEvidence, evidence_id)
+    if (
+        evidence is None
+        or evidence.sha256 is None
+        or not await get_disputes(principal, [evidence.dispute])
+    ):
+        raise DomainError(ErrorCode.NOT_FOUND, "no such evidence file", "attachmentId")
+    return evidence, await read_verified(evidence.sha256)
 
 
 async def latest_of(order_ids: Sequence[int]) -> dict[int, Dispute | None]:

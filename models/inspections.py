@@ -525,7 +525,9 @@ async def submit_report(
     return inspection
 
 
-async def refund_inspection_fee(inspection_id: int, *, actor: events.Actor, reason: str) -> Refund:
+async def refund_inspection_fee(
+    inspection_id: int, *, actor: events.Actor, reason: str, dispute_id: int | None = None
+) -> Refund:
     """Commit everything still held of an inspection's fee back to the buyer (a failed
     inspection, a declined booking, and later a dispute decided against the supplier).
     Runs in the caller's transaction if there is one; the caller then has the provider
@@ -545,8 +547,9 @@ async def refund_inspection_fee(inspection_id: int, *, actor: events.Actor, reas
                 "inspectionId",
             )
         return await payments.start_refund(
-            order.id, held, actor=actor, reason=reason, inspection_id=inspection_id
-        )
+            order.id, held, actor=actor, reason=reason, inspection_id=inspection_id,
+            dispute_id=dispute_id,
+        )  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -10,11 +10,13 @@ leaves a PENDING record that the callback or a retry completes.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import logging
 from typing import Any
 
 from models import clock, config, deadlines, events, idempotency, ledger, sql
 from models.accounts import Principal
-from models.db import for_update, is_unique_violation, write_transaction
+from models.db import for_update, is_postgres, is_unique_violation, write_transaction
 from models.enums import OrderStatus, PaymentMethod, PaymentStatus, RefundStatus, Role, Scope
 from models.errors import DomainError, ErrorCode
 from models.money import Money
@@ -25,6 +27,7 @@ from models.orders import (
     require_scope,
     rows_by_order,
     succeeded_minor,
+    visibility,
 )
 from models.provider import (
     ChargeOutcome,
@@ -35,6 +38,8 @@ from models.provider import (
 )
 from models.tables import Company, Inspection, Order, Payment, ProviderEvent, Refund
 from models.trade_assurance import add_business_days
+
+log = logging.getLogger("trade_assurance.payments")
 
 # Methods a buyer can use, by the buyer company's country (None: everywhere).
 METHOD_COUNTRIES: dict[PaymentMethod, frozenset[str] | None] = {
@@ -433,11 +438,14 @@ async def start_refund(
     actor: events.Actor,
     reason: str,
     inspection_id: int | None = None,
+    dispute_id: int | None = None,
 ) -> Refund:
     """Commit part of what escrow holds back to the buyer (the rules of later issues call
     this: late shipment, failed inspection, dispute decisions). With `inspection_id`, the
-    money is that inspection's fee, held in its own account. Runs in the caller's
-    transaction if there is one; the provider is called afterwards by `execute_refund`."""
+    money is that inspection's fee, held in its own account; `dispute_id` names the
+    dispute whose outcome it is. Runs in the caller's transaction if there is one; the
+    provider is called afterwards by `execute_refund` (and by the sweep if that never
+    happens: `retry_due_refunds`)."""
     async with write_transaction():
         order, _ = await lock_order(None, order_id)
         if inspection_id is None:
@@ -478,6 +486,9 @@ async def start_refund(
             reason=reason,
             due_at=add_business_days(now, config.current().refund_start_business_days),
             created_at=now,
+            dispute=dispute_id,
+            # The caller pays it out right after commit; the sweep only steps in later.
+            next_attempt_at=now + retry_delay(0),
         )
         await refund.save()
         await ledger.post_refund_started(
@@ -558,6 +569,7 @@ async def record_refund_outcome(
             method, _ = await _refund_route(refund)
             refund.status = RefundStatus.SETTLED.value
             refund.settled_at = now
+            refund.next_attempt_at = None
             await refund.save()
             await ledger.post_refund_settled(
                 order.id, method, order.currency, refund.amount_minor, now,
@@ -567,6 +579,7 @@ async def record_refund_outcome(
         else:
             refund.status = RefundStatus.FAILED.value
             refund.last_error = reason or "failed"
+            refund.next_attempt_at = now + retry_delay(refund.attempts)
             await refund.save()
             kind, why = "REFUND_FAILED", f"{refund.last_error}; will be retried"
         await events.record(
@@ -576,14 +589,162 @@ async def record_refund_outcome(
     return True
 
 
-async def retry_refunds() -> list[Refund]:
-    """Execute every refund not yet settled (PENDING after a crash, or FAILED)."""
-    waiting = (
-        await Refund.objects()
-        .where(Refund.status.is_in([RefundStatus.PENDING.value, RefundStatus.FAILED.value]))
-        .order_by(Refund.id)
+# The longest wait between two attempts at a refund the provider keeps refusing.
+RETRY_CAP = dt.timedelta(hours=6)
+_WAITING = [RefundStatus.PENDING.value, RefundStatus.FAILED.value]
+
+
+def retry_delay(attempts: int) -> dt.timedelta:
+    """How long to wait before trying a refund again after `attempts` attempts: the
+    configured minutes, doubled after each failure, at most `RETRY_CAP`. A provider that
+    is down for a while is not asked every sweep, and a refund it keeps refusing is
+    still tried a few times a day until it settles or someone steps in."""
+    base = dt.timedelta(minutes=config.current().refund_retry_minutes)
+    wait: dt.timedelta = base * 2 ** min(max(attempts - 1, 0), 16)
+    return min(wait, RETRY_CAP)
+
+
+async def claim_due_refunds(limit: int = 20) -> list[int]:
+    """Refunds not yet paid out whose retry time has come, oldest due first; each one's
+    retry time is pushed out in the same transaction, under its row lock (`SKIP LOCKED` on
+    PostgreSQL), so concurrent sweepers take different refunds and a refund is tried once
+    per back-off period even if the attempt then crashes."""
+    now = clock.now()
+    async with write_transaction():
+        query = (
+            Refund.objects()
+            .where(
+                Refund.status.is_in(_WAITING)
+                & Refund.next_attempt_at.is_not_null()
+                & (Refund.next_attempt_at <= now)
+            )
+            .order_by(Refund.next_attempt_at)
+            .limit(limit)
+        )
+        due: list[Refund] = await (query.lock_rows(skip_locked=True) if is_postgres() else query)
+        for refund in due:
+            refund.next_attempt_at = now + retry_delay(refund.attempts + 1)
+            await refund.save([Refund.next_attempt_at])
+    return [r.id for r in due]
+
+
+async def retry_due_refunds() -> list[Refund]:
+    """The sweep: pay out every refund whose retry time has come (PENDING after a crash
+    before its payout, or FAILED), each after its claim has committed; what each attempt
+    left. One that raises is logged and waits for its next retry time."""
+    done: list[Refund] = []
+    while claimed := await claim_due_refunds():
+        for refund_id in claimed:
+            try:
+                done.append(await execute_refund(refund_id))
+            except Exception:
+                log.exception("paying out refund %s failed", refund_id)
+    return done
+
+
+async def flag_late(refund_id: int) -> bool:
+    """The sweep: a refund not paid out by its due date is flagged for the mediators,
+    once, with an order event (the due date and the flag are checked again under the
+    refund's row lock, taken before the order's as `record_refund_outcome` does)."""
+    async with write_transaction():
+        found = await for_update(Refund.objects().where(Refund.id == refund_id))
+        now = clock.now()
+        if not found or found[0].status not in _WAITING:
+            return False
+        refund: Refund = found[0]
+        if refund.flagged_at is not None or refund.due_at > now:
+            return False
+        order, _ = await lock_order(None, refund.order)
+        refund.flagged_at = now
+        await refund.save([Refund.flagged_at])
+        await events.record(
+            order.id, "REFUND_OVERDUE", old_status=order.status, new_status=order.status,
+            actor=events.SCHEDULER, at=now,
+            reason=f"{refund_reference(refund.id)}: {Money(refund.amount_minor, refund.currency)}"
+            f" not paid out by {refund.due_at.isoformat()} ({refund.attempts} attempt(s)"
+            + (f", last error: {refund.last_error})" if refund.last_error else ")"),
+        )  # fmt: skip
+    log.warning(
+        "refund %s of order %s is past its due date and not paid out: flagged",
+        refund.id, refund.order,
+    )  # fmt: skip
+    return True
+
+
+def _late(now: dt.datetime) -> Any:
+    return Refund.status.is_in(_WAITING) & (Refund.due_at <= now)
+
+
+async def flag_late_refunds(limit: int = 100) -> list[int]:
+    """Flag every refund past its due date that is not flagged yet; the ids flagged.
+    Each in its own short transaction; one that fails is logged and left for the next
+    sweep."""
+    rows = await (
+        Refund.select(Refund.id)
+        .where(_late(clock.now()) & Refund.flagged_at.is_null())
+        .order_by(Refund.due_at)
+        .limit(limit)
     )
-    return [await execute_refund(r.id) for r in waiting]
+    flagged = []
+    for row in rows:
+        try:
+            if await flag_late(int(row["id"])):
+                flagged.append(int(row["id"]))
+        except Exception:
+            log.exception("flagging refund %s failed", row["id"])
+    return flagged
+
+
+def is_late(refund: Refund, now: dt.datetime | None = None) -> bool:
+    """Not paid out and past its due date (whether or not the sweep flagged it yet)."""
+    return refund.status in _WAITING and refund.due_at <= (now or clock.now())
+
+
+def _visible(principal: Principal, query: Any) -> Any:
+    """Only the refunds of the orders the caller may see (all for mediators)."""
+    condition = visibility(principal)
+    if condition is None:
+        return query
+    return query.where(Refund.order.is_in(Order.select(Order.id).where(condition)))
+
+
+async def get_refunds(principal: Principal, ids: list[int]) -> dict[int, Refund]:
+    if not ids:
+        return {}
+    rows = await _visible(principal, Refund.objects().where(Refund.id.is_in(ids)))
+    return {r.id: r for r in rows}
+
+
+async def list_refunds(
+    principal: Principal,
+    *,
+    status: RefundStatus | None = None,
+    overdue: bool = False,
+    first: int,
+    after_id: int | None,
+) -> tuple[list[Refund], bool]:
+    """Refunds oldest first, keyset-paginated by id: mediators see all, the parties
+    those of their orders; `overdue`: not paid out and past the due date."""
+    query = _visible(principal, Refund.objects())
+    if status is not None:
+        query = query.where(Refund.status == status.value)
+    if overdue:
+        query = query.where(_late(clock.now()))
+    if after_id is not None:
+        query = query.where(Refund.id > after_id)
+    rows = await query.order_by(Refund.id).limit(first + 1)
+    return rows[:first], len(rows) > first
+
+
+async def refunds_of_disputes(dispute_ids: list[int]) -> dict[int, list[Refund]]:
+    """Each dispute's refunds, oldest first (for DataLoaders)."""
+    out: dict[int, list[Refund]] = {i: [] for i in dispute_ids}
+    if dispute_ids:
+        rows = await Refund.objects().where(Refund.dispute.is_in(dispute_ids)).order_by(Refund.id)
+        for r in rows:
+            assert r.dispute is not None
+            out[r.dispute].append(r)
+    return out
 
 
 async def payments_of(order_ids: list[int]) -> dict[int, list[Payment]]:

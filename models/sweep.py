@@ -20,9 +20,9 @@ from collections import Counter
 from collections.abc import Collection
 from typing import Any
 
-from models import clock, disputes, lifecycle
+from models import clock, disputes, lifecycle, payments
 from models.db import is_postgres, write_transaction
-from models.enums import ApplicationStatus
+from models.enums import ApplicationStatus, RefundStatus
 from models.tables import Order, TradeAssuranceApplication
 
 log = logging.getLogger("trade_assurance.sweep")
@@ -35,6 +35,9 @@ class SweepReport:
     failed: list[int] = dataclasses.field(default_factory=list)  # left for the next sweep
     applications_flagged: list[int] = dataclasses.field(default_factory=list)
     disputes_escalated: list[int] = dataclasses.field(default_factory=list)
+    refunds_retried: list[int] = dataclasses.field(default_factory=list)
+    refunds_settled: list[int] = dataclasses.field(default_factory=list)  # of those retried
+    refunds_flagged: list[int] = dataclasses.field(default_factory=list)  # late, newly flagged
 
     @property
     def total(self) -> int:
@@ -47,7 +50,18 @@ class SweepReport:
             out.append(f"orders failed (left for the next sweep): {self.failed}")
         out.append(f"applications flagged for review: {len(self.applications_flagged)}")
         out.append(f"disputes escalated: {len(self.disputes_escalated)}")
+        out.append(
+            f"refunds retried: {len(self.refunds_retried)}, settled: {len(self.refunds_settled)}"
+        )
+        out.append(f"refunds flagged late: {len(self.refunds_flagged)}")
         return out
+
+    @property
+    def anything(self) -> bool:
+        return bool(
+            self.total or self.applications_flagged or self.failed or self.disputes_escalated
+            or self.refunds_retried or self.refunds_flagged
+        )  # fmt: skip
 
 
 BATCH = 20  # due orders per transaction: a few milliseconds of row locks, one commit
@@ -123,8 +137,17 @@ async def _escalate_disputes() -> list[int]:
     return escalated
 
 
+async def _flag_late_refunds() -> list[int]:
+    """Refunds not paid out by their due date, each flagged once."""
+    flagged: list[int] = []
+    while batch := await payments.flag_late_refunds():
+        flagged.extend(batch)
+    return flagged
+
+
 async def run_sweep(*, max_orders: int | None = None, batch: int = BATCH) -> SweepReport:
-    """One sweep: every due order (up to `max_orders`), then the application queue.
+    """One sweep: every due order (up to `max_orders`), then the application queue, the
+    automatic dispute escalations, the refund retries and the late-refund flags.
 
     An order whose transition fails is logged and left for the next sweep; its batch is
     rolled back and redone one order per transaction, so the others still go through."""
@@ -157,6 +180,11 @@ async def run_sweep(*, max_orders: int | None = None, batch: int = BATCH) -> Swe
     report.failed = sorted(failed)
     report.applications_flagged = await flag_overdue_applications()
     report.disputes_escalated = await _escalate_disputes()
-    if report.total or report.applications_flagged or report.failed or report.disputes_escalated:
+    # Retried before flagging, so a refund that settles on its last day is not flagged.
+    retried = await payments.retry_due_refunds()
+    report.refunds_retried = [r.id for r in retried]
+    report.refunds_settled = [r.id for r in retried if r.status == RefundStatus.SETTLED.value]
+    report.refunds_flagged = await _flag_late_refunds()
+    if report.anything:
         log.info("deadline sweep: %s", "; ".join(report.lines()))
     return report

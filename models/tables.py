@@ -369,6 +369,13 @@ class Refund(Table):
     due_at = Timestamptz()  # must be started by then (business days after the decision)
     created_at = Timestamptz()
     settled_at = Timestamptz(null=True, default=None)
+    # Set when a dispute's outcome started it (its goods money or an inspection fee).
+    dispute = ForeignKey(Dispute, null=True, default=None, index=True, on_delete=OnDelete.restrict)
+    # While PENDING or FAILED: when the sweep may try the provider again (None once
+    # settled). Pushed out before each attempt, so one attempt runs per back-off period.
+    next_attempt_at = Timestamptz(null=True, default=None, index=True)
+    # When the sweep flagged it as not settled past `due_at` (once).
+    flagged_at = Timestamptz(null=True, default=None)
 
 
 class LedgerPosting(Table):
@@ -512,6 +519,8 @@ ALL_TABLES: list[type[Table]] = [
     Inspection,
     InspectionAttachment,
     Payment,
+    Dispute,  # before Refund, which names the dispute it came from
+    DisputeEvidence,
     Refund,
     LedgerPosting,
     IdempotencyRecord,
@@ -521,6 +530,4 @@ ALL_TABLES: list[type[Table]] = [
     Complaint,
     SupplierEvent,
     ComplaintAttachment,
-    Dispute,
-    DisputeEvidence,
 ]

@@ -31,6 +31,7 @@ from models.tables import (
     OrderLine,
     Payment,
     QualityRequirement,
+    Refund,
     TradeAssuranceApplication,
 )
 
@@ -111,6 +112,9 @@ class Context:
         )
         self.dispute_evidence: DataLoader[int, list[DisputeEvidence]] = batch(
             disputes.evidence_of, list, self.cache
+        )
+        self.dispute_refunds: DataLoader[int, list[Refund]] = batch(
+            payments.refunds_of_disputes, list, self.cache
         )
 
     def require_principal(self) -> Principal:

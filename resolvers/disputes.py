@@ -30,7 +30,9 @@ from resolvers.inspections import read_upload
 from resolvers.money import Money, MoneyInput
 from resolvers.orders import Order, _money_, order_id_of
 from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
-from resolvers.payments import _fresh_order
+from resolvers.payments import Refund, _fresh_order
+
+EVIDENCE_PATH = "/disputes/evidence/{id}"
 
 strawberry.enum(
     DisputeStatus,
@@ -70,6 +72,11 @@ class DisputeEvidence:
     size: int | None = strawberry.field(description="In bytes.")
     sha256: str | None = strawberry.field(description="Hex SHA-256 of the file.")
     added_at: dt.datetime
+    url: str | None = strawberry.field(
+        description="Where to download the file with your bearer token "
+        "(`/disputes/evidence/<n>`): the order's buyer and supplier and mediators; null for "
+        "text-only evidence."
+    )
 
     @classmethod
     def of(cls, e: EvidenceRow) -> "DisputeEvidence":
@@ -81,6 +88,7 @@ class DisputeEvidence:
             size=e.size_bytes,
             sha256=e.sha256,
             added_at=e.created_at,
+            url=EVIDENCE_PATH.format(id=e.id) if e.sha256 is not None else None,
         )
 
 
@@ -163,6 +171,13 @@ class Dispute(relay.Node):
     @strawberry.field(description="The order the dispute is about.")
     async def order(self, info: Info) -> Order | None:
         return await _fresh_order(info, self.row.order)
+
+    @strawberry.field(
+        description="The refunds the outcome started (the goods money, and any inspection fee "
+        "returned), oldest first; empty while undecided or when the supplier was paid."
+    )
+    async def refunds(self, info: Info) -> list[Refund]:
+        return [Refund.of(r) for r in await info.context.dispute_refunds.load(self.row.id)]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

@@ -1,6 +1,7 @@
 """Money mutations: pay into escrow, release to the supplier; and the fee quote."""
 
 import datetime as dt
+from collections.abc import Iterable
 
 import strawberry
 from graphql import GraphQLError
@@ -12,9 +13,10 @@ from models.errors import DomainError
 from models.tables import Payment as PaymentRow
 from models.tables import Refund as RefundRow
 from resolvers.context import Info
-from resolvers.errors import UserError, failed
+from resolvers.errors import UserError, failed, row_id
 from resolvers.money import Money, MoneyInput
 from resolvers.orders import Order, _money_, order_id_of
+from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
 
 strawberry.enum(
     PaymentMethod,
@@ -57,8 +59,8 @@ class Payment:
 
 
 @strawberry.type(description="Money going back from escrow to the buyer.")
-class Refund:
-    id: relay.GlobalID
+class Refund(relay.Node):
+    id: relay.NodeID[int]
     reference: str = strawberry.field(
         description="Our reference at the payment provider (`ref_7`); callbacks name it."
     )
@@ -67,18 +69,68 @@ class Refund:
     reason: str
     created_at: dt.datetime
     settled_at: dt.datetime | None
+    due_at: dt.datetime = strawberry.field(
+        description="The refund is to be paid out by then (`TA_REFUND_START_BUSINESS_DAYS` "
+        "business days after the decision)."
+    )
+    overdue: bool = strawberry.field(description="Not settled and past `dueAt`.")
+    flagged_at: dt.datetime | None = strawberry.field(
+        description="When the deadline sweep flagged it as late for the mediators (once); "
+        "null while on time."
+    )
+    attempts: int = strawberry.field(description="Payout attempts so far.")
+    last_error: str | None = strawberry.field(description="Why the last attempt failed.")
+    next_attempt_at: dt.datetime | None = strawberry.field(
+        description="When the sweep tries a PENDING or FAILED refund again (backing off after "
+        "each failure); null once settled."
+    )
+    row: strawberry.Private[RefundRow]
 
     @classmethod
     def of(cls, r: RefundRow) -> "Refund":
         return cls(
-            id=relay.GlobalID("Refund", str(r.id)),
+            id=r.id,
             reference=payments.refund_reference(r.id),
             status=RefundStatus(r.status),
             amount=_money_(r.amount_minor, r.currency),
             reason=r.reason,
             created_at=r.created_at,
             settled_at=r.settled_at,
+            due_at=r.due_at,
+            overdue=payments.is_late(r),
+            flagged_at=r.flagged_at,
+            attempts=r.attempts,
+            last_error=r.last_error if r.status != RefundStatus.SETTLED.value else None,
+            next_attempt_at=r.next_attempt_at,
+            row=r,
         )
+
+    @strawberry.field(description="The order the money goes back from.")
+    async def order(self, info: Info) -> Order | None:
+        return await _fresh_order(info, self.row.order)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list["Refund | None"]:
+        ids = [row_id(i) for i in node_ids]
+        principal = info.context.principal
+        found = await payments.get_refunds(principal, ids) if principal else {}
+        return [cls.of(found[i]) if i in found else None for i in ids]
+
+
+@strawberry.type
+class RefundConnection(relay.Connection[Refund]):
+    pass
+
+
+@strawberry.input
+class RefundFilter:
+    status: RefundStatus | None = None
+    overdue: bool = strawberry.field(
+        default=False,
+        description="Not settled and past its due date (flagged by the sweep or about to be).",
+    )
 
 
 @strawberry.type(description="What a payment will cost before it is made.")
@@ -101,6 +153,36 @@ class PaymentQueries:
             amount=_money_(q.amount.minor, q.amount.currency),
             fee=_money_(q.fee.minor, q.fee.currency),
             total_charge=_money_(q.total_charge.minor, q.total_charge.currency),
+        )
+
+    @strawberry.field(
+        description="Refunds oldest first: all of them for mediators (`overdue: true` is their "
+        "queue of late refunds), those of your orders otherwise."
+    )
+    async def refunds(
+        self,
+        info: Info,
+        filter: RefundFilter | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> RefundConnection:
+        principal = info.context.require_principal()
+        check_first(first)
+        flt = filter or RefundFilter()
+        try:
+            rows, has_next = await payments.list_refunds(
+                principal,
+                status=flt.status,
+                overdue=flt.overdue,
+                first=first,
+                after_id=decode_cursor("refund", after),
+            )
+        except DomainError as e:
+            raise GraphQLError(e.message, extensions={"code": e.code.value}) from None
+        edges = [relay.Edge(node=Refund.of(r), cursor=encode_cursor("refund", r.id)) for r in rows]
+        return RefundConnection(
+            edges=edges,
+            page_info=page_info(edges, has_next=has_next, has_previous=after is not None),
         )
 
 

@@ -177,6 +177,9 @@ def _run_deadlines(args: argparse.Namespace) -> int:
     if pending:
         print(f"error: {len(pending)} pending migration(s); run `trade-assurance migrate`")
         return 3
+    from server.payments import install as install_payments
+
+    install_payments(Settings.from_env())  # the sweep pays out refunds that are due
     now = _clock_override(args.now or os.environ.get("TA_CLOCK_NOW"))
     if now is not None:
         clock.set_clock(clock.FrozenClock(now))

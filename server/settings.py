@@ -135,6 +135,7 @@ class Settings:
                 refund_start_business_days=_int(
                     "TA_REFUND_START_BUSINESS_DAYS", defaults.refund_start_business_days
                 ),
+                refund_retry_minutes=_int("TA_REFUND_RETRY_MINUTES", defaults.refund_retry_minutes),
                 exchange_rates=_rates(os.environ.get("TA_EXCHANGE_RATES"))
                 or defaults.exchange_rates,
                 claim_window_days=_int("TA_CLAIM_WINDOW_DAYS", defaults.claim_window_days),

@@ -1,5 +1,6 @@
 """File uploads at the edge: the CSRF guard on GraphQL multipart requests, and the
-authenticated download of inspection report attachments and complaint evidence files.
+authenticated download of inspection report attachments and complaint and dispute evidence
+files.
 
 Why the guard: a browser may send a `multipart/form-data` POST to another origin without
 a CORS preflight (it is a "simple request"), so a page on any site could submit forms to
@@ -20,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from models import inspections, investigations
+from models import disputes, inspections, investigations
 from models.accounts import Principal
 from models.errors import DomainError, ErrorCode
 from server.limits import is_multipart
@@ -79,6 +80,12 @@ async def complaint_attachment(request: Request) -> Response:
     """GET /complaints/attachments/{id}: an evidence file, for the complaining buyer and
     mediators; 404 for anyone else; checked like inspection files."""
     return await _serve(request, investigations.open_attachment)
+
+
+async def dispute_evidence(request: Request) -> Response:
+    """GET /disputes/evidence/{id}: an evidence file, for the order's buyer and supplier
+    and mediators; 404 for anyone else; checked like inspection files."""
+    return await _serve(request, disputes.open_attachment)
 
 
 async def _serve(

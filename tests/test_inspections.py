@@ -435,7 +435,7 @@ async def test_a_fee_refund_names_an_inspection_of_that_order() -> None:
     )  # fmt: skip
 
 
-async def test_a_failed_fee_refund_is_retried() -> None:
+async def test_a_failed_fee_refund_is_retried(frozen_clock: clock.FrozenClock) -> None:
     b, _, order = await paid_order()
     insp = await inspector()
     booking = await book(b, order, insp)
@@ -444,7 +444,8 @@ async def test_a_failed_fee_refund_is_retried() -> None:
     refund = await Refund.objects().get(Refund.inspection == booking.inspection.id)
     assert refund is not None and refund.status == "FAILED"
     provider.set_provider(SandboxProvider())
-    assert [r.status for r in await payments.retry_refunds()] == ["SETTLED"]
+    frozen_clock.advance(minutes=5)
+    assert [r.status for r in await payments.retry_due_refunds()] == ["SETTLED"]
 
 
 @pytest.mark.breaks_the_books

@@ -4,11 +4,12 @@ idempotency, concurrency and crashes. Every test ends with a clean `ledger.check
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 
 import pytest
 
-from models import events, ledger, payments, provider
+from models import clock, events, ledger, payments, provider
 from models.enums import OrderStatus, PaymentMethod
 from models.errors import DomainError, ErrorCode
 from models.money import Money
@@ -227,7 +228,7 @@ async def test_refund_is_pending_then_settled_and_counted_once() -> None:
 
 
 async def test_failed_refund_is_retried_and_never_counted_as_paid_out(
-    sandbox: SandboxProvider,
+    sandbox: SandboxProvider, frozen_clock: clock.FrozenClock
 ) -> None:
     b, _, order = await confirmed_order()
     await _pay(order, b, 3_000_00, "pay")
@@ -238,7 +239,10 @@ async def test_failed_refund_is_retried_and_never_counted_as_paid_out(
     money = (await ledger.order_money([order.id]))[order.id]
     assert (money.refunded, money.refund_pending) == (0, 3_000_00)
     sandbox.fail_refunds = False
-    [retried] = await payments.retry_refunds()
+    assert failed.next_attempt_at == clock.now() + dt.timedelta(minutes=5)
+    assert await payments.retry_due_refunds() == []  # backing off
+    frozen_clock.advance(minutes=5)
+    [retried] = await payments.retry_due_refunds()
     assert retried.status == "SETTLED" and retried.attempts == 2
     assert (await ledger.order_money([order.id]))[order.id].refunded == 3_000_00
     kinds = [
