@@ -4,6 +4,7 @@ as both parties and mediators see them; refusals as data; evidence files (multip
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -11,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from models import clock, ledger, lifecycle, payments, sweep
+from models import clock, inspections, ledger, lifecycle, payments, sweep
 from models.enums import PaymentMethod
 from models.money import Money
-from models.tables import Order
+from models.tables import DisputeEvidence, Order
 from server.payments.sandbox import CARD_SUCCEEDS
 from tests import factories
 from tests.api import Api, bearer, gid
@@ -29,7 +30,7 @@ DISPUTE = f"""id status reason description requestedRefund {MONEY}
   supplierResponse supplierResponseText offeredRefund {MONEY} respondedAt
   escalatedAt escalatedAutomatically supplierCooperated
   outcome refunded {MONEY} decisionReason inspectionFeeRefunded resolvedAt
-  evidence {{ party text filename contentType size sha256 }}"""
+  evidence {{ party text filename contentType size sha256 url }}"""
 ORDER = f"id status money {{ held {MONEY} released {MONEY} refunded {MONEY} }}"
 PAYLOAD = f"dispute {{ {DISPUTE} }} order {{ {ORDER} }} {ERRORS}"
 OPEN = f"""mutation($input: OpenDisputeInput!) {{ openDispute(input: $input) {{ {PAYLOAD} }} }}"""
@@ -230,9 +231,12 @@ async def test_escalated_by_the_sweep_then_full_refund_or_release(
     assert kept["order"]["money"]["released"] == usd("3000.00")
 
 
-async def test_evidence_file_as_a_multipart_upload(api: Api) -> None:
-    b, _, order = await received()
-    sha = hashlib.sha256(PDF).hexdigest()
+async def test_evidence_file_uploaded_then_downloaded_by_the_parties_only(api: Api) -> None:
+    b, s, order = await received()
+    mediator = await factories.staff()
+    # Bytes of its own: the file is corrupted on disk below, and files are shared by hash.
+    pdf = PDF + b"% dispute evidence\n"
+    sha = hashlib.sha256(pdf).hexdigest()
     operations = {
         "query": OPEN,
         "variables": {
@@ -241,7 +245,10 @@ async def test_evidence_file_as_a_multipart_upload(api: Api) -> None:
                 "reason": "NOT_AS_DESCRIBED",
                 "requestedRefund": usd("100.00"),
                 "description": "Wrong colour temperature",
-                "evidence": [{"text": "photo", "file": None, "sha256": sha}],
+                "evidence": [
+                    {"text": "photo", "file": None, "sha256": sha},
+                    {"text": "and a note"},
+                ],
                 "idempotencyKey": "with-file",
             }
         },
@@ -252,13 +259,92 @@ async def test_evidence_file_as_a_multipart_upload(api: Api) -> None:
             "operations": json.dumps(operations),
             "map": json.dumps({"0": ["variables.input.evidence.0.file"]}),
         },
-        files={"0": ("photo.pdf", PDF, "application/pdf")},
+        files={"0": ("photo.pdf", pdf, "application/pdf")},
         headers=bearer(b.token) | {"Apollo-Require-Preflight": "true"},
     )
     assert response.status_code == 200, response.text
     result = response.json()["data"]["openDispute"]
     assert result["errors"] == []
-    [e] = result["dispute"]["evidence"]
+    e, note = result["dispute"]["evidence"]
     assert (e["filename"], e["contentType"], e["size"], e["sha256"]) == (
-        "photo.pdf", "application/pdf", len(PDF), sha
+        "photo.pdf", "application/pdf", len(pdf), sha
     )  # fmt: skip
+    [row] = await DisputeEvidence.objects().where(DisputeEvidence.sha256 == sha)
+    assert e["url"] == f"/disputes/evidence/{row.id}"
+    assert note["url"] is None  # text only
+    # The order's buyer and supplier and mediators get the same bytes; nobody else.
+    for who in (b, s, mediator):
+        got = await api.http("GET", e["url"], headers=bearer(who.token))
+        assert (got.status_code, got.content) == (200, pdf)
+        assert got.headers["content-type"] == "application/pdf"
+        assert got.headers["x-content-sha256"] == sha
+    other_buyer = await factories.buyer()
+    got = await api.http("GET", e["url"], headers=bearer(other_buyer.token))
+    assert (got.status_code, got.json()["error"]["code"]) == (404, "NOT_FOUND")
+    text_only = f"/disputes/evidence/{row.id + 1}"
+    assert (await api.http("GET", text_only, headers=bearer(b.token))).status_code == 404
+    assert (await api.http("GET", e["url"])).status_code == 401
+    # A file changed on disk is refused, never served.
+    inspections.attachment_path(sha).write_bytes(pdf + b"% changed\n")
+    got = await api.http("GET", e["url"], headers=bearer(b.token))
+    assert (got.status_code, got.json()["error"]["code"]) == (500, "ATTACHMENT_CORRUPTED")
+
+
+REFUND = f"""id reference status amount {MONEY} dueAt overdue flaggedAt attempts lastError
+  nextAttemptAt order {{ id }}"""
+DISPUTE_REFUNDS = f"query($id: ID!) {{ dispute(id: $id) {{ refunds {{ {REFUND} }} }} }}"
+REFUNDS = f"""query($filter: RefundFilter) {{ refunds(filter: $filter) {{
+  edges {{ node {{ {REFUND} }} }} pageInfo {{ hasNextPage }} }} }}"""
+
+
+async def test_a_refund_the_bank_keeps_rejecting_is_retried_then_queued_as_late(
+    api: Api, frozen_clock: clock.FrozenClock
+) -> None:
+    b, s, order = await received()  # a Friday
+    mediator = await factories.staff()
+    stranger = await factories.buyer()
+    d = (await open_dispute(api, b.token, order))["dispute"]
+    frozen_clock.advance(days=7)  # the supplier never answered
+    assert (await sweep.run_sweep()).disputes_escalated != []
+    # The sandbox bank rejects every refund of an amount ending in .13.
+    decide = {"disputeId": d["id"], "decision": "PARTIAL_REFUND", "amount": usd("600.13"),
+              "reason": "Two panels below spec", "idempotencyKey": "decide"}  # fmt: skip
+    decided = (await api.data(RESOLVE, {"input": decide}, mediator.token))["resolveDispute"]
+    assert decided["errors"] == []
+    [refund] = (await api.data(DISPUTE_REFUNDS, {"id": d["id"]}, b.token))["dispute"]["refunds"]
+    # Decided Friday 4 Dec: seven business days later is Tuesday 15 Dec.
+    assert refund == {
+        "id": refund["id"], "reference": refund["reference"], "status": "FAILED",
+        "amount": usd("600.13"), "dueAt": "2026-12-15T12:00:00+00:00", "overdue": False,
+        "flaggedAt": None, "attempts": 1, "lastError": "bank_rejected",
+        "nextAttemptAt": "2026-12-04T12:05:00+00:00", "order": {"id": gid("Order", order.id)},
+    }  # fmt: skip
+    node = "query($id: ID!) { node(id: $id) { ... on Refund { status } } }"
+    assert (await api.data(node, {"id": refund["id"]}, s.token))["node"] == {"status": "FAILED"}
+    assert (await api.data(node, {"id": refund["id"]}, stranger.token))["node"] is None
+
+    # The sweep retries it, backing off, until the due date passes; then flags it once.
+    tries = 0
+    while clock.now() < dt.datetime.fromisoformat(refund["dueAt"]):
+        tries += len((await sweep.run_sweep()).refunds_retried)
+        frozen_clock.advance(hours=1)
+    assert 30 < tries < 60  # hourly ticks: every 5, 10, ... minutes, then every 6 hours
+    report = await sweep.run_sweep()
+    assert len(report.refunds_flagged) == 1
+    assert (await sweep.run_sweep()).refunds_flagged == []
+    late = (await api.data(REFUNDS, {"filter": {"overdue": True}}, mediator.token))["refunds"]
+    [queued] = [e["node"] for e in late["edges"]]
+    assert (queued["id"], queued["overdue"], queued["status"]) == (refund["id"], True, "FAILED")
+    assert queued["flaggedAt"] == clock.now().isoformat()
+    assert queued["attempts"] == tries + 1
+    # The parties see their own refunds; another buyer sees none.
+    for token, expected in ((b.token, 1), (s.token, 1), (stranger.token, 0)):
+        mine = (await api.data(REFUNDS, {"filter": {"overdue": True}}, token))["refunds"]
+        assert len(mine["edges"]) == expected
+    settled = await api.data(REFUNDS, {"filter": {"status": "SETTLED"}}, mediator.token)
+    assert settled["refunds"]["edges"] == []
+    events = await api.data(
+        "query($id: ID!) { order(id: $id) { events { kind actorKind } } }",
+        {"id": gid("Order", order.id)}, mediator.token,
+    )  # fmt: skip
+    assert {"kind": "REFUND_OVERDUE", "actorKind": "SCHEDULER"} in events["order"]["events"]

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from models import clock, investigations, ledger, provider
+from models import clock, investigations, ledger, provider, sweep
 from models.tables import Complaint, Investigation, SupplierEvent, SupplierProfile
 from server.payments.sandbox import CARD_SUCCEEDS, SandboxProvider
 from tests import factories
-from tests.api import Api, bearer, gid
+from tests.api import Api, bearer, gid, run_cli
 
 pytest_plugins = ("tests.api_plugin",)
 
@@ -250,25 +250,103 @@ async def test_limit_reduced(api: Api) -> None:
     }  # fmt: skip
 
 
-async def test_suspension_hides_the_supplier_refuses_new_orders_keeps_open_ones(
-    api: Api,
-) -> None:
-    b, s, order = await factories.confirmed_order()
-    mediator = await factories.staff()
-    order_id = gid("Order", order.id)
-    pay = await api.data(PAY, {"id": order_id, "amount": "1500.00", "key": "dep"}, b.token)
-    assert pay["payOrder"]["errors"] == []
-    assert (await api.data(TA_SEARCH, token=b.token))["suppliers"]["totalCount"] == 1
+RECEIPT = """mutation($id: ID!) { confirmReceipt(input: {orderId: $id}) {
+  order { status } errors { code } } }"""
+OPEN_DISPUTE = """mutation($id: ID!, $key: String!) { openDispute(input: {orderId: $id,
+  reason: QUALITY_NOT_AS_AGREED, requestedRefund: {amount: "1000.00", currency: "USD"},
+  description: "Luminous flux 2900 lm, 3600 lm agreed", idempotencyKey: $key}) {
+  dispute { id } errors { code } } }"""
+REJECT = """mutation($id: ID!) { respondToDispute(input: {disputeId: $id, response: REJECT,
+  text: "The panels conform", idempotencyKey: "reject"}) { dispute { status } errors { code } } }"""
+ESCALATE = """mutation($id: ID!) { escalateDispute(input: {disputeId: $id}) {
+  dispute { status } errors { code } } }"""
+RESOLVE = """mutation($id: ID!, $decision: DisputeDecision!, $amount: MoneyInput, $key: String!) {
+  resolveDispute(input: {disputeId: $id, decision: $decision, amount: $amount,
+    reason: "Below the agreed luminous flux", idempotencyKey: $key}) {
+  dispute { outcome supplierCooperated } errors { code } } }"""
+SEARCH_LED = """{ suppliers(filter: {tradeAssuranceOnly: true, text: "led", country: "CN"}) {
+  totalCount } }"""
 
-    result = await investigations.add_penalty_points(_id(s), 48, reason="uncooperative")
-    closed = (await api.data(CLOSE, {"id": gid("Investigation", result.investigation_id or 0),
-                                     "outcome": "SUSPENDED", "reason": "repeated failures"},
+
+@pytest.fixture
+def long_lived_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TA_TOKEN_TTL_HOURS", str(24 * 365))
+
+
+async def test_disputes_lost_open_an_investigation_and_suspension_hides_the_supplier(
+    long_lived_tokens: None, api: Api, frozen_clock: clock.FrozenClock
+) -> None:
+    """Two disputes decided against one supplier (6 points, then 48 for one it ignored)
+    open an investigation; a mediator suspends the supplier: out of Trade Assurance
+    search, no new orders, its open order still protected; the ledger checks out."""
+    b, s, first = await factories.confirmed_order()
+    _, _, second = await factories.confirmed_order(b, s)
+    _, _, open_order = await factories.confirmed_order(b, s)
+    mediator = await factories.staff()
+    assert (await api.data(SEARCH_LED, token=b.token))["suppliers"]["totalCount"] == 1
+    now = clock.now().isoformat()
+    disputes = []
+    for n, order in enumerate((first, second)):
+        oid = gid("Order", order.id)
+        paid = await api.data(PAY, {"id": oid, "amount": "3000.00", "key": f"pay{n}"}, b.token)
+        assert paid["payOrder"]["errors"] == []
+        assert (await api.data(SHIP, {"id": oid, "at": now}, s.token))["shipOrder"]["errors"] == []
+        assert (await api.data(RECEIPT, {"id": oid}, b.token))["confirmReceipt"]["errors"] == []
+        opened = await api.data(OPEN_DISPUTE, {"id": oid, "key": f"d{n}"}, b.token)
+        assert opened["openDispute"]["errors"] == []
+        disputes.append(opened["openDispute"]["dispute"]["id"])
+    deposit = {"id": gid("Order", open_order.id), "amount": "1500.00", "key": "dep"}
+    assert (await api.data(PAY, deposit, b.token))["payOrder"]["errors"] == []
+
+    # The first: the supplier answers, the buyer escalates on day 4, a partial refund.
+    assert (await api.data(REJECT, {"id": disputes[0]}, s.token))["respondToDispute"][
+        "errors"
+    ] == []
+    frozen_clock.advance(days=3)
+    assert (await api.data(ESCALATE, {"id": disputes[0]}, b.token))["escalateDispute"][
+        "errors"
+    ] == []
+    partial = {"id": disputes[0], "decision": "PARTIAL_REFUND", "amount": usd("600.00"),
+               "key": "decide0"}  # fmt: skip
+    decided = (await api.data(RESOLVE, partial, mediator.token))["resolveDispute"]
+    assert decided == {
+        "dispute": {"outcome": "PARTIAL_REFUND", "supplierCooperated": True}, "errors": []
+    }  # fmt: skip
+    points = (await record(api, _id(s), mediator.token))["penaltyPoints"]
+    assert (points["total"], points["unconsumed"]) == (6, 6)
+    assert (await record(api, _id(s), mediator.token))["investigations"] == []
+
+    # The second: never answered, escalated by the sweep on day 8, a full refund: 48.
+    frozen_clock.advance(days=4)
+    assert len((await sweep.run_sweep()).disputes_escalated) == 1
+    full = {"id": disputes[1], "decision": "FULL_REFUND", "key": "decide1"}
+    decided = (await api.data(RESOLVE, full, mediator.token))["resolveDispute"]
+    assert decided == {
+        "dispute": {"outcome": "FULL_REFUND", "supplierCooperated": False}, "errors": []
+    }  # fmt: skip
+    own = await record(api, _id(s), s.token)
+    assert [(h["points"], h["disputeId"], h["consumed"])
+            for h in own["penaltyPoints"]["history"]] == [
+        (6, disputes[0], True), (48, disputes[1], True)
+    ]  # fmt: skip
+    assert own["penaltyPoints"]["total"] == 54
+    [opened] = own["investigations"]
+    assert (opened["status"], opened["openedBy"]) == ("OPEN", "PENALTY_POINTS")
+
+    # A mediator finds it in the queue and suspends the supplier.
+    queue = await api.data(INVESTIGATIONS, {"status": "OPEN"}, mediator.token)
+    assert [e["node"]["id"] for e in queue["investigations"]["edges"]] == [opened["id"]]
+    closed = (await api.data(CLOSE, {"id": opened["id"], "outcome": "SUSPENDED",
+                                     "reason": "two disputes lost, one ignored"},
                              mediator.token))["closeInvestigation"]  # fmt: skip
     assert closed["errors"] == []
     assert closed["supplier"]["tradeAssurance"]["status"] == "SUSPENDED"
 
-    search = await api.data(TA_SEARCH, token=b.token)
-    assert search["suppliers"] == {"totalCount": 0, "edges": []}
+    # Out of Trade Assurance search, and no new orders.
+    assert (await api.data(SEARCH_LED, token=b.token))["suppliers"]["totalCount"] == 0
+    assert (await api.data(TA_SEARCH, token=b.token))["suppliers"] == {
+        "totalCount": 0, "edges": []
+    }  # fmt: skip
     deadline = (clock.now() + dt.timedelta(days=30)).isoformat()
     created = await api.data(
         CREATE, {"supplier": gid("Supplier", _id(s)), "deadline": deadline}, b.token
@@ -276,6 +354,7 @@ async def test_suspension_hides_the_supplier_refuses_new_orders_keeps_open_ones(
     assert created["createOrder"]["errors"] == [{"code": "TRADE_ASSURANCE_SUSPENDED"}]
 
     # The open order stays protected: balance, shipment, release.
+    order_id = gid("Order", open_order.id)
     pay = await api.data(PAY, {"id": order_id, "amount": "1500.00", "key": "bal"}, b.token)
     assert pay["payOrder"] == {"order": {"status": "PAID"}, "errors": []}
     shipped = await api.data(SHIP, {"id": order_id, "at": clock.now().isoformat()}, s.token)
@@ -283,6 +362,11 @@ async def test_suspension_hides_the_supplier_refuses_new_orders_keeps_open_ones(
     released = await api.data(RELEASE, {"id": order_id}, b.token)
     assert released["releaseFunds"]["errors"] == []
     assert released["releaseFunds"]["order"]["money"]["released"]["amount"] == "3000.00"
+
+    # The books: `trade-assurance ledger-check`, as an operator runs it.
+    checked = run_cli("ledger-check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "ledger OK" in checked.stdout
 
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

@@ -5,6 +5,7 @@ and the claim-window release frozen while a dispute is open. Every test ends wit
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
@@ -13,7 +14,17 @@ from typing import Any
 
 import pytest
 
-from models import clock, disputes, inspections, ledger, lifecycle, payments, provider, sweep
+from models import (
+    clock,
+    disputes,
+    events,
+    inspections,
+    ledger,
+    lifecycle,
+    payments,
+    provider,
+    sweep,
+)
 from models.disputes import Evidence
 from models.enums import (
     ActorKind,
@@ -571,3 +582,132 @@ async def test_views_list_and_filter(frozen_clock: clock.FrozenClock) -> None:
     assert [r.id for r in rows] == [d2.id]
     assert (await disputes.latest_of([order.id]))[order.id] is not None
     assert await disputes.get_disputes(b2.principal, [d1.id]) == {}
+
+
+# --- the decision's refund: due date, retries, late flag (the sweep) --------------------
+
+
+async def _refund_of(dispute_id: int) -> Refund:
+    [refund] = await Refund.objects().where(Refund.dispute == dispute_id)
+    return refund
+
+
+async def _overdue_events(order_id: int) -> list[OrderEvent]:
+    return list(
+        await OrderEvent.objects().where(
+            (OrderEvent.order == order_id) & (OrderEvent.kind == "REFUND_OVERDUE")
+        )
+    )
+
+
+async def test_a_failing_refund_is_retried_with_back_off_and_flagged_late_once(
+    frozen_clock: clock.FrozenClock, sandbox: SandboxProvider
+) -> None:
+    _b, _s, order, d = await escalated(frozen_clock)  # decided on a Monday
+    mediator = await factories.staff()
+    sandbox.fail_refunds = True
+    decided_at = clock.now()
+    d = await disputes.resolve_dispute(
+        mediator.principal, d.id, DisputeDecision.PARTIAL_REFUND, amount=usd(600_00),
+        reason="Two panels below spec", idempotency_key="decide",
+    )  # fmt: skip
+    refund = await _refund_of(d.id)
+    # Seven business days: Monday 30 Nov to Wednesday 9 Dec.
+    assert refund.due_at == decided_at + dt.timedelta(days=9)
+    assert (refund.status, refund.attempts, refund.last_error) == (
+        "FAILED", 1, "sandbox_forced_failure"
+    )  # fmt: skip
+    assert refund.next_attempt_at == decided_at + dt.timedelta(minutes=5)
+    assert (await sweep.run_sweep()).refunds_retried == []  # backing off
+
+    # Each failure doubles the wait: 5, 10, 20 minutes...
+    waits = []
+    for _ in range(3):
+        frozen_clock.current = (await _refund_of(d.id)).next_attempt_at or clock.now()
+        report = await sweep.run_sweep()
+        assert (report.refunds_retried, report.refunds_settled) == ([refund.id], [])
+        after = await _refund_of(d.id)
+        assert after.next_attempt_at is not None
+        waits.append(after.next_attempt_at - clock.now())
+        assert (await sweep.run_sweep()).refunds_retried == []  # not again this tick
+    assert waits == [dt.timedelta(minutes=m) for m in (10, 20, 40)]
+    assert (await _refund_of(d.id)).attempts == 4
+    assert payments.retry_delay(30) == payments.RETRY_CAP  # ...up to six hours
+
+    # Past the due date and still not paid out: flagged once, an order event by the sweep.
+    frozen_clock.current = refund.due_at - dt.timedelta(seconds=1)
+    assert (await sweep.run_sweep()).refunds_flagged == []
+    assert not payments.is_late(await _refund_of(d.id))
+    frozen_clock.current = refund.due_at
+    report = await sweep.run_sweep()
+    assert report.refunds_flagged == [refund.id]
+    assert "refunds flagged late: 1" in report.lines()
+    late = await _refund_of(d.id)
+    assert late.flagged_at == refund.due_at and payments.is_late(late)
+    frozen_clock.advance(hours=7)
+    assert (await sweep.run_sweep()).refunds_flagged == []
+    [event] = await _overdue_events(order.id)
+    assert (event.actor_kind, event.old_status, event.new_status) == (
+        ActorKind.SCHEDULER.value, OrderStatus.RECEIVED.value, OrderStatus.RECEIVED.value
+    )  # fmt: skip
+    assert "ref_" in event.reason and "sandbox_forced_failure" in event.reason
+    queue, _ = await payments.list_refunds(
+        mediator.principal, overdue=True, first=10, after_id=None
+    )
+    assert [r.id for r in queue] == [refund.id]
+
+    # The provider recovers: the next retry pays it out; it stays flagged (it was late).
+    sandbox.fail_refunds = False
+    frozen_clock.advance(hours=6)
+    report = await sweep.run_sweep()
+    assert report.refunds_settled == [refund.id]
+    settled = await _refund_of(d.id)
+    assert (settled.status, settled.next_attempt_at, settled.flagged_at) == (
+        "SETTLED", None, refund.due_at
+    )  # fmt: skip
+    assert not payments.is_late(settled)
+    assert (await money(order.id)).refunded == 600_00
+    queue, _ = await payments.list_refunds(
+        mediator.principal, overdue=True, first=10, after_id=None
+    )
+    assert queue == []
+    assert len(await _overdue_events(order.id)) == 1
+
+
+async def test_a_refund_left_pending_by_a_crash_is_paid_out_once_by_the_sweep(
+    frozen_clock: clock.FrozenClock,
+) -> None:
+    _b, _s, order = await received_order()
+    # Committed, then the process died before asking the provider.
+    refund = await payments.start_refund(
+        order.id, 500_00, actor=events.SCHEDULER, reason="late shipment"
+    )
+    assert (refund.status, refund.next_attempt_at) == (
+        "PENDING", clock.now() + dt.timedelta(minutes=5)
+    )  # fmt: skip
+    # The request path's own attempt gets its grace period: the sweep leaves it alone.
+    assert (await sweep.run_sweep()).refunds_retried == []
+    frozen_clock.advance(minutes=5)
+    # Two sweepers at once: each refund is claimed by one of them.
+    first, second = await asyncio.gather(payments.retry_due_refunds(), payments.retry_due_refunds())
+    assert sorted(r.id for r in first + second) == [refund.id]
+    done = await Refund.objects().get(Refund.id == refund.id)
+    assert done is not None and (done.status, done.attempts) == ("SETTLED", 1)
+    assert (await money(order.id)).refunded == 500_00
+
+
+async def test_a_refund_settled_in_time_is_never_flagged(
+    frozen_clock: clock.FrozenClock,
+) -> None:
+    _b, _s, order, d = await escalated(frozen_clock)
+    mediator = await factories.staff()
+    d = await disputes.resolve_dispute(
+        mediator.principal, d.id, DisputeDecision.FULL_REFUND, reason="Unusable",
+        idempotency_key="decide",
+    )  # fmt: skip
+    refund = await _refund_of(d.id)
+    assert (refund.status, refund.next_attempt_at, refund.dispute) == ("SETTLED", None, d.id)
+    frozen_clock.advance(days=30)
+    report = await sweep.run_sweep()
+    assert (report.refunds_retried, report.refunds_flagged) == ([], [])
+    assert await _overdue_events(order.id) == []
