@@ -59,6 +59,7 @@ class Hub:
         self.by_order: dict[int, set[Subscriber]] = {}
         self.everything: set[Subscriber] = set()
         self._wake = asyncio.Event()
+        self._head_read_at = float("-inf")
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle -----------------------------------------------------------------
@@ -169,8 +170,14 @@ class Hub:
     async def catch_up(self) -> None:
         """Deliver every finished event after the current position."""
         while True:
-            if not self.everything and not self.by_order:  # nobody listens: keep up
-                self.position = max(self.position, await feed.head())
+            if not self.everything and not self.by_order:
+                # Nobody listens: keep up with the head, but once per poll interval, not
+                # after every commit (a first subscriber then finds at most that much
+                # to skip).
+                now = asyncio.get_running_loop().time()
+                if now - self._head_read_at >= self.poll_interval:
+                    self.position = max(self.position, await feed.head())
+                    self._head_read_at = now
                 return
             events = await feed.read_after(self.position, limit=BATCH)
             if not events:
