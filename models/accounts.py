@@ -12,8 +12,8 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+import time
 from collections.abc import Collection, Sequence
-from time import monotonic
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -263,6 +263,7 @@ WHERE t.token_hash = {}
 # on every use; a logout here forgets them all, one elsewhere holds for the cache's time.
 _sessions: dict[str, tuple[Principal, dt.datetime | None, str, float]] = {}
 _SESSIONS_MAX = 10_000
+cache_clock = time.monotonic  # the cache's own clock (tests move it, not the domain clock)
 
 
 def forget_sessions() -> None:
@@ -276,7 +277,7 @@ async def authenticate(secret: str, *, cached: bool = True) -> Principal:
     digest = _digest(secret)
     ttl = config.current().session_cache_seconds
     hit = _sessions.get(digest) if cached else None
-    if hit is not None and monotonic() - hit[3] < ttl:
+    if hit is not None and cache_clock() - hit[3] < ttl:
         principal, expires_at, what, _ = hit
         _check_live(expires_at, None, what)
         return principal
@@ -284,7 +285,7 @@ async def authenticate(secret: str, *, cached: bool = True) -> Principal:
     if ttl > 0:
         if len(_sessions) >= _SESSIONS_MAX:
             _sessions.clear()  # simpler than LRU bookkeeping; refills within a second
-        _sessions[digest] = (principal, expires_at, what, monotonic())
+        _sessions[digest] = (principal, expires_at, what, cache_clock())
     return principal
 
 
