@@ -19,7 +19,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from models import clock, config
+from models import clock, config, sql
 from models.db import for_update, write_transaction
 from models.enums import ROLE_OF_KIND, CompanyKind, Role, Scope
 from models.errors import DomainError, ErrorCode
@@ -311,7 +311,7 @@ async def _look_up(secret: str, digest: str) -> tuple[Principal, dt.datetime | N
             scopes=frozenset(Scope(s) for s in key["scopes"].split(",") if s),
         )
         return principal, key["expires_at"], "API_KEY"
-    rows = await AccessToken.raw(_SESSION_SQL, digest)
+    rows = await sql.fetch(_SESSION_SQL, digest)
     if not rows:
         raise AuthError("TOKEN_INVALID", "unknown bearer token")
     row = rows[0]

@@ -203,7 +203,7 @@ _LOCK_SQL = (
 async def locked_order(principal: Principal | None, order_id: int) -> Locked:
     """The order, locked for this transaction, and the caller's part in it. Someone who
     is neither party nor mediator gets NOT_FOUND, as if the order did not exist."""
-    rows = await Order.raw(_LOCK_SQL + (" FOR UPDATE OF o" if is_postgres() else ""), order_id)
+    rows = await sql.fetch(_LOCK_SQL + (" FOR UPDATE OF o" if is_postgres() else ""), order_id)
     if not rows:
         raise DomainError(ErrorCode.NOT_FOUND, "no such order", "orderId")
     company = int(rows[0].pop("supplier_company"))
@@ -375,7 +375,7 @@ _RESERVED_SQL = (
 
 async def remaining_limit_minor(profile: SupplierProfile, *, excluding: int | None = None) -> int:
     """limit - the shares of it reserved by the supplier's open orders."""
-    found = await Order.raw(
+    found = await sql.fetch(
         _RESERVED_SQL, profile.id, *_OPEN_STATUSES, -1 if excluding is None else excluding
     )
     return max(0, int(profile.ta_limit_minor or 0) - int(found[0]["reserved"]))
@@ -444,7 +444,7 @@ async def confirm_order(principal: Principal, order_id: int) -> Order:
 
 async def succeeded_minor(order_id: int) -> int:
     """The order's goods money paid into escrow (inspection fees are apart)."""
-    found = await Payment.raw(
+    found = await sql.fetch(
         "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS paid FROM payment"
         ' WHERE "order" = {} AND status = {} AND inspection IS NULL',
         order_id,

@@ -33,7 +33,7 @@ from models.provider import (
     RefundRequest,
     provider,
 )
-from models.tables import Company, Inspection, Order, Payment, ProviderEvent, Refund
+from models.tables import Inspection, Order, Payment, ProviderEvent, Refund
 from models.trade_assurance import add_business_days
 
 # Methods a buyer can use, by the buyer company's country (None: everywhere).
@@ -79,7 +79,7 @@ def refund_reference(refund_id: int) -> str:
 
 
 async def buyer_country(order: Order) -> str:
-    found = await Company.raw("SELECT country FROM company WHERE id = {}", order.buyer)
+    found = await sql.fetch("SELECT country FROM company WHERE id = {}", order.buyer)
     return str(found[0]["country"])
 
 
@@ -140,7 +140,7 @@ async def pay_order(
                 ErrorCode.INVALID_CURRENCY, f"this order is paid in {order.currency}",
                 "amount.currency",
             )  # fmt: skip
-        earlier = await Payment.raw(
+        earlier = await sql.fetch(
             "SELECT status, amount_minor FROM payment"
             ' WHERE "order" = {} AND status IN ({}, {}) AND inspection IS NULL',
             order.id, PaymentStatus.PENDING.value, PaymentStatus.SUCCEEDED.value,
