@@ -191,12 +191,16 @@ class Locked:
     order: Order
     role: Role | None  # the caller's part in the order; None for the system or a mediator
     supplier_company: int
+    buyer_country: str  # decides the payment methods open to the buyer
 
 
-# The order and its supplier's company in one statement: nearly every transition needs both.
+# The order, its supplier's company and its buyer's country in one statement: nearly every
+# transition needs the company, payments the country.
 _LOCK_SQL = (
-    f"SELECT {sql.columns(Order, 'o')}, s.company AS supplier_company FROM trade_order o"  # noqa: S608
-    " JOIN supplier_profile s ON s.id = o.supplier WHERE o.id = {}"
+    f"SELECT {sql.columns(Order, 'o')}, s.company AS supplier_company,"  # noqa: S608
+    " b.country AS buyer_country FROM trade_order o"
+    " JOIN supplier_profile s ON s.id = o.supplier JOIN company b ON b.id = o.buyer"
+    " WHERE o.id = {}"
 )
 
 
@@ -207,13 +211,14 @@ async def locked_order(principal: Principal | None, order_id: int) -> Locked:
     if not rows:
         raise DomainError(ErrorCode.NOT_FOUND, "no such order", "orderId")
     company = int(rows[0].pop("supplier_company"))
+    country = str(rows[0].pop("buyer_country"))
     order = Order(**rows[0], _exists_in_db=True)
     if principal is None:  # the system itself (scheduler, provider callbacks)
-        return Locked(order, None, company)
+        return Locked(order, None, company, country)
     role = _party_role(principal, order, company)
     if role is None and principal.role is not Role.MEDIATOR:
         raise DomainError(ErrorCode.NOT_FOUND, "no such order", "orderId")
-    return Locked(order, role, company)
+    return Locked(order, role, company, country)
 
 
 async def lock_order(principal: Principal | None, order_id: int) -> tuple[Order, Role | None]:

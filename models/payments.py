@@ -78,11 +78,6 @@ def refund_reference(refund_id: int) -> str:
     return f"ref_{refund_id}"
 
 
-async def buyer_country(order: Order) -> str:
-    found = await sql.fetch("SELECT country FROM company WHERE id = {}", order.buyer)
-    return str(found[0]["country"])
-
-
 def check_method(method: PaymentMethod, country: str) -> None:
     allowed = METHOD_COUNTRIES[method]
     if allowed is not None and country not in allowed:
@@ -129,7 +124,8 @@ async def pay_order(
     request = {"order": order_id, "amount": amount.minor, "currency": amount.currency,
                "method": method.value, "source": source}  # fmt: skip
     async with idempotency.first_claim(), write_transaction():
-        order, role = await lock_order(principal, order_id)
+        locked = await locked_order(principal, order_id)
+        order, role = locked.order, locked.role
         previous = await idempotency.replay(scope, key, "payOrder", request)
         if previous is not None:
             return await payment_result(previous)
@@ -159,7 +155,7 @@ async def pay_order(
                 + " or ".join(str(Money(d, order.currency)) for d in sorted(due)),
                 "amount",
             )
-        country = await buyer_country(order)
+        country = locked.buyer_country
         check_method(method, country)
         now = clock.now()
         payment = Payment(
