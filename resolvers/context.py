@@ -13,6 +13,7 @@ from models import (
     disputes,
     inspections,
     ledger,
+    messages,
     orders,
     payments,
     suppliers,
@@ -29,6 +30,8 @@ from models.tables import (
     InspectionAttachment,
     OrderEvent,
     OrderLine,
+    OrderMessage,
+    OrderMessageAttachment,
     Payment,
     QualityRequirement,
     TradeAssuranceApplication,
@@ -112,6 +115,18 @@ class Context:
         self.dispute_evidence: DataLoader[int, list[DisputeEvidence]] = batch(
             disputes.evidence_of, list, self.cache
         )
+        self.messages: DataLoader[int, OrderMessage | None] = batch(
+            self._messages, lambda: None, self.cache
+        )
+        self.message_attachments: DataLoader[int, list[OrderMessageAttachment]] = batch(
+            messages.attachments_of, list, self.cache
+        )
+
+    async def _messages(self, ids: list[int]) -> dict[int, OrderMessage]:
+        """Messages by id, only those of orders the caller may see."""
+        if self.principal is None:
+            return {}
+        return await messages.get_messages(self.principal, ids)
 
     def require_principal(self) -> Principal:
         """Missing authentication is a top-level GraphQL error, as the contract says."""
