@@ -44,6 +44,8 @@ class Subscriber:
     queue: asyncio.Queue[FeedEvent | AuthError]
     on_overflow: Callable[[], Any] | None = None
     overflowed: bool = False
+    # True: only the order's conversation messages; False: only its other events.
+    messages: bool = False
 
 
 class Hub:
@@ -92,11 +94,17 @@ class Hub:
         principal: Principal,
         order_id: int | None,
         on_overflow: Callable[[], Any] | None = None,
+        *,
+        messages: bool = False,
     ) -> tuple[Subscriber, Position]:
         """Register a subscriber; also returns the position live delivery starts after
         (a client resuming reads the feed up to there itself)."""
         subscriber = Subscriber(
-            principal, order_id, asyncio.Queue(self.queue_size), on_overflow=on_overflow
+            principal,
+            order_id,
+            asyncio.Queue(self.queue_size),
+            on_overflow=on_overflow,
+            messages=messages,
         )
         if order_id is None:
             self.everything.add(subscriber)
@@ -129,7 +137,9 @@ class Hub:
         wanted: dict[Subscriber, list[FeedEvent]] = {}
         for event in events:
             for subscriber in (*self.by_order.get(event.event.order, ()), *self.everything):
-                if event.visible_to(subscriber.principal):
+                if event.is_message is subscriber.messages and event.visible_to(
+                    subscriber.principal
+                ):
                     wanted.setdefault(subscriber, []).append(event)
         failed = await accounts.recheck({s.principal for s in wanted})
         for subscriber, mine in wanted.items():

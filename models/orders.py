@@ -689,8 +689,18 @@ async def quality_of(order_ids: Sequence[int]) -> dict[int, list[QualityRequirem
 
 
 async def events_of(order_ids: Sequence[int]) -> dict[int, list[OrderEvent]]:
-    """The orders' timelines, oldest first."""
-    return await rows_by_order(OrderEvent, order_ids, OrderEvent.id)
+    """The orders' timelines, oldest first; conversation messages are not part of them."""
+    out: dict[int, list[OrderEvent]] = {i: [] for i in order_ids}
+    if order_ids:
+        rows = (
+            await OrderEvent.objects()
+            .where(OrderEvent.order.is_in(list(order_ids)))
+            .where(OrderEvent.kind != events.MESSAGE_SENT)
+            .order_by(OrderEvent.id)
+        )
+        for row in rows:
+            out[row.order].append(row)
+    return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

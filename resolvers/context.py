@@ -14,6 +14,7 @@ from models import (
     disputes,
     inspections,
     ledger,
+    messages,
     orders,
     payments,
     suppliers,
@@ -30,6 +31,8 @@ from models.tables import (
     InspectionAttachment,
     OrderEvent,
     OrderLine,
+    OrderMessage,
+    OrderMessageAttachment,
     Payment,
     QualityRequirement,
     TradeAssuranceApplication,
@@ -127,6 +130,20 @@ class Context:
     @functools.cached_property
     def dispute_evidence(self) -> DataLoader[int, list[DisputeEvidence]]:
         return batch(disputes.evidence_of, list, self.cache)
+
+    @functools.cached_property
+    def messages(self) -> DataLoader[int, OrderMessage | None]:
+        return batch(self._messages, lambda: None, self.cache)
+
+    @functools.cached_property
+    def message_attachments(self) -> DataLoader[int, list[OrderMessageAttachment]]:
+        return batch(messages.attachments_of, list, self.cache)
+
+    async def _messages(self, ids: list[int]) -> dict[int, OrderMessage]:
+        """Messages by id, only those of orders the caller may see."""
+        if self.principal is None:
+            return {}
+        return await messages.get_messages(self.principal, ids)
 
     def require_principal(self) -> Principal:
         """Missing authentication is a top-level GraphQL error, as the contract says."""

@@ -3,6 +3,7 @@ buyer's acceptance of an offer, escalation, the mediator's decision; and the rea
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from graphql import GraphQLError
@@ -31,6 +32,9 @@ from resolvers.money import Money, MoneyInput
 from resolvers.orders import Order, _money_, order_id_of
 from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
 from resolvers.payments import _fresh_order
+
+if TYPE_CHECKING:
+    from resolvers.messages import OrderMessage
 
 strawberry.enum(
     DisputeStatus,
@@ -61,7 +65,10 @@ class AssessmentFinding:
     reason: str
 
 
-@strawberry.type(description="Evidence a party added: text, a file, or both.")
+@strawberry.type(
+    description="Evidence a party added: text, a file, a message of the order's "
+    "conversation, or several of them."
+)
 class DisputeEvidence:
     party: Role = strawberry.field(description="BUYER or SUPPLIER.")
     text: str
@@ -70,6 +77,18 @@ class DisputeEvidence:
     size: int | None = strawberry.field(description="In bytes.")
     sha256: str | None = strawberry.field(description="Hex SHA-256 of the file.")
     added_at: dt.datetime
+    message_id: strawberry.Private[int | None] = None
+
+    @strawberry.field(description="The message of the order's conversation it cites.")
+    async def message(
+        self, info: Info
+    ) -> Annotated["OrderMessage", strawberry.lazy("resolvers.messages")] | None:
+        from resolvers.messages import OrderMessage
+
+        if self.message_id is None:
+            return None
+        found = await info.context.messages.load(self.message_id)
+        return OrderMessage.of(found) if found is not None else None
 
     @classmethod
     def of(cls, e: EvidenceRow) -> "DisputeEvidence":
@@ -81,6 +100,7 @@ class DisputeEvidence:
             size=e.size_bytes,
             sha256=e.sha256,
             added_at=e.created_at,
+            message_id=e.message,
         )
 
 
@@ -237,7 +257,10 @@ class DisputeQueries:
         )
 
 
-@strawberry.input(description="Evidence: text, a file with its checksum, or both.")
+@strawberry.input(
+    description="Evidence: text, a file with its checksum, a message of the order's "
+    "conversation, or several of them."
+)
 class EvidenceInput:
     text: str = ""
     file: Upload | None = strawberry.field(
@@ -246,6 +269,11 @@ class EvidenceInput:
     )
     sha256: str | None = strawberry.field(
         default=None, description="Hex SHA-256 of the file; a mismatch refuses the request."
+    )
+    message_id: relay.GlobalID | None = strawberry.field(
+        default=None,
+        description="A message of this order's conversation to cite (another order's: "
+        "MESSAGE_NOT_IN_ORDER).",
     )
 
 
@@ -319,16 +347,31 @@ def dispute_id_of(gid: relay.GlobalID) -> int:
 async def _evidence(items: list[EvidenceInput]) -> list[disputes.Evidence]:
     out = []
     for n, e in enumerate(items):
+        message = _cited(e.message_id, n)
         if e.file is None:
-            out.append(disputes.Evidence(e.text))
+            out.append(disputes.Evidence(e.text, message_id=message))
             continue
         if e.sha256 is None:
             raise DomainError(
                 ErrorCode.INVALID_INPUT, "a file travels with its sha256", f"evidence.{n}.sha256"
             )
         read = await read_upload(e.file, n)
-        out.append(disputes.Evidence(e.text, AttachmentUpload(read.filename, read.data, e.sha256)))
+        upload = AttachmentUpload(read.filename, read.data, e.sha256)
+        out.append(disputes.Evidence(e.text, upload, message_id=message))
     return out
+
+
+def _cited(gid: relay.GlobalID | None, n: int) -> int | None:
+    """A cited message's id; an id that cannot be a message is refused like another
+    order's message (whether it exists is not the caller's business)."""
+    if gid is None:
+        return None
+    value = row_id(gid.node_id) if gid.type_name == "OrderMessage" else -1
+    if value < 0:
+        raise DomainError(
+            ErrorCode.MESSAGE_NOT_IN_ORDER, "not a message id", f"evidence.{n}.messageId"
+        )
+    return value
 
 
 async def _payload(info: Info, dispute: DisputeRow) -> DisputePayload:

@@ -32,7 +32,12 @@ from server.auth import AuthGate, token_from_connection_params
 from server.limits import BodySizeLimit
 from server.payments import install as install_payments
 from server.settings import Settings
-from server.uploads import MultipartPreflightGuard, attachment, complaint_attachment
+from server.uploads import (
+    MultipartPreflightGuard,
+    attachment,
+    complaint_attachment,
+    message_attachment,
+)
 from server.ws_limits import WebSocketLimits
 
 log = logging.getLogger("trade_assurance")
@@ -173,6 +178,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route(
                 "/complaints/attachments/{attachment_id:int}",
                 AuthGate(request_response(complaint_attachment)),
+                methods=["GET"],
+            ),
+            Route(
+                "/orders/messages/attachments/{attachment_id:int}",
+                AuthGate(request_response(message_attachment)),
                 methods=["GET"],
             ),
             Route("/healthz", healthz),
