@@ -58,7 +58,7 @@ MONEY_TABLES = ("trade_order", "order_line", "quality_requirement", "order_event
                 "idempotency_record", "ledger_posting")  # fmt: skip
 ORDER_TABLE = "trade_order"
 CALIBRATION_PATHS = 2  # sequential, with write-logging triggers; must agree with each other
-STATEMENT_COUNT_PATHS = 10  # in-process, after the run: SQL statements per mutation
+STATEMENT_COUNT_PATHS = 50  # in-process, after the run: SQL statements per mutation
 SQLITE_TIMEOUT_S = 5.0  # as the gateway's busy timeout (TA_SQLITE_BUSY_TIMEOUT_MS)
 MAX_FAILURE_SAMPLES = 10
 
@@ -179,6 +179,7 @@ class InProcessReport:
     db_ms: dict[str, float]  # of which awaiting the database driver, mean
     gc_ms: dict[str, float]  # of which in Python's cyclic garbage collector, mean
     sql: dict[str, dict[str, float]]  # per mutation: statement kind -> per path
+    cpu_ms: float  # process CPU per path (the in-process client's included)
     profile: list[str]  # cProfile breakdown lines (empty unless --profile)
 
 
@@ -1289,6 +1290,8 @@ class _Probe:
                     if not probe.on:
                         return await original(self_, query, *args, **kwargs)
                     probe.kinds[probe.label][_sql_kind(query)] += 1
+                    if os.environ.get("BENCH_SQL_LOG"):
+                        print(probe.label, " ".join(query.split())[:300], flush=True)
                     started = time.perf_counter()
                     try:
                         return await original(self_, query, *args, **kwargs)
@@ -1304,11 +1307,10 @@ async def _inprocess(actors: Actors, paths: int, profile: bool) -> InProcessRepo
     probe = _Probe()
     probe.install()
     app = importlib.import_module("server.app").create_app()
-    db = importlib.import_module("models.db")
-    await db.open_pool(1, 4)
     wall: defaultdict[str, float] = defaultdict(float)
     lines: list[str] = []
-    try:
+    # The app's own start-up and shutdown, as `serve` runs them (pool, live hub, heap).
+    async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
 
@@ -1329,7 +1331,9 @@ async def _inprocess(actors: Actors, paths: int, profile: bool) -> InProcessRepo
             await batch(5)  # warm: imports, caches, the pool
             wall.clear()
             probe.on = True
+            cpu_started = time.process_time()
             await batch(paths)
+            cpu_ms = (time.process_time() - cpu_started) * 1000 / paths
             probe.on = False
             wall_ms = {m: wall[m] / paths for m in MUTATIONS}
             if profile:
@@ -1339,12 +1343,13 @@ async def _inprocess(actors: Actors, paths: int, profile: bool) -> InProcessRepo
                 await batch(paths)
                 elapsed = time.perf_counter() - started
                 profiler.disable()
+                if os.environ.get("BENCH_PSTATS"):  # scratch: keep the raw profile
+                    profiler.dump_stats(os.environ["BENCH_PSTATS"])
                 lines = _profile_lines(profiler, paths, elapsed)
-    finally:
-        await db.close_pool()
     return InProcessReport(
         paths=paths,
         wall_ms=wall_ms,
+        cpu_ms=cpu_ms,
         db_ms={m: probe.db_s[m] * 1000 / paths for m in MUTATIONS},
         gc_ms={m: probe.gc_s[m] * 1000 / paths for m in MUTATIONS},
         sql={m: {k: n / paths for k, n in probe.kinds[m].items()} for m in MUTATIONS},
@@ -1513,5 +1518,6 @@ def _report_inprocess(rep: InProcessReport) -> None:
             cells.append(f"{counts.get('CONNECT', 0):7.1f}")
         cells.append(f"{sum(v for k, v in counts.items() if k != 'CONNECT'):7.1f}")
         print(f"  {m:<12}  " + "  ".join(cells))
+    print(f"  CPU per path in this process (client included): {rep.cpu_ms:.1f} ms")
     for line in rep.profile:
         print(line)

@@ -12,13 +12,14 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from models import clock, config
+from models import clock, config, sql
 from models.db import for_update, write_transaction
 from models.enums import ROLE_OF_KIND, CompanyKind, Role, Scope
 from models.errors import DomainError, ErrorCode
@@ -257,9 +258,38 @@ WHERE t.token_hash = {}
 """
 
 
-async def authenticate(secret: str) -> Principal:
-    """Turn a presented bearer token or API key into a Principal, or raise AuthError."""
+# Valid credentials recently looked up, by digest: every request authenticates, and most
+# come from a few live sessions. Failed look-ups are never cached. Expiry is still checked
+# on every use; a logout here forgets them all, one elsewhere holds for the cache's time.
+_sessions: dict[str, tuple[Principal, dt.datetime | None, str, float]] = {}
+_SESSIONS_MAX = 10_000
+cache_clock = time.monotonic  # the cache's own clock (tests move it, not the domain clock)
+
+
+def forget_sessions() -> None:
+    """Drop every cached look-up (after a credential changed in this process)."""
+    _sessions.clear()
+
+
+async def authenticate(secret: str, *, cached: bool = True) -> Principal:
+    """Turn a presented bearer token or API key into a Principal, or raise AuthError.
+    `cached=False` always reads the database (a long-lived stream starting)."""
     digest = _digest(secret)
+    ttl = config.current().session_cache_seconds
+    hit = _sessions.get(digest) if cached else None
+    if hit is not None and cache_clock() - hit[3] < ttl:
+        principal, expires_at, what, _ = hit
+        _check_live(expires_at, None, what)
+        return principal
+    principal, expires_at, what = await _look_up(secret, digest)
+    if ttl > 0:
+        if len(_sessions) >= _SESSIONS_MAX:
+            _sessions.clear()  # simpler than LRU bookkeeping; refills within a second
+        _sessions[digest] = (principal, expires_at, what, cache_clock())
+    return principal
+
+
+async def _look_up(secret: str, digest: str) -> tuple[Principal, dt.datetime | None, str]:
     if secret.startswith(API_KEY_PREFIX):
         rows = await ApiKey.select(
             ApiKey.id,
@@ -273,27 +303,29 @@ async def authenticate(secret: str) -> Principal:
             raise AuthError("API_KEY_INVALID", "unknown API key")
         key = rows[0]
         _check_live(key["expires_at"], key["revoked_at"], "API_KEY")
-        return Principal(
+        principal = Principal(
             role=Role.PARTNER,
             company_id=key["company"],
             company_kind=CompanyKind(key["kind"]),
             api_key_id=key["id"],
             scopes=frozenset(Scope(s) for s in key["scopes"].split(",") if s),
         )
-    rows = await AccessToken.raw(_SESSION_SQL, digest)
+        return principal, key["expires_at"], "API_KEY"
+    rows = await sql.fetch(_SESSION_SQL, digest)
     if not rows:
         raise AuthError("TOKEN_INVALID", "unknown bearer token")
     row = rows[0]
     _check_live(row["expires_at"], row["revoked_at"], "TOKEN")
     if not row["active"]:
         raise AuthError("ACCOUNT_DISABLED", "this account is disabled")
-    return Principal(
+    principal = Principal(
         role=Role(row["role"]),
         company_id=row["company_id"],
         company_kind=CompanyKind(row["kind"]),
         user_id=row["user_id"],
         token_id=row["id"],
     )
+    return principal, row["expires_at"], "TOKEN"
 
 
 _RECHECK_CHUNK = 500  # ids per statement
@@ -367,6 +399,7 @@ async def logout(principal: Principal, *, all_sessions: bool = False) -> int:
             .where(target & AccessToken.revoked_at.is_null())
             .returning(AccessToken.id)
         )
+    forget_sessions()  # after commit: a look-up meanwhile could re-cache the live token
     return len(revoked)
 
 
@@ -445,6 +478,7 @@ async def revoke_api_key(principal: Principal, key_id: int) -> ApiKey:
             raise DomainError(ErrorCode.ALREADY_REVOKED, "this API key is already revoked", "id")
         key.revoked_at = clock.now()
         await key.save([ApiKey.revoked_at])
+    forget_sessions()  # after commit: a look-up meanwhile could re-cache the live key
     return key
 
 

@@ -17,6 +17,9 @@ class DomainConfig:
     limit_currency: str = "USD"
     # Bearer tokens issued by `login` live this long.
     token_ttl_hours: int = 24
+    # A valid credential's look-up is reused for this long (0: look up every request). A
+    # logout in this process takes effect at once; one in another process, within this.
+    session_cache_seconds: float = 2.0
     # An order not paid this many days after confirmation is cancelled.
     payment_deadline_days: int = 7
     # Card fee charged on top of a card payment, in basis points (280 = 2.8 %).

@@ -28,6 +28,7 @@ from models import (
     investigations,
     ledger,
     lifecycle,
+    messages,
     payments,
 )
 from models.accounts import Principal
@@ -81,10 +82,12 @@ _ENDED = frozenset(
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Evidence:
-    """Text, a file (checked like an inspection report's attachments), or both."""
+    """Text, a file (checked like an inspection report's attachments), a message of the
+    order's conversation (checked under the order's lock), or several of them."""
 
     text: str = ""
     file: AttachmentUpload | None = None
+    message_id: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -109,26 +112,36 @@ def _check_text(text: str, field: str, *, required: bool) -> str:
     return text
 
 
-def _check_evidence(evidence: Sequence[Evidence]) -> list[tuple[str, Any]]:
-    """Each item's text and checked file (or None); nothing is stored unless all pass."""
+def _check_evidence(evidence: Sequence[Evidence]) -> list[tuple[str, Any, int | None]]:
+    """Each item's text, checked file (or None) and cited message (or None); nothing is
+    stored unless all pass."""
     files = [e.file for e in evidence if e.file is not None]
     checked = iter(check_attachments(files))
-    out: list[tuple[str, Any]] = []
+    out: list[tuple[str, Any, int | None]] = []
     for n, e in enumerate(evidence):
         text = _check_text(e.text, f"evidence.{n}.text", required=False)
-        if not text and e.file is None:
+        if not text and e.file is None and e.message_id is None:
             raise DomainError(
-                ErrorCode.INVALID_INPUT, "evidence needs a text or a file", f"evidence.{n}"
+                ErrorCode.INVALID_INPUT,
+                "evidence needs a text, a file or a message",
+                f"evidence.{n}",
             )
-        out.append((text, next(checked) if e.file is not None else None))
+        out.append((text, next(checked) if e.file is not None else None, e.message_id))
     return out
 
 
+def _evidence_key(text: str, f: Any, message_id: int | None) -> list[Any]:
+    """An evidence item in an idempotency request (unchanged for items citing no message,
+    so keys recorded before messages could be cited still replay)."""
+    key = [text, f.sha256 if f else None]
+    return key if message_id is None else [*key, message_id]
+
+
 async def _store_evidence(
-    dispute_id: int, party: Role, principal: Principal, items: list[tuple[str, Any]]
+    dispute_id: int, party: Role, principal: Principal, items: list[tuple[str, Any, int | None]]
 ) -> None:
     now = clock.now()
-    for text, f in items:
+    for text, f, message_id in items:
         if f is not None:
             await store_file(f)
         await DisputeEvidence.insert(
@@ -141,6 +154,7 @@ async def _store_evidence(
                 content_type=f.content_type if f else None,
                 size_bytes=len(f.data) if f else None,
                 sha256=f.sha256 if f else None,
+                message=message_id,
                 created_at=now,
             )
         )
@@ -279,7 +293,7 @@ async def open_dispute(
     request = {
         "order": order_id, "reason": reason.value, "amount": requested.minor,
         "currency": requested.currency, "description": description,
-        "evidence": [[t, f.sha256 if f else None] for t, f in items],
+        "evidence": [_evidence_key(t, f, m) for t, f, m in items],
         "delay": delay_accepted_in_writing, "freight": concerns_freight_or_after_sales,
     }  # fmt: skip
     async with idempotency.first_claim(), write_transaction():
@@ -350,6 +364,7 @@ async def open_dispute(
             dispute_due_at=auto_at,
         )
         await dispute.save()
+        await messages.check_cited(order.id, [m for _, _, m in items])
         await _store_evidence(dispute.id, Role.BUYER, principal, items)
         await events.record(
             order.id, "DISPUTE_OPENED", old_status=order.status, new_status=order.status,
@@ -455,7 +470,7 @@ async def respond_to_dispute(
     request = {
         "dispute": dispute_id, "response": response.value, "text": text,
         "offered": [offered.minor, offered.currency] if offered else None,
-        "evidence": [[t, f.sha256 if f else None] for t, f in items],
+        "evidence": [_evidence_key(t, f, m) for t, f, m in items],
     }  # fmt: skip
     refunds: list[int] = []
     async with idempotency.first_claim(), write_transaction():
@@ -508,6 +523,7 @@ async def respond_to_dispute(
         dispute.offered_minor = offered.minor if offered else None
         dispute.responded_at = now
         await dispute.save()
+        await messages.check_cited(order.id, [m for _, _, m in items])
         await _store_evidence(dispute.id, Role.SUPPLIER, principal, items)
         what = {
             DisputeResponse.ACCEPT: "accepted the refund asked for",

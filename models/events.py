@@ -26,6 +26,10 @@ class Actor:
         return cls(ActorKind.USER, user_id=principal.user_id)
 
 
+# A message of the order's conversation (models.messages): it travels the order-event
+# feed, but is not a step of the order's timeline or of its status streams.
+MESSAGE_SENT = "MESSAGE_SENT"
+
 SCHEDULER = Actor(ActorKind.SCHEDULER)
 PAYMENT_PROVIDER = Actor(ActorKind.PAYMENT_PROVIDER)
 

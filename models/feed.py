@@ -18,6 +18,7 @@ from models.accounts import Principal
 from models.db import is_postgres
 from models.enums import Role
 from models.errors import DomainError, ErrorCode
+from models.events import MESSAGE_SENT
 from models.tables import OrderEvent
 
 _CURSOR_PREFIX = "evt:"
@@ -55,6 +56,11 @@ class FeedEvent:
     buyer_company: int
     supplier_company: int
 
+    @property
+    def is_message(self) -> bool:
+        """A message of the order's conversation rather than a step of its timeline."""
+        return self.event.kind == MESSAGE_SENT
+
     def visible_to(self, principal: Principal) -> bool:
         return principal.role is Role.MEDIATOR or principal.company_id in (
             self.buyer_company,
@@ -76,7 +82,7 @@ _HORIZON = """(
       AND a.backend_xid::text::bigint = x::text::bigint % 4294967296))"""
 
 
-def _sql(*, order: bool, company: bool, limit: bool) -> str:
+def _sql(*, order: bool, company: bool, messages: bool | None, limit: bool) -> str:
     pg = is_postgres()
     tx = "e.tx::text" if pg else "e.tx"
     after = "(e.tx, e.id) > (CAST({} AS text)::xid8, {})" if pg else "(e.tx, e.id) > ({}, {})"
@@ -87,6 +93,8 @@ def _sql(*, order: bool, company: bool, limit: bool) -> str:
         where.append('e."order" = {}')
     if company:
         where.append("(o.buyer = {} OR s.company = {})")
+    if messages is not None:  # a filter beside the (tx, id) or ("order", tx, id) index
+        where.append("e.kind = {}" if messages else "e.kind <> {}")
     return (
         f"SELECT {sql.columns(OrderEvent, 'e')}, {tx} AS tx, o.buyer AS buyer_company,"  # noqa: S608
         " s.company AS supplier_company FROM order_event e"
@@ -107,9 +115,11 @@ async def read_after(
     limit: int,
     order_id: int | None = None,
     viewer: Principal | None = None,
+    messages: bool | None = None,
 ) -> list[FeedEvent]:
     """Up to `limit` finished events after `after`, oldest first; only one order's if
-    `order_id`, only those `viewer` may see if given (mediators see all)."""
+    `order_id`, only those `viewer` may see if given (mediators see all); only
+    conversation messages if `messages` is True, none of them if False."""
     company = viewer is not None and viewer.role is not Role.MEDIATOR
     args: list[Any] = [str(after.tx) if is_postgres() else after.tx, after.id]
     if order_id is not None:
@@ -117,7 +127,9 @@ async def read_after(
     if company:
         assert viewer is not None
         args += [viewer.company_id, viewer.company_id]
-    query = _sql(order=order_id is not None, company=company, limit=True)
+    if messages is not None:
+        args.append(MESSAGE_SENT)
+    query = _sql(order=order_id is not None, company=company, messages=messages, limit=True)
     rows = await OrderEvent.raw(query, *args, limit)
     return [_feed_event(r) for r in rows]
 

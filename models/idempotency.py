@@ -49,7 +49,7 @@ async def replay(
     scope: str, key: str, operation: str, request: dict[str, Any]
 ) -> dict[str, Any] | None:
     """The stored result for this key, None if it is new; raise if it named another request."""
-    found = await IdempotencyRecord.raw(
+    found = await sql.fetch(
         "SELECT operation, request_hash, result FROM idempotency_record"
         ' WHERE scope = {} AND "key" = {}',
         scope,

@@ -46,6 +46,7 @@ from models.orders import (
     convert,
     exchange_rate,
     lock_order,
+    locked_order,
     require_scope,
     supplier_company,
     visibility,
@@ -274,7 +275,8 @@ async def book_inspection(
         "source": source,
     }
     async with idempotency.first_claim(), write_transaction():
-        order, role = await lock_order(principal, order_id)
+        locked = await locked_order(principal, order_id)
+        order, role = locked.order, locked.role
         previous = await idempotency.replay(scope, key, "bookInspection", request)
         if previous is not None:
             return await _booking(previous)
@@ -286,7 +288,7 @@ async def book_inspection(
         check_status(order, PRE_SHIPMENT, "book an inspection for")
         fee = await inspector_fee(inspector_company_id, order.currency)
         _check_date(order, scheduled_on)
-        country = await payments.buyer_country(order)
+        country = locked.buyer_country
         payments.check_method(method, country)
         now = clock.now()
         inspection = Inspection(

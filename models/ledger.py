@@ -394,7 +394,7 @@ async def order_money(order_ids: Sequence[int]) -> dict[int, OrderMoney]:
 
 
 async def _balance(account: str) -> int:
-    rows = await LedgerPosting.raw(
+    rows = await sql.fetch(
         "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS balance "
         "FROM ledger_posting WHERE account = {}",
         account,
@@ -410,12 +410,7 @@ async def fee_held(inspection_id: int) -> int:
 async def held(order_id: int) -> int:
     """What the order's escrow account holds now. Call it under the order's row lock
     (inside the write transaction) before posting a release or refund from it."""
-    rows = await LedgerPosting.raw(
-        "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS balance "
-        "FROM ledger_posting WHERE account = {}",
-        escrow(order_id),
-    )
-    return -int(rows[0]["balance"])
+    return await _balance(escrow(order_id))
 
 
 @dataclasses.dataclass(frozen=True)

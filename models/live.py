@@ -44,11 +44,8 @@ class Subscriber:
     queue: asyncio.Queue[FeedEvent | AuthError]
     on_overflow: Callable[[], Any] | None = None
     overflowed: bool = False
-
-    def wants(self, event: FeedEvent) -> bool:
-        if self.order_id is not None and event.event.order != self.order_id:
-            return False
-        return event.visible_to(self.principal)
+    # True: only the order's conversation messages; False: only its other events.
+    messages: bool = False
 
 
 class Hub:
@@ -59,8 +56,12 @@ class Hub:
         self.poll_interval = poll_interval
         self.queue_size = queue_size
         self.position = feed.START
-        self.subscribers: set[Subscriber] = set()
+        # Indexed so an event is tested only against those who may want it: the
+        # subscribers of its order, and those following every order they may see.
+        self.by_order: dict[int, set[Subscriber]] = {}
+        self.everything: set[Subscriber] = set()
         self._wake = asyncio.Event()
+        self._head_read_at = float("-inf")
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle -----------------------------------------------------------------
@@ -93,33 +94,60 @@ class Hub:
         principal: Principal,
         order_id: int | None,
         on_overflow: Callable[[], Any] | None = None,
+        *,
+        messages: bool = False,
     ) -> tuple[Subscriber, Position]:
         """Register a subscriber; also returns the position live delivery starts after
         (a client resuming reads the feed up to there itself)."""
         subscriber = Subscriber(
-            principal, order_id, asyncio.Queue(self.queue_size), on_overflow=on_overflow
+            principal,
+            order_id,
+            asyncio.Queue(self.queue_size),
+            on_overflow=on_overflow,
+            messages=messages,
         )
-        self.subscribers.add(subscriber)
+        if order_id is None:
+            self.everything.add(subscriber)
+        else:
+            self.by_order.setdefault(order_id, set()).add(subscriber)
         return subscriber, self.position
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        self.subscribers.discard(subscriber)
+        if subscriber.order_id is None:
+            self.everything.discard(subscriber)
+            return
+        same_order = self.by_order.get(subscriber.order_id)
+        if same_order is not None:
+            same_order.discard(subscriber)
+            if not same_order:
+                del self.by_order[subscriber.order_id]
+
+    def subscribed(self, subscriber: Subscriber) -> bool:
+        if subscriber.order_id is None:
+            return subscriber in self.everything
+        return subscriber in self.by_order.get(subscriber.order_id, ())
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self.everything) + sum(map(len, self.by_order.values()))
 
     async def _deliver(self, events: list[FeedEvent]) -> None:
         """Hand each subscriber the events it wants, after checking again (in one go)
         that every recipient's credential still holds."""
-        wanted = {
-            subscriber: mine
-            for subscriber in self.subscribers
-            if (mine := [e for e in events if subscriber.wants(e)])
-        }
+        wanted: dict[Subscriber, list[FeedEvent]] = {}
+        for event in events:
+            for subscriber in (*self.by_order.get(event.event.order, ()), *self.everything):
+                if event.is_message is subscriber.messages and event.visible_to(
+                    subscriber.principal
+                ):
+                    wanted.setdefault(subscriber, []).append(event)
         failed = await accounts.recheck({s.principal for s in wanted})
         for subscriber, mine in wanted.items():
-            if subscriber not in self.subscribers:  # left while we checked
+            if not self.subscribed(subscriber):  # left while we checked
                 continue
             error = failed.get(subscriber.principal)
             if error is not None:
-                self.subscribers.discard(subscriber)
+                self.unsubscribe(subscriber)
             for item in [error] if error is not None else mine:
                 try:
                     subscriber.queue.put_nowait(item)
@@ -129,7 +157,7 @@ class Hub:
 
     def _cut_off(self, subscriber: Subscriber) -> None:
         subscriber.overflowed = True
-        self.subscribers.discard(subscriber)
+        self.unsubscribe(subscriber)
         log.warning("cut off a subscriber %s events behind", self.queue_size)
         if subscriber.on_overflow is not None:
             subscriber.on_overflow()
@@ -152,8 +180,14 @@ class Hub:
     async def catch_up(self) -> None:
         """Deliver every finished event after the current position."""
         while True:
-            if not self.subscribers:  # nobody listens: just keep up with the head
-                self.position = max(self.position, await feed.head())
+            if not self.everything and not self.by_order:
+                # Nobody listens: keep up with the head, but once per poll interval, not
+                # after every commit (a first subscriber then finds at most that much
+                # to skip).
+                now = asyncio.get_running_loop().time()
+                if now - self._head_read_at >= self.poll_interval:
+                    self.position = max(self.position, await feed.head())
+                    self._head_read_at = now
                 return
             events = await feed.read_after(self.position, limit=BATCH)
             if not events:

@@ -191,29 +191,34 @@ class Locked:
     order: Order
     role: Role | None  # the caller's part in the order; None for the system or a mediator
     supplier_company: int
+    buyer_country: str  # decides the payment methods open to the buyer
 
 
-# The order and its supplier's company in one statement: nearly every transition needs both.
+# The order, its supplier's company and its buyer's country in one statement: nearly every
+# transition needs the company, payments the country.
 _LOCK_SQL = (
-    f"SELECT {sql.columns(Order, 'o')}, s.company AS supplier_company FROM trade_order o"  # noqa: S608
-    " JOIN supplier_profile s ON s.id = o.supplier WHERE o.id = {}"
+    f"SELECT {sql.columns(Order, 'o')}, s.company AS supplier_company,"  # noqa: S608
+    " b.country AS buyer_country FROM trade_order o"
+    " JOIN supplier_profile s ON s.id = o.supplier JOIN company b ON b.id = o.buyer"
+    " WHERE o.id = {}"
 )
 
 
 async def locked_order(principal: Principal | None, order_id: int) -> Locked:
     """The order, locked for this transaction, and the caller's part in it. Someone who
     is neither party nor mediator gets NOT_FOUND, as if the order did not exist."""
-    rows = await Order.raw(_LOCK_SQL + (" FOR UPDATE OF o" if is_postgres() else ""), order_id)
+    rows = await sql.fetch(_LOCK_SQL + (" FOR UPDATE OF o" if is_postgres() else ""), order_id)
     if not rows:
         raise DomainError(ErrorCode.NOT_FOUND, "no such order", "orderId")
     company = int(rows[0].pop("supplier_company"))
+    country = str(rows[0].pop("buyer_country"))
     order = Order(**rows[0], _exists_in_db=True)
     if principal is None:  # the system itself (scheduler, provider callbacks)
-        return Locked(order, None, company)
+        return Locked(order, None, company, country)
     role = _party_role(principal, order, company)
     if role is None and principal.role is not Role.MEDIATOR:
         raise DomainError(ErrorCode.NOT_FOUND, "no such order", "orderId")
-    return Locked(order, role, company)
+    return Locked(order, role, company, country)
 
 
 async def lock_order(principal: Principal | None, order_id: int) -> tuple[Order, Role | None]:
@@ -375,7 +380,7 @@ _RESERVED_SQL = (
 
 async def remaining_limit_minor(profile: SupplierProfile, *, excluding: int | None = None) -> int:
     """limit - the shares of it reserved by the supplier's open orders."""
-    found = await Order.raw(
+    found = await sql.fetch(
         _RESERVED_SQL, profile.id, *_OPEN_STATUSES, -1 if excluding is None else excluding
     )
     return max(0, int(profile.ta_limit_minor or 0) - int(found[0]["reserved"]))
@@ -444,7 +449,7 @@ async def confirm_order(principal: Principal, order_id: int) -> Order:
 
 async def succeeded_minor(order_id: int) -> int:
     """The order's goods money paid into escrow (inspection fees are apart)."""
-    found = await Payment.raw(
+    found = await sql.fetch(
         "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS paid FROM payment"
         ' WHERE "order" = {} AND status = {} AND inspection IS NULL',
         order_id,
@@ -684,8 +689,18 @@ async def quality_of(order_ids: Sequence[int]) -> dict[int, list[QualityRequirem
 
 
 async def events_of(order_ids: Sequence[int]) -> dict[int, list[OrderEvent]]:
-    """The orders' timelines, oldest first."""
-    return await rows_by_order(OrderEvent, order_ids, OrderEvent.id)
+    """The orders' timelines, oldest first; conversation messages are not part of them."""
+    out: dict[int, list[OrderEvent]] = {i: [] for i in order_ids}
+    if order_ids:
+        rows = (
+            await OrderEvent.objects()
+            .where(OrderEvent.order.is_in(list(order_ids)))
+            .where(OrderEvent.kind != events.MESSAGE_SENT)
+            .order_by(OrderEvent.id)
+        )
+        for row in rows:
+            out[row.order].append(row)
+    return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from models.provider import (
     RefundRequest,
     provider,
 )
-from models.tables import Company, Inspection, Order, Payment, ProviderEvent, Refund
+from models.tables import Inspection, Order, Payment, ProviderEvent, Refund
 from models.trade_assurance import add_business_days
 
 log = logging.getLogger("trade_assurance.payments")
@@ -81,11 +81,6 @@ def payment_reference(payment_id: int) -> str:
 
 def refund_reference(refund_id: int) -> str:
     return f"ref_{refund_id}"
-
-
-async def buyer_country(order: Order) -> str:
-    found = await Company.raw("SELECT country FROM company WHERE id = {}", order.buyer)
-    return str(found[0]["country"])
 
 
 def check_method(method: PaymentMethod, country: str) -> None:
@@ -134,7 +129,8 @@ async def pay_order(
     request = {"order": order_id, "amount": amount.minor, "currency": amount.currency,
                "method": method.value, "source": source}  # fmt: skip
     async with idempotency.first_claim(), write_transaction():
-        order, role = await lock_order(principal, order_id)
+        locked = await locked_order(principal, order_id)
+        order, role = locked.order, locked.role
         previous = await idempotency.replay(scope, key, "payOrder", request)
         if previous is not None:
             return await payment_result(previous)
@@ -145,7 +141,7 @@ async def pay_order(
                 ErrorCode.INVALID_CURRENCY, f"this order is paid in {order.currency}",
                 "amount.currency",
             )  # fmt: skip
-        earlier = await Payment.raw(
+        earlier = await sql.fetch(
             "SELECT status, amount_minor FROM payment"
             ' WHERE "order" = {} AND status IN ({}, {}) AND inspection IS NULL',
             order.id, PaymentStatus.PENDING.value, PaymentStatus.SUCCEEDED.value,
@@ -164,7 +160,7 @@ async def pay_order(
                 + " or ".join(str(Money(d, order.currency)) for d in sorted(due)),
                 "amount",
             )
-        country = await buyer_country(order)
+        country = locked.buyer_country
         check_method(method, country)
         now = clock.now()
         payment = Payment(

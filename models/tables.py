@@ -315,9 +315,37 @@ class Dispute(Table):
     resolved_at = Timestamptz(null=True, default=None)
 
 
+class OrderMessage(Table):
+    """A message of an order's conversation (issue 6). Recorded in the same transaction
+    as an order event of kind MESSAGE_SENT (`event`): messages travel the order-event feed.
+    Paged by the index on ("order", id) (migration "Order conversation indexes")."""
+
+    id = Serial(primary_key=True)
+    order = ForeignKey(Order, null=False, on_delete=OnDelete.restrict)
+    event = ForeignKey(OrderEvent, null=False, unique=True, on_delete=OnDelete.restrict)
+    author_user = ForeignKey(UserAccount, null=True, default=None)
+    author_api_key = ForeignKey(ApiKey, null=True, default=None)
+    author_company = ForeignKey(Company, null=False)
+    author_role = Varchar(length=16, choices=Role)  # BUYER, SUPPLIER or MEDIATOR
+    body = Text()
+    created_at = Timestamptz()
+
+
+class OrderMessageAttachment(Table):
+    """A file sent with a message, stored like inspection attachments (by SHA-256)."""
+
+    id = Serial(primary_key=True)
+    message = ForeignKey(OrderMessage, null=False, index=True, on_delete=OnDelete.restrict)
+    filename = Varchar(length=200)
+    content_type = Varchar(length=64)  # sniffed from the bytes, never the client's claim
+    size_bytes = BigInt()
+    sha256 = Varchar(length=64)
+    created_at = Timestamptz()
+
+
 class DisputeEvidence(Table):
-    """Text or a file (stored like inspection attachments, named by SHA-256) that a
-    party adds to a dispute."""
+    """Text, a file (stored like inspection attachments, named by SHA-256) or a cited
+    message of the order's conversation that a party adds to a dispute."""
 
     id = Serial(primary_key=True)
     dispute = ForeignKey(Dispute, null=False, index=True, on_delete=OnDelete.restrict)
@@ -328,6 +356,7 @@ class DisputeEvidence(Table):
     content_type = Varchar(length=64, null=True, default=None)
     size_bytes = BigInt(null=True, default=None)
     sha256 = Varchar(length=64, null=True, default=None)
+    message = ForeignKey(OrderMessage, null=True, default=None, on_delete=OnDelete.restrict)
     created_at = Timestamptz()
 
 
@@ -520,7 +549,6 @@ ALL_TABLES: list[type[Table]] = [
     InspectionAttachment,
     Payment,
     Dispute,  # before Refund, which names the dispute it came from
-    DisputeEvidence,
     Refund,
     LedgerPosting,
     IdempotencyRecord,
@@ -530,4 +558,7 @@ ALL_TABLES: list[type[Table]] = [
     Complaint,
     SupplierEvent,
     ComplaintAttachment,
+    OrderMessage,
+    OrderMessageAttachment,
+    DisputeEvidence,
 ]

@@ -3,6 +3,7 @@ buyer's acceptance of an offer, escalation, the mediator's decision; and the rea
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from graphql import GraphQLError
@@ -34,6 +35,9 @@ from resolvers.payments import Refund, _fresh_order
 
 EVIDENCE_PATH = "/disputes/evidence/{id}"
 
+if TYPE_CHECKING:
+    from resolvers.messages import OrderMessage
+
 strawberry.enum(
     DisputeStatus,
     description="OPEN while the supplier answers and the parties negotiate; ESCALATED when "
@@ -63,7 +67,10 @@ class AssessmentFinding:
     reason: str
 
 
-@strawberry.type(description="Evidence a party added: text, a file, or both.")
+@strawberry.type(
+    description="Evidence a party added: text, a file, a message of the order's "
+    "conversation, or several of them."
+)
 class DisputeEvidence:
     party: Role = strawberry.field(description="BUYER or SUPPLIER.")
     text: str
@@ -77,6 +84,18 @@ class DisputeEvidence:
         "(`/disputes/evidence/<n>`): the order's buyer and supplier and mediators; null for "
         "text-only evidence."
     )
+    message_id: strawberry.Private[int | None] = None
+
+    @strawberry.field(description="The message of the order's conversation it cites.")
+    async def message(
+        self, info: Info
+    ) -> Annotated["OrderMessage", strawberry.lazy("resolvers.messages")] | None:
+        from resolvers.messages import OrderMessage
+
+        if self.message_id is None:
+            return None
+        found = await info.context.messages.load(self.message_id)
+        return OrderMessage.of(found) if found is not None else None
 
     @classmethod
     def of(cls, e: EvidenceRow) -> "DisputeEvidence":
@@ -89,6 +108,7 @@ class DisputeEvidence:
             sha256=e.sha256,
             added_at=e.created_at,
             url=EVIDENCE_PATH.format(id=e.id) if e.sha256 is not None else None,
+            message_id=e.message,
         )
 
 
@@ -252,7 +272,10 @@ class DisputeQueries:
         )
 
 
-@strawberry.input(description="Evidence: text, a file with its checksum, or both.")
+@strawberry.input(
+    description="Evidence: text, a file with its checksum, a message of the order's "
+    "conversation, or several of them."
+)
 class EvidenceInput:
     text: str = ""
     file: Upload | None = strawberry.field(
@@ -261,6 +284,11 @@ class EvidenceInput:
     )
     sha256: str | None = strawberry.field(
         default=None, description="Hex SHA-256 of the file; a mismatch refuses the request."
+    )
+    message_id: relay.GlobalID | None = strawberry.field(
+        default=None,
+        description="A message of this order's conversation to cite (another order's: "
+        "MESSAGE_NOT_IN_ORDER).",
     )
 
 
@@ -334,16 +362,31 @@ def dispute_id_of(gid: relay.GlobalID) -> int:
 async def _evidence(items: list[EvidenceInput]) -> list[disputes.Evidence]:
     out = []
     for n, e in enumerate(items):
+        message = _cited(e.message_id, n)
         if e.file is None:
-            out.append(disputes.Evidence(e.text))
+            out.append(disputes.Evidence(e.text, message_id=message))
             continue
         if e.sha256 is None:
             raise DomainError(
                 ErrorCode.INVALID_INPUT, "a file travels with its sha256", f"evidence.{n}.sha256"
             )
         read = await read_upload(e.file, n)
-        out.append(disputes.Evidence(e.text, AttachmentUpload(read.filename, read.data, e.sha256)))
+        upload = AttachmentUpload(read.filename, read.data, e.sha256)
+        out.append(disputes.Evidence(e.text, upload, message_id=message))
     return out
+
+
+def _cited(gid: relay.GlobalID | None, n: int) -> int | None:
+    """A cited message's id; an id that cannot be a message is refused like another
+    order's message (whether it exists is not the caller's business)."""
+    if gid is None:
+        return None
+    value = row_id(gid.node_id) if gid.type_name == "OrderMessage" else -1
+    if value < 0:
+        raise DomainError(
+            ErrorCode.MESSAGE_NOT_IN_ORDER, "not a message id", f"evidence.{n}.messageId"
+        )
+    return value
 
 
 async def _payload(info: Info, dispute: DisputeRow) -> DisputePayload:

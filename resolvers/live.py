@@ -1,4 +1,6 @@
-"""Subscriptions: order events live, resumable from a cursor without gap or duplicate."""
+"""Subscriptions: order events and the order conversation live, resumable from a cursor
+without gap or duplicate. Messages travel the same feed as events (models.messages): one
+stream takes only them, the others leave them out."""
 
 import asyncio
 from collections.abc import AsyncGenerator
@@ -8,13 +10,14 @@ import strawberry
 from graphql import GraphQLError
 from strawberry import relay
 
-from models import accounts, feed, orders
+from models import accounts, feed, messages, orders
 from models.accounts import AuthError, Principal
 from models.errors import DomainError
 from models.feed import FeedEvent, Position
 from models.live import BATCH, Hub
 from resolvers.context import Info
 from resolvers.errors import decode_id
+from resolvers.messages import OrderMessage
 from resolvers.orders import Order, OrderEvent
 
 # WebSocket close code for a subscriber cut off for falling too far behind (4000-4999 are
@@ -42,6 +45,24 @@ class LiveOrderEvent:
         return cls(cursor=e.position.cursor(), event=OrderEvent.of(e.event), order_id=e.event.order)
 
 
+@strawberry.type(description="A message of an order's conversation as it is sent.")
+class LiveOrderMessage:
+    cursor: str = strawberry.field(
+        description="Its place in the feed: subscribe with `after` set to it to get only "
+        "what came after."
+    )
+    event_id: strawberry.Private[int]
+
+    @strawberry.field(description="The message.")
+    async def message(self, info: Info) -> OrderMessage:
+        found = await messages.by_events([self.event_id])
+        return OrderMessage.of(found[self.event_id])  # written with its event
+
+    @classmethod
+    def of(cls, e: FeedEvent) -> "LiveOrderMessage":
+        return cls(cursor=e.position.cursor(), event_id=e.event.id)
+
+
 def _error(message: str, code: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": code})
 
@@ -67,8 +88,10 @@ async def _still_allowed(principal: Principal) -> None:
 
 
 async def _stream(
-    info: Info, order_id: int | None, after: str | None
-) -> AsyncGenerator[LiveOrderEvent, None]:
+    info: Info, order_id: int | None, after: str | None, *, messages: bool = False
+) -> AsyncGenerator[FeedEvent, None]:
+    """The feed's events (or, with `messages`, only the conversation's) for one order or
+    all the viewer may see: first those after `after` from the table, then live."""
     principal = info.context.require_principal()
     hub: Hub | None = info.context.live
     if hub is None:
@@ -80,7 +103,10 @@ async def _stream(
     if order_id is not None and order_id not in await orders.get_orders(principal, [order_id]):
         raise _error("no such order", "NOT_FOUND")
     subscriber, live_from = hub.subscribe(
-        principal, order_id, on_overflow=lambda: _cut_off(info.context.request)
+        principal,
+        order_id,
+        on_overflow=lambda: _cut_off(info.context.request),
+        messages=messages,
     )
     try:
         last = live_from
@@ -89,13 +115,13 @@ async def _stream(
             position = start
             while position < live_from:
                 missed = await feed.read_after(
-                    position, limit=BATCH, order_id=order_id, viewer=principal
+                    position, limit=BATCH, order_id=order_id, viewer=principal, messages=messages
                 )
                 for event in missed:
                     if event.position > live_from:
                         break
                     await _still_allowed(principal)
-                    yield LiveOrderEvent.of(event)
+                    yield event
                 if len(missed) < BATCH:
                     break
                 position = missed[-1].position
@@ -112,7 +138,7 @@ async def _stream(
             if item.position <= last:
                 continue
             last = item.position
-            yield LiveOrderEvent.of(item)
+            yield item
         raise _error("too far behind: resume from your last cursor", "TOO_SLOW")
     finally:
         hub.unsubscribe(subscriber)
@@ -131,7 +157,7 @@ class LiveSubscriptions:
         except DomainError as e:
             raise _error(e.message, e.code.value) from e
         async for event in _stream(info, order, after):
-            yield event
+            yield LiveOrderEvent.of(event)
 
     @strawberry.subscription(
         description="Every event of every order you may see (mediators: all), from now on "
@@ -141,4 +167,18 @@ class LiveSubscriptions:
         self, info: Info, after: str | None = None
     ) -> AsyncGenerator[LiveOrderEvent, None]:
         async for event in _stream(info, None, after):
-            yield event
+            yield LiveOrderEvent.of(event)
+
+    @strawberry.subscription(
+        description="The messages of one order's conversation from now on, or after the "
+        "cursor `after`; no other order events. The order's buyer, supplier and mediators."
+    )
+    async def order_messages(
+        self, info: Info, order_id: relay.GlobalID, after: str | None = None
+    ) -> AsyncGenerator[LiveOrderMessage, None]:
+        try:
+            order = decode_id(order_id, "Order", "orderId")
+        except DomainError as e:
+            raise _error(e.message, e.code.value) from e
+        async for event in _stream(info, order, after, messages=True):
+            yield LiveOrderMessage.of(event)

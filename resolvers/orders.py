@@ -27,6 +27,7 @@ from resolvers.suppliers import Supplier
 if TYPE_CHECKING:
     from resolvers.disputes import Dispute
     from resolvers.inspections import Inspection
+    from resolvers.messages import OrderMessageConnection
     from resolvers.payments import Payment
 
 strawberry.enum(OrderStatus, description="Where an order is in its life.")
@@ -315,6 +316,33 @@ class Order(relay.Node):
 
         found = await info.context.order_dispute.load(self.row.id)
         return Dispute.of(found) if found is not None else None
+
+    @strawberry.field(
+        description="The order's conversation, oldest first (at most 100 per page). Live: "
+        "`orderMessages`."
+    )
+    async def messages(
+        self,
+        info: Info,
+        first: Annotated[int, strawberry.argument(description="Page size, 0 to 100.")] = 20,
+        after: Annotated[
+            str | None, strawberry.argument(description="The `endCursor` of the page before.")
+        ] = None,
+    ) -> Annotated["OrderMessageConnection", strawberry.lazy("resolvers.messages")]:
+        from models import messages
+        from resolvers.messages import OrderMessage, OrderMessageConnection
+
+        check_first(first)
+        rows, has_next = await messages.page(
+            self.row.id, first=first, after_id=decode_cursor("message", after)
+        )
+        edges = [
+            relay.Edge(node=OrderMessage.of(m), cursor=encode_cursor("message", m.id)) for m in rows
+        ]
+        return OrderMessageConnection(
+            edges=edges,
+            page_info=page_info(edges, has_next=has_next, has_previous=after is not None),
+        )
 
     @strawberry.field(description="The timeline: every state change and money movement.")
     async def events(self, info: Info) -> list[OrderEvent]:

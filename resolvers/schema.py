@@ -23,6 +23,7 @@ from resolvers.disputes import DisputeMutations, DisputeQueries
 from resolvers.inspections import InspectionMutations, InspectionQueries
 from resolvers.investigations import InvestigationMutations, InvestigationQueries
 from resolvers.live import LiveSubscriptions
+from resolvers.messages import MessageMutations
 from resolvers.orders import OrderMutations, OrderQueries
 from resolvers.payments import PaymentMutations, PaymentQueries
 from resolvers.scalars import SCALARS
@@ -62,6 +63,7 @@ class Mutation(
     InspectionMutations,
     InvestigationMutations,
     DisputeMutations,
+    MessageMutations,
 ):
     pass
 

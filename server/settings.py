@@ -126,6 +126,9 @@ class Settings:
                 ),
                 limit_currency=os.environ.get("TA_LIMIT_CURRENCY", defaults.limit_currency),
                 token_ttl_hours=_int("TA_TOKEN_TTL_HOURS", defaults.token_ttl_hours),
+                session_cache_seconds=float(
+                    os.environ.get("TA_SESSION_CACHE_SECONDS", defaults.session_cache_seconds)
+                ),
                 max_page_size=_int("TA_MAX_PAGE_SIZE", defaults.max_page_size),
                 min_password_length=_int("TA_MIN_PASSWORD_LENGTH", defaults.min_password_length),
                 payment_deadline_days=_int(

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from models import disputes, inspections, investigations
+from models import disputes, inspections, investigations, messages
 from models.accounts import Principal
 from models.errors import DomainError, ErrorCode
 from server.limits import is_multipart
@@ -111,3 +111,9 @@ async def _serve(
             "X-Content-SHA256": found.sha256,
         },
     )
+
+
+async def message_attachment(request: Request) -> Response:
+    """GET /orders/messages/attachments/{id}: a file sent with an order's message, for
+    the order's parties and mediators; 404 for anyone else; checked like inspection files."""
+    return await _serve(request, messages.open_attachment)

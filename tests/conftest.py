@@ -29,7 +29,7 @@ os.environ["TA_UPLOAD_DIR"] = tempfile.mkdtemp(prefix="ta-test-uploads-")
 
 import pytest  # noqa: E402
 
-from models import clock, config, db  # noqa: E402
+from models import accounts, clock, config, db  # noqa: E402
 from models.tables import ALL_TABLES  # noqa: E402
 
 
@@ -74,8 +74,10 @@ async def _empty_tables() -> None:
 
 @pytest.fixture(autouse=True)
 async def clean(database: None) -> AsyncIterator[None]:
-    """Every test starts from empty tables, default settings and the real clock."""
+    """Every test starts from empty tables, default settings, the real clock and no
+    cached credential look-ups."""
     await _empty_tables()
+    accounts.forget_sessions()
     config.configure(config.DomainConfig())
     clock.reset_clock()
     yield

@@ -48,9 +48,9 @@ async def expect_domain_error(code: ErrorCode, coro: Any) -> DomainError:
     return e.value
 
 
-async def expect_auth_error(code: str, secret: str) -> None:
+async def expect_auth_error(code: str, secret: str, *, cached: bool = True) -> None:
     with pytest.raises(AuthError) as e:
-        await accounts.authenticate(secret)
+        await accounts.authenticate(secret, cached=cached)
     assert e.value.code == code
 
 
@@ -192,6 +192,41 @@ async def test_token_expires_after_the_configured_ttl(frozen_clock: FrozenClock)
     await expect_auth_error("TOKEN_EXPIRED", token)
     frozen_clock.advance(days=30)
     await expect_auth_error("TOKEN_EXPIRED", token)
+
+
+async def test_a_cached_look_up_still_expires_on_time(frozen_clock: FrozenClock) -> None:
+    config.configure(config.DomainConfig(token_ttl_hours=1, session_cache_seconds=3600))
+    _, token, _ = await register()
+    await accounts.authenticate(token)  # cached now, for an hour of monotonic time
+    frozen_clock.advance(hours=1)
+    await expect_auth_error("TOKEN_EXPIRED", token)
+
+
+async def test_a_change_made_elsewhere_holds_until_the_cache_time_is_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A revocation another process wrote (here: straight to the table) is seen once the
+    cached look-up is older than `session_cache_seconds`; an uncached look-up sees it at
+    once."""
+    config.configure(config.DomainConfig(session_cache_seconds=2.0))
+    user, token, _ = await register()
+    await accounts.authenticate(token)
+    await AccessToken.update({AccessToken.revoked_at: dt.datetime.now(dt.UTC)}).where(
+        AccessToken.user == user.id
+    )
+    assert (await accounts.authenticate(token)).user_id == user.id  # still cached
+    await expect_auth_error("TOKEN_REVOKED", token, cached=False)
+    now = accounts.cache_clock()
+    monkeypatch.setattr(accounts, "cache_clock", lambda: now + 2.0)
+    await expect_auth_error("TOKEN_REVOKED", token)
+
+
+async def test_without_the_cache_every_look_up_reads_the_database() -> None:
+    config.configure(config.DomainConfig(session_cache_seconds=0))
+    user, token, _ = await register()
+    await accounts.authenticate(token)
+    await UserAccount.update({UserAccount.active: False}).where(UserAccount.id == user.id)
+    await expect_auth_error("ACCOUNT_DISABLED", token)
 
 
 async def test_logout_revokes_only_the_current_token() -> None:

@@ -21,7 +21,7 @@ class Dispute(Table, tablename="dispute", schema=None):
     )
 
 
-ID = "2026-11-26T16:57:38:930948"
+ID = "2026-11-26T17:10:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "Refunds: their dispute, retry back-off and the late flag"
 

@@ -5,7 +5,7 @@ from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
 from models.tables import Refund
 
-ID = "2026-11-26T16:57:39:000000"
+ID = "2026-11-26T17:10:01:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "Waiting refunds are due for a retry"
 
