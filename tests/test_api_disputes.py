@@ -4,6 +4,7 @@ as both parties and mediators see them; refusals as data; evidence files (multip
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -13,11 +14,12 @@ from typing import Any
 import pytest
 
 from models import clock, inspections, ledger, lifecycle, payments, sweep
-from models.enums import PaymentMethod
+from models.enums import InspectionResult, PaymentMethod
 from models.money import Money
-from models.tables import DisputeEvidence, Order
+from models.tables import Dispute, DisputeEvidence, Order
 from server.payments.sandbox import CARD_SUCCEEDS
 from tests import factories
+from tests import test_disputes as domain  # its order set-ups
 from tests.api import Api, bearer, gid
 
 pytest_plugins = ("tests.api_plugin",)
@@ -348,3 +350,72 @@ async def test_a_refund_the_bank_keeps_rejecting_is_retried_then_queued_as_late(
         {"id": gid("Order", order.id)}, mediator.token,
     )  # fmt: skip
     assert {"kind": "REFUND_OVERDUE", "actorKind": "SCHEDULER"} in events["order"]["events"]
+
+
+# --- the assessment of each published rule, as the API shows it -------------------------
+
+RULE_CASES = ["before-payment", "outside-window", "no-standard", "inspection-passed", "delay"]
+
+
+async def _case(
+    name: str, frozen_clock: clock.FrozenClock
+) -> tuple[factories.Actor, Order, dict[str, Any]]:
+    """An order set up for one rule, and the openDispute input fields that claim on it."""
+    if name == "before-payment":
+        b, _, order = await factories.confirmed_order()
+        return b, order, {}
+    if name == "outside-window":
+        b, _, order = await domain.received_order()
+        frozen_clock.advance(days=30)
+        return b, order, {}
+    if name == "no-standard":
+        terms = dataclasses.replace(factories.contract(), quality=())
+        b, _, order = await domain.received_order(terms)
+        return b, order, {"reason": "NOT_AS_DESCRIBED"}
+    if name == "inspection-passed":
+        b, s, order = await domain.paid_order()
+        await domain._inspected(b, order, InspectionResult.PASSED)
+        shipment = lifecycle.Shipment("DHL", "1Z", clock.now())
+        await lifecycle.ship_order(s.principal, order.id, shipment)
+        await lifecycle.confirm_receipt(b.principal, order.id)
+        return b, order, {}
+    b, _, order = await domain.paid_order()
+    frozen_clock.advance(days=31)  # past the shipping deadline: OVERDUE
+    await sweep.run_sweep()
+    return b, order, {"reason": "LATE_SHIPMENT", "delayAcceptedInWriting": True}
+
+
+@pytest.mark.parametrize(
+    ("case", "errors", "rules"),
+    [
+        ("before-payment", [{"code": "DISPUTE_BEFORE_PAYMENT", "field": "orderId"}], None),
+        ("outside-window", [{"code": "OUTSIDE_CLAIM_WINDOW", "field": "orderId"}], None),
+        ("no-standard", [], ["NO_QUALITY_STANDARD", "RAISED_AFTER_ARRIVAL_WITHOUT_INSPECTION"]),
+        ("inspection-passed", [], ["INSPECTION_PASSED"]),
+        ("delay", [], ["DELAY_ACCEPTED_IN_WRITING"]),
+    ],
+    ids=RULE_CASES,
+)
+async def test_each_rule_is_assessed_and_shown(
+    api: Api,
+    frozen_clock: clock.FrozenClock,
+    case: str,
+    errors: list[dict[str, str]],
+    rules: list[str] | None,
+) -> None:
+    """Blocking rules refuse the claim with their own code and store nothing; the others
+    are stored with the dispute, each with its reason, and shown to both parties and the
+    mediator alike. (Freight and arrival-without-inspection: see the first test.)"""
+    b, order, fields = await _case(case, frozen_clock)
+    opened = await open_dispute(api, b.token, order, **fields)
+    assert opened["errors"] == errors
+    if rules is None:
+        assert opened["dispute"] is None
+        assert await Dispute.count().where(Dispute.order == order.id) == 0
+        return
+    findings = opened["dispute"]["assessment"]
+    assert [f["rule"] for f in findings] == rules
+    assert all(f["effect"] == "WEIGHS_AGAINST" and f["reason"] for f in findings)
+    mediator = await factories.staff()
+    seen = await api.data(ORDER_DISPUTE, {"id": gid("Order", order.id)}, mediator.token)
+    assert seen["order"]["dispute"]["assessment"] == findings
