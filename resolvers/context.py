@@ -1,6 +1,7 @@
 """Per-request context: who is calling, and the request's DataLoaders."""
 
 import dataclasses
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -74,44 +75,62 @@ class Context:
     live: Hub | None = None
     _own_supplier_id: int | None = None
 
-    def __post_init__(self) -> None:
-        self.suppliers = DataLoader[int, Supplier | None](load_fn=_load_suppliers, cache=self.cache)
-        self.applications = DataLoader[int, TradeAssuranceApplication | None](
+    # The loaders are made on first use: a WebSocket connection holds its context for as
+    # long as it is open and most operations use few of them (thousands of idle
+    # subscribers would otherwise hold a dozen unused loaders each).
+    @functools.cached_property
+    def suppliers(self) -> DataLoader[int, Supplier | None]:
+        return DataLoader[int, Supplier | None](load_fn=_load_suppliers, cache=self.cache)
+
+    @functools.cached_property
+    def applications(self) -> DataLoader[int, TradeAssuranceApplication | None]:
+        return DataLoader[int, TradeAssuranceApplication | None](
             load_fn=_load_applications, cache=self.cache
         )
-        self.companies: DataLoader[int, Company | None] = batch(
-            accounts.get_companies, lambda: None, self.cache
-        )
-        self.order_money: DataLoader[int, ledger.OrderMoney | None] = batch(
-            ledger.order_money, lambda: None, self.cache
-        )
-        self.order_payments: DataLoader[int, list[Payment]] = batch(
-            payments.payments_of, list, self.cache
-        )
-        self.order_lines: DataLoader[int, list[OrderLine]] = batch(
-            orders.lines_of, list, self.cache
-        )
-        self.order_quality: DataLoader[int, list[QualityRequirement]] = batch(
-            orders.quality_of, list, self.cache
-        )
-        self.order_events: DataLoader[int, list[OrderEvent]] = batch(
-            orders.events_of, list, self.cache
-        )
-        self.order_inspections: DataLoader[int, list[Inspection]] = batch(
-            inspections.inspections_of, list, self.cache
-        )
-        self.inspection_attachments: DataLoader[int, list[InspectionAttachment]] = batch(
-            inspections.attachments_of, list, self.cache
-        )
-        self.inspection_payments: DataLoader[int, list[Payment]] = batch(
-            inspections.fee_payments_of, list, self.cache
-        )
-        self.order_dispute: DataLoader[int, Dispute | None] = batch(
-            disputes.latest_of, lambda: None, self.cache
-        )
-        self.dispute_evidence: DataLoader[int, list[DisputeEvidence]] = batch(
-            disputes.evidence_of, list, self.cache
-        )
+
+    @functools.cached_property
+    def companies(self) -> DataLoader[int, Company | None]:
+        return batch(accounts.get_companies, lambda: None, self.cache)
+
+    @functools.cached_property
+    def order_money(self) -> DataLoader[int, ledger.OrderMoney | None]:
+        return batch(ledger.order_money, lambda: None, self.cache)
+
+    @functools.cached_property
+    def order_payments(self) -> DataLoader[int, list[Payment]]:
+        return batch(payments.payments_of, list, self.cache)
+
+    @functools.cached_property
+    def order_lines(self) -> DataLoader[int, list[OrderLine]]:
+        return batch(orders.lines_of, list, self.cache)
+
+    @functools.cached_property
+    def order_quality(self) -> DataLoader[int, list[QualityRequirement]]:
+        return batch(orders.quality_of, list, self.cache)
+
+    @functools.cached_property
+    def order_events(self) -> DataLoader[int, list[OrderEvent]]:
+        return batch(orders.events_of, list, self.cache)
+
+    @functools.cached_property
+    def order_inspections(self) -> DataLoader[int, list[Inspection]]:
+        return batch(inspections.inspections_of, list, self.cache)
+
+    @functools.cached_property
+    def inspection_attachments(self) -> DataLoader[int, list[InspectionAttachment]]:
+        return batch(inspections.attachments_of, list, self.cache)
+
+    @functools.cached_property
+    def inspection_payments(self) -> DataLoader[int, list[Payment]]:
+        return batch(inspections.fee_payments_of, list, self.cache)
+
+    @functools.cached_property
+    def order_dispute(self) -> DataLoader[int, Dispute | None]:
+        return batch(disputes.latest_of, lambda: None, self.cache)
+
+    @functools.cached_property
+    def dispute_evidence(self) -> DataLoader[int, list[DisputeEvidence]]:
+        return batch(disputes.evidence_of, list, self.cache)
 
     def require_principal(self) -> Principal:
         """Missing authentication is a top-level GraphQL error, as the contract says."""

@@ -1,6 +1,7 @@
 """Subscriptions: order events live, resumable from a cursor without gap or duplicate."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -13,6 +14,7 @@ from models.accounts import AuthError, Principal
 from models.errors import DomainError
 from models.feed import FeedEvent, Position
 from models.live import BATCH, Hub
+from models.tables import Order as OrderRow
 from resolvers.context import Info
 from resolvers.errors import decode_id
 from resolvers.orders import Order, OrderEvent
@@ -30,16 +32,45 @@ class LiveOrderEvent:
     )
     event: OrderEvent
     order_id: strawberry.Private[int]
+    position: strawberry.Private[Position]
 
     @strawberry.field(description="The order as it is now (read when the event is sent).")
     async def order(self, info: Info) -> Order | None:
         principal = info.context.require_principal()
-        found = await orders.get_orders(principal, [self.order_id])
-        return Order.of(found[self.order_id]) if self.order_id in found else None
+        found = await _fresh_order(principal, self.position, self.order_id)
+        return Order.of(found) if found is not None else None
 
     @classmethod
     def of(cls, e: FeedEvent) -> "LiveOrderEvent":
-        return cls(cursor=e.position.cursor(), event=OrderEvent.of(e.event), order_id=e.event.order)
+        return cls(
+            cursor=e.position.cursor(),
+            event=OrderEvent.of(e.event),
+            order_id=e.event.order,
+            position=e.position,
+        )
+
+
+# One event goes to thousands of subscribers at once, mostly of the same companies: they
+# share one read of the order per event and per visibility (what `orders.visibility`
+# depends on), made after the event committed. A read is shared for SHARE_ORDER_READ_S
+# at most, so no subscriber gets an order older than that.
+SHARE_ORDER_READ_S = 1.0
+_order_reads: dict[tuple[Position, int, object, object, int], asyncio.Future[OrderRow | None]] = {}
+
+
+async def _fresh_order(principal: Principal, position: Position, order_id: int) -> OrderRow | None:
+    key = (position, order_id, principal.role, principal.acting_role, principal.company_id)
+    read = _order_reads.get(key)
+    if read is None:
+        read = asyncio.ensure_future(_read_order(principal, order_id))
+        _order_reads[key] = read
+        asyncio.get_running_loop().call_later(SHARE_ORDER_READ_S, _order_reads.pop, key, None)
+    # shield: a subscriber that leaves must not cancel the read the others wait for.
+    return await asyncio.shield(read)
+
+
+async def _read_order(principal: Principal, order_id: int) -> OrderRow | None:
+    return (await orders.get_orders(principal, [order_id])).get(order_id)
 
 
 def _error(message: str, code: str) -> GraphQLError:
@@ -50,11 +81,33 @@ def _cut_off(websocket: Any) -> None:
     """Close the connection of a subscriber that stopped reading (in the background: the
     hub must not wait on a slow client)."""
     if websocket is not None and hasattr(websocket, "close"):
-        task = asyncio.get_running_loop().create_task(
-            websocket.close(code=CLOSE_TOO_SLOW, reason="too far behind; resume from your cursor")
-        )
+        task = asyncio.get_running_loop().create_task(_close_or_drop(websocket))
         _closing.add(task)
         task.add_done_callback(_closing.discard)
+
+
+# The server's ASGI layer puts a callable here that drops the TCP connection at once
+# (server.ws_limits.ExposeAbort); ASGI itself has no such message.
+ABORT_SCOPE_KEY = "ta.abort_connection"
+CUT_OFF_GRACE_S = 5.0
+
+
+async def _close_or_drop(websocket: Any) -> None:
+    """Send close 4008; drop the connection if it is still there after CUT_OFF_GRACE_S.
+    The close frame queues behind everything the client has not read: one that stopped
+    reading never takes it, the send waits for the socket to drain, and a plain close
+    would wait to flush forever, holding the connection and its buffers."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CUT_OFF_GRACE_S
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout_at(deadline):
+            await websocket.close(
+                code=CLOSE_TOO_SLOW, reason="too far behind; resume from your cursor"
+            )
+    await asyncio.sleep(max(0.0, deadline - loop.time()))  # time to read up to the close
+    abort = getattr(websocket, "scope", {}).get(ABORT_SCOPE_KEY)
+    if abort is not None:
+        abort()  # a no-op if the connection has ended meanwhile
 
 
 _closing: set[asyncio.Task[None]] = set()

@@ -32,7 +32,7 @@ from server.limits import BodySizeLimit
 from server.payments import install as install_payments
 from server.settings import Settings
 from server.uploads import MultipartPreflightGuard, attachment, complaint_attachment
-from server.ws_limits import WebSocketLimits
+from server.ws_limits import ExposeAbort, WebSocketLimits
 
 log = logging.getLogger("trade_assurance")
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
@@ -173,12 +173,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             payment_webhook,  # not behind AuthGate: the provider signs its calls instead
         ],
         middleware=[
+            Middleware(ExposeAbort),
             Middleware(
                 BodySizeLimit,
                 max_bytes=settings.max_body_bytes,
                 upload_max_bytes=settings.max_upload_request_bytes,
                 upload_paths=frozenset({"/graphql"}),
-            )
+            ),
         ],
         lifespan=lifespan,
     )
