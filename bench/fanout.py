@@ -299,9 +299,12 @@ def _fanout(plan: Plan, pid: int, order: str, args: argparse.Namespace) -> bool:
     try:
         connected = _expect(conn, "connected", 600)
         print(f"connected and subscribed in {connected:.1f} s", flush=True)
-        _expect(conn, "warm", plan.timeout)
-        time.sleep(2.0)  # let the server settle (freed buffers, finished tasks)
+        # The last subscribe messages are handled, the server settles.
+        time.sleep(min(3.0, 0.5 + len(wants) / 2000))
         idle = rss_kib(pid)
+        conn.send("warm up")
+        _expect(conn, "warm", plan.timeout)
+        warm = rss_kib(pid)
         conn.send("fire")
         r = _expect(conn, "done", plan.timeout + 60)
     finally:
@@ -312,9 +315,9 @@ def _fanout(plan: Plan, pid: int, order: str, args: argparse.Namespace) -> bool:
     per = (idle - before) / len(wants)
     received = len(r["from_at"])
     print(f"gateway RSS: {before / 1024:.1f} MiB before, {idle / 1024:.1f} MiB with "
-          f"{len(wants)} idle subscribers, {after / 1024:.1f} MiB after the event"
-          f"  ->  {per:.1f} KiB per idle subscriber (target <= {KIB_PER_SUBSCRIBER_TARGET:.0f})"
-          )  # fmt: skip
+          f"{len(wants)} idle subscribers  ->  {per:.1f} KiB per idle subscriber (target <= "
+          f"{KIB_PER_SUBSCRIBER_TARGET:.0f}); {warm / 1024:.1f} MiB after the warm-up events, "
+          f"{after / 1024:.1f} MiB after the measured one")  # fmt: skip
     print(f"received by {received} of {len(wants)} subscribers; errors: {r['errors'] or 'none'}")
     print(f"commit (event `at`) to receipt:     {_ms(r['from_at'])}")
     print(f"HTTP response to receipt (lower bound): {_ms(r['from_response'])}")
@@ -342,6 +345,7 @@ def _sustained(plan: Plan, pid: int, orders: list[str], args: argparse.Namespace
     try:
         connected = _expect(conn, "connected", 600)
         print(f"connected and subscribed in {connected:.1f} s", flush=True)
+        conn.send("warm up")
         _expect(conn, "warm", plan.timeout)
         idle = rss_kib(pid)
         conn.send("fire")
@@ -412,6 +416,7 @@ class _Generator:
                 if failed:
                     raise RuntimeError(f"{len(failed)} connections failed, e.g. {failed[0]}")
                 self.conn.send(("connected", time.perf_counter() - started))
+                await asyncio.get_running_loop().run_in_executor(None, self.conn.recv)
                 await self._warm_up(phase)
                 self.conn.send(("warm", None))
                 await asyncio.get_running_loop().run_in_executor(None, self.conn.recv)
@@ -509,7 +514,10 @@ class _Generator:
             targets = orders if None in waiting else [o for o in orders if o in waiting]
             for order in targets:
                 await self._propose(order, "warm-up")
-            await asyncio.sleep(1.0)
+            for _ in range(20):  # a second for everyone to have it, then another round
+                await asyncio.sleep(0.05)
+                if all(s.got or s.error for s in self.subs):
+                    break
         broken = [s.error for s in self.subs if s.error]
         silent = sum(not s.got for s in self.subs)
         if broken or silent:

@@ -8,13 +8,13 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
+from strawberry.types.nodes import SelectedField
 
 from models import accounts, feed, orders
 from models.accounts import AuthError, Principal
 from models.errors import DomainError
 from models.feed import FeedEvent, Position
 from models.live import BATCH, Hub
-from models.tables import Order as OrderRow
 from resolvers.context import Info
 from resolvers.errors import decode_id
 from resolvers.orders import Order, OrderEvent
@@ -31,46 +31,64 @@ class LiveOrderEvent:
         "get only what came after."
     )
     event: OrderEvent
-    order_id: strawberry.Private[int]
-    position: strawberry.Private[Position]
+    # The order, or why it could not be read (a field error, as from any resolver).
+    fresh_order: strawberry.Private[Order | Exception | None]
 
     @strawberry.field(description="The order as it is now (read when the event is sent).")
-    async def order(self, info: Info) -> Order | None:
-        principal = info.context.require_principal()
-        found = await _fresh_order(principal, self.position, self.order_id)
-        return Order.of(found) if found is not None else None
+    def order(self) -> Order | None:
+        # Read before the event is yielded (`_event`), so that this field resolves
+        # synchronously: an async resolver sends every subscriber's result down
+        # graphql-core's much slower awaitable path.
+        if isinstance(self.fresh_order, Exception):  # shared: raise a new one per result
+            raise RuntimeError("reading the order failed") from self.fresh_order
+        return self.fresh_order
 
-    @classmethod
-    def of(cls, e: FeedEvent) -> "LiveOrderEvent":
-        return cls(
-            cursor=e.position.cursor(),
-            event=OrderEvent.of(e.event),
-            order_id=e.event.order,
-            position=e.position,
-        )
+
+async def _event(e: FeedEvent, principal: Principal, with_order: bool) -> LiveOrderEvent:
+    order: Order | Exception | None = None
+    if with_order:
+        try:
+            order = await _fresh_order(principal, e.position, e.event.order)
+        except Exception as error:
+            order = error
+    return LiveOrderEvent(
+        cursor=e.position.cursor(), event=OrderEvent.of(e.event), fresh_order=order
+    )
+
+
+def _selects_order(info: Info) -> bool:
+    """Whether the subscription asks for `order` (fragments: assumed so)."""
+    return any(
+        not isinstance(field, SelectedField) or field.name == "order"
+        for root in info.selected_fields
+        for field in root.selections
+    )
 
 
 # One event goes to thousands of subscribers at once, mostly of the same companies: they
-# share one read of the order per event and per visibility (what `orders.visibility`
-# depends on), made after the event committed. A read is shared for SHARE_ORDER_READ_S
-# at most, so no subscriber gets an order older than that.
+# share one read of the order (and its GraphQL object) per event and per visibility
+# (what `orders.visibility` depends on), made after the event committed. A read is
+# shared for SHARE_ORDER_READ_S at most, so no subscriber gets an order older than that.
 SHARE_ORDER_READ_S = 1.0
-_order_reads: dict[tuple[Position, int, object, object, int], asyncio.Future[OrderRow | None]] = {}
+_order_reads: dict[tuple[Position, int, object, object, int], asyncio.Future[Order | None]] = {}
 
 
-async def _fresh_order(principal: Principal, position: Position, order_id: int) -> OrderRow | None:
+async def _fresh_order(principal: Principal, position: Position, order_id: int) -> Order | None:
     key = (position, order_id, principal.role, principal.acting_role, principal.company_id)
     read = _order_reads.get(key)
     if read is None:
         read = asyncio.ensure_future(_read_order(principal, order_id))
         _order_reads[key] = read
         asyncio.get_running_loop().call_later(SHARE_ORDER_READ_S, _order_reads.pop, key, None)
+    if read.done():
+        return read.result()
     # shield: a subscriber that leaves must not cancel the read the others wait for.
     return await asyncio.shield(read)
 
 
-async def _read_order(principal: Principal, order_id: int) -> OrderRow | None:
-    return (await orders.get_orders(principal, [order_id])).get(order_id)
+async def _read_order(principal: Principal, order_id: int) -> Order | None:
+    found = (await orders.get_orders(principal, [order_id])).get(order_id)
+    return Order.of(found) if found is not None else None
 
 
 def _error(message: str, code: str) -> GraphQLError:
@@ -123,6 +141,7 @@ async def _stream(
     info: Info, order_id: int | None, after: str | None
 ) -> AsyncGenerator[LiveOrderEvent, None]:
     principal = info.context.require_principal()
+    with_order = _selects_order(info)
     hub: Hub | None = info.context.live
     if hub is None:
         raise _error("subscriptions are not available on this server", "UNAVAILABLE")
@@ -148,7 +167,7 @@ async def _stream(
                     if event.position > live_from:
                         break
                     await _still_allowed(principal)
-                    yield LiveOrderEvent.of(event)
+                    yield await _event(event, principal, with_order)
                 if len(missed) < BATCH:
                     break
                 position = missed[-1].position
@@ -165,7 +184,7 @@ async def _stream(
             if item.position <= last:
                 continue
             last = item.position
-            yield LiveOrderEvent.of(item)
+            yield await _event(item, principal, with_order)
         raise _error("too far behind: resume from your last cursor", "TOO_SLOW")
     finally:
         hub.unsubscribe(subscriber)
