@@ -1,36 +1,41 @@
 """`fanout`: live order events from one gateway process to many WebSocket subscribers.
 
 Per engine: a fresh database, `trade-assurance migrate`, a mediator, then one
-`trade-assurance serve` process (its WebSocket caps raised for the bench); a buyer and a
-supplier with Trade Assurance register through the API and the buyer creates orders. A
-load generator in a separate process then opens real WebSocket connections
-(graphql-transport-ws, the token in connection_init), one subscription each:
+`trade-assurance serve` process, the one measured (its WebSocket cap per account raised
+for the bench); a buyer and a supplier with Trade Assurance register through the API and
+the buyer creates orders. Order events are `proposeOrderModification` mutations sent
+through the API, by default to that same process on SQLite (embedded: one process) and
+to a second gateway process on PostgreSQL (deployed: the event reaches the measured
+process by LISTEN/NOTIFY); `--writer same|separate` chooses. A load generator in its own
+process opens real WebSocket connections (graphql-transport-ws, the token in
+connection_init, `--connect-batch` handshakes at a time), one subscription each:
 
-* one event to many: `--subscribers` (10,000) connections, all but `--mediator-share` of
-  them `orderStatusChanged` on one order (half with the buyer's token, half with the
-  supplier's), the rest mediators on `orderEvents`. Warm-up events go out until every
-  subscriber has received one (so each is known to be subscribed), then the gateway's
-  resident memory is read again (idle, settled) -> KiB per idle subscriber. Then one
-  order event (`proposeOrderModification`) and, per subscriber, receipt time minus the
-  event's `at`: the time the transaction wrote it, just before its commit, so the figure
-  is an upper bound of commit-to-receipt (by the commit itself, a millisecond or so).
-  Also printed: receipt minus the instant the mutation's HTTP response came back (a lower
-  bound). Both processes read the same clock.
-* sustained: `--sustained-subscribers` (1,000) connections over `--sustained-orders`
-  orders (each order watched by its buyer and its supplier), plus the mediator share on
-  `orderEvents`; a writer in the generator process sends `--rate` (100) order events a
-  second through the API for `--duration` (60) seconds, round-robin over the orders.
-  Every subscriber must get every event it may see exactly once, with increasing
-  cursors: loss, duplicates and disorder are counted, and the lag (receipt minus `at`).
+* one event to many: `--subscribers` (10,000), all but `--mediator-share` (5 %) of them
+  `orderStatusChanged` on one order (half with the buyer's token, half with the
+  supplier's), the rest mediators on `orderEvents`. Once all have subscribed, the
+  gateway's resident memory against before -> KiB per idle subscriber. Then warm-up
+  events until every subscriber has had one (so each is known to be subscribed), quiet,
+  and one measured event: per subscriber, receipt time minus the event's `at`, the time
+  its transaction wrote it just before committing (an upper bound of commit-to-receipt,
+  by the commit itself). Also printed: receipt minus the instant the mutation's HTTP
+  response came back (a lower bound). Both processes read the same clock.
+* sustained: `--sustained-subscribers` (1,000) over `--sustained-orders` (100) orders,
+  each order watched by its buyer and its supplier, `--sustained-mediators` (5) of them
+  on `orderEvents`; the generator sends `--rate` (100) events a second, open loop,
+  round-robin over the orders, for `--duration` (60) s. Every subscriber must get every
+  event it may see exactly once, with rising cursors: losses (a subscriber cut off for
+  falling `TA_SUBSCRIBER_QUEUE` behind loses the rest), duplicates and disorder are
+  counted, and the lag (receipt minus `at`).
 
-The gateway's RSS is VmRSS of /proc/<pid>/status. Figures are indicative on a loaded
-machine: the load average is printed at the start.
+RSS is VmRSS of /proc/<pid>/status. The load average is printed at the start and end:
+on a busy machine the figures are indicative only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import itertools
@@ -109,9 +114,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--mediator-share", type=float, default=0.05, help="of them on orderEvents (mediators)"
     )
     p.add_argument("--sustained-subscribers", type=_positive, default=1_000)
+    p.add_argument(
+        "--sustained-mediators",
+        type=int,
+        default=5,
+        help="of them on orderEvents: each gets every event (--rate a second)",
+    )
     p.add_argument("--sustained-orders", type=_positive, default=100, help="events spread over")
     p.add_argument("--rate", type=_positive, default=100, help="order events per second")
     p.add_argument("--duration", type=float, default=60.0, help="seconds of sustained events")
+    p.add_argument(
+        "--writer",
+        choices=["same", "separate"],
+        default=None,
+        help="gateway process the events' mutations go to; default: the same one on SQLite "
+        "(embedded, one process), another one on PostgreSQL (deployed: several processes, "
+        "events reach the measured one by LISTEN/NOTIFY)",
+    )
     p.add_argument("--connect-batch", type=_positive, default=200, help="handshakes in flight")
     p.add_argument(
         "--compression",
@@ -186,16 +205,25 @@ def _run_engine(engine: str, args: argparse.Namespace) -> bool:
         gateway.migrate(env)
         setup.create_mediator(env, TAG)
         ok = True
-        with gateway.serve(env, work / "gateway.log") as base:
+        writer = args.writer or ("same" if engine == "sqlite" else "separate")
+        with contextlib.ExitStack() as running:
+            base = running.enter_context(gateway.serve(env, work / "gateway.log"))
             url = f"{base}/graphql"
             pid = gateway.gateway_pid(urlparse(base).port or 0)
             if pid is None:
                 raise RuntimeError("gateway process not found in /proc")
+            writer_url = url
+            if writer == "separate":
+                writer_base = running.enter_context(gateway.serve(env, work / "writer.log"))
+                writer_url = f"{writer_base}/graphql"
+            print(f"events written through {'the same' if writer == 'same' else 'another'} "
+                  "gateway process", flush=True)  # fmt: skip
             actors = setup.setup_actors(url, TAG)
             orders = _create_orders(url, actors, max(1, args.sustained_orders))
             fields = EVENT_FIELDS_WITHOUT_ORDER if args.without_order else EVENT_FIELDS
             print(f"subscription selects: {fields}", flush=True)
-            plan = Plan(url, actors, fields, args.connect_batch, args.compression, args.timeout)
+            plan = Plan(url, writer_url, actors, fields, args.connect_batch, args.compression,
+                        args.timeout)  # fmt: skip
             if args.phase in ("fanout", "both"):
                 ok &= _fanout(plan, pid, orders[0], args)
             if args.phase in ("sustained", "both"):
@@ -227,6 +255,7 @@ class Plan:
     """What the generator needs besides its phase (picklable: it goes to a new process)."""
 
     url: str
+    writer_url: str  # mutations (events) go here: this gateway or another one
     actors: Actors
     fields: str
     connect_batch: int
@@ -242,10 +271,7 @@ class Want:
     order: str | None
 
 
-def _subscriptions(
-    actors: Actors, orders: Sequence[str], count: int, mediator_share: float
-) -> list[Want]:
-    mediators = round(count * mediator_share)
+def _subscriptions(actors: Actors, orders: Sequence[str], count: int, mediators: int) -> list[Want]:
     wants = [Want(actors.mediator_token, None) for _ in range(mediators)]
     for n in range(count - mediators):
         token = actors.buyer_token if n % 2 == 0 else actors.supplier_token
@@ -287,7 +313,8 @@ def _expect(conn: Connection, kind: str, timeout: float) -> Any:
 
 
 def _fanout(plan: Plan, pid: int, order: str, args: argparse.Namespace) -> bool:
-    wants = _subscriptions(plan.actors, [order], args.subscribers, args.mediator_share)
+    mediators = round(args.subscribers * args.mediator_share)
+    wants = _subscriptions(plan.actors, [order], args.subscribers, mediators)
     mediators = sum(w.order is None for w in wants)
     print(
         f"\n-- one event to {len(wants)} subscribers: {len(wants) - mediators} on one order "
@@ -331,7 +358,9 @@ def _fanout(plan: Plan, pid: int, order: str, args: argparse.Namespace) -> bool:
 
 
 def _sustained(plan: Plan, pid: int, orders: list[str], args: argparse.Namespace) -> bool:
-    wants = _subscriptions(plan.actors, orders, args.sustained_subscribers, args.mediator_share)
+    wants = _subscriptions(
+        plan.actors, orders, args.sustained_subscribers, args.sustained_mediators
+    )
     mediators = sum(w.order is None for w in wants)
     print(
         f"\n-- sustained: {args.rate} events/s for {args.duration:.0f} s over {len(orders)} "
@@ -402,7 +431,7 @@ class _Generator:
 
     async def run(self, phase: dict[str, Any]) -> None:
         try:
-            limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+            limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
             async with httpx.AsyncClient(timeout=60.0, limits=limits) as self.http:
                 started = time.perf_counter()
                 gate = asyncio.Semaphore(self.plan.connect_batch)
@@ -493,7 +522,7 @@ class _Generator:
             "orderId": order, "contract": _contract(), "reason": reason}}}  # fmt: skip
         headers = {"authorization": f"Bearer {self.plan.actors.buyer_token}"}
         started = time.perf_counter()
-        resp = await self.http.post(self.plan.url, json=body, headers=headers)
+        resp = await self.http.post(self.plan.writer_url, json=body, headers=headers)
         returned = time.time()
         took = time.perf_counter() - started
         doc = resp.json()
@@ -504,7 +533,9 @@ class _Generator:
 
     async def _warm_up(self, phase: dict[str, Any]) -> None:
         """Events until every subscriber has received one: then each is surely subscribed
-        (a subscribe message is handled after its connection's ack, in the background)."""
+        (a subscribe message is handled after its connection's ack, in the background).
+        Another round only once the previous one has stopped arriving, and then quiet:
+        a fan-out still under way would slow the measured one down."""
         orders = [phase["order"]] if phase["kind"] == "fanout" else list(phase["orders"])
         deadline = time.monotonic() + self.plan.timeout
         while time.monotonic() < deadline:
@@ -514,14 +545,23 @@ class _Generator:
             targets = orders if None in waiting else [o for o in orders if o in waiting]
             for order in targets:
                 await self._propose(order, "warm-up")
-            for _ in range(20):  # a second for everyone to have it, then another round
-                await asyncio.sleep(0.05)
-                if all(s.got or s.error for s in self.subs):
-                    break
+            await self._quiet(deadline)
+        await self._quiet(deadline)
         broken = [s.error for s in self.subs if s.error]
         silent = sum(not s.got for s in self.subs)
         if broken or silent:
             raise RuntimeError(f"warm-up: {silent} silent, {len(broken)} broken {broken[:3]}")
+
+    async def _quiet(self, deadline: float, calm: float = 1.0) -> None:
+        """Until nothing has arrived for `calm` seconds (or the deadline)."""
+        seen, still = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            now = sum(len(s.got) for s in self.subs)
+            if now != seen:
+                seen, still = now, time.monotonic()
+            elif time.monotonic() - still >= calm:
+                return
 
     async def _one_event(self, order: str) -> dict[str, Any]:
         reason = "measured"
