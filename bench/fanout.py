@@ -388,7 +388,10 @@ def _sustained(plan: Plan, pid: int, orders: list[str], args: argparse.Namespace
           f"{r['write_failures']} failed; mutation {_ms(r['mutation_s'])}")  # fmt: skip
     print(f"deliveries: {r['delivered']} expected {r['expected']} "
           f"({r['delivered'] / r['send_s']:.0f}/s)")  # fmt: skip
-    print(f"lost {r['lost']}, duplicated {r['duplicates']}, out of order {r['disorder']}, "
+    if r["write_failures"]:
+        print(f"writer failures, e.g.: {r['write_failure_samples']}")
+    print(f"lost {r['lost']} {r['lost_by']}, duplicated {r['duplicates']}, "
+          f"out of order {r['disorder']}, "
           f"subscribers with errors {len(r['errors'])} {r['errors'][:3]}")  # fmt: skip
     print(f"lag (commit to receipt): {_ms(r['lag'])}")
     print(f"gateway RSS: {before / 1024:.1f} MiB before, {idle / 1024:.1f} MiB subscribed, "
@@ -624,12 +627,15 @@ class _Generator:
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)  # anything extra (a duplicate) arrives too
         lost = duplicates = disorder = delivered = 0
+        lost_by: dict[str, int] = {"orderStatusChanged": 0, "orderEvents": 0}
         lag: list[float] = []
         for s in self.subs:
             got = measured(s)
             reasons = [g[2] for g in got]
             delivered += len(got)
-            lost += len(expected(s) - set(reasons))
+            missing = len(expected(s) - set(reasons))
+            lost += missing
+            lost_by["orderEvents" if s.order is None else "orderStatusChanged"] += missing
             duplicates += len(reasons) - len(set(reasons))
             # Opaque to clients, but the bench knows what a cursor holds: they must rise.
             cursors = [Position.parse(g[1]) for g in got]
@@ -639,6 +645,7 @@ class _Generator:
             "sent": total, "send_s": send_s, "write_failures": len(failures),
             "mutation_s": took, "expected": sum(len(expected(s)) for s in self.subs),
             "delivered": delivered, "lost": lost, "duplicates": duplicates,
-            "disorder": disorder, "lag": lag,
+            "disorder": disorder, "lag": lag, "lost_by": lost_by,
+            "write_failure_samples": failures[:3],
             "errors": [s.error for s in self.subs if s.error][:5],
         }  # fmt: skip
