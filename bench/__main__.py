@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import deadline_sweep, money_path, supplier_search
+from bench import deadline_sweep, fanout, money_path, supplier_search
 
 
 def parser() -> argparse.ArgumentParser:
@@ -15,6 +15,7 @@ def parser() -> argparse.ArgumentParser:
     supplier_search.add_parser(sub)
     money_path.add_parser(sub)
     deadline_sweep.add_parser(sub)
+    fanout.add_parser(sub)
     return p
 
 

@@ -104,5 +104,21 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def gateway_pid(port: int) -> int | None:
+    """The `trade-assurance serve --port <port>` process (Linux /proc), if found."""
+    if not Path("/proc").is_dir():
+        return None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in argv and b"--port" in argv and str(port).encode() in argv:
+            return int(entry.name)
+    return None
+
+
 def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -47,7 +47,8 @@ import asyncpg
 import httpx
 from asyncpg.pool import PoolConnectionProxy
 
-from bench import gateway, load
+from bench import gateway, load, setup
+from bench.setup import ERRORS, Actors
 
 TARGET_RATIO = 0.25
 DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/ta_bench_money"
@@ -62,30 +63,9 @@ STATEMENT_COUNT_PATHS = 50  # in-process, after the run: SQL statements per muta
 SQLITE_TIMEOUT_S = 5.0  # as the gateway's busy timeout (TA_SQLITE_BUSY_TIMEOUT_MS)
 MAX_FAILURE_SAMPLES = 10
 
-PASSWORD = "bench-password-2026"  # noqa: S105 - scratch accounts
-MEDIATOR_EMAIL = "mediator@money-path.bench"
 CARD = "4242424242424242"  # the sandbox's test card that succeeds
 QUANTITY, UNIT_PRICE, TOTAL = 100, "12.50", "1250.00"  # USD, one line
-LIMIT = "10000000000.00"  # USD, 10^12 minor units: coverage is never what limits a path
 
-ERRORS = "errors { code message field }"
-REGISTER = f"""mutation Register($input: RegisterInput!) {{
-  register(input: $input) {{ token viewer {{ company {{ supplier {{ id }} }} }} {ERRORS} }}
-}}"""
-LOGIN = f"""mutation Login($input: LoginInput!) {{
-  login(input: $input) {{ token {ERRORS} }}
-}}"""
-SET_STANDING = f"""mutation Standing($input: SetSupplierStandingInput!) {{
-  setSupplierStanding(input: $input) {{ supplier {{ id }} {ERRORS} }}
-}}"""
-APPLY = f"""mutation Apply($input: ApplyForTradeAssuranceInput!) {{
-  applyForTradeAssurance(input: $input) {{ application {{ id }} {ERRORS} }}
-}}"""
-REVIEW = f"""mutation Review($input: ReviewTradeAssuranceApplicationInput!) {{
-  reviewTradeAssuranceApplication(input: $input) {{
-    supplier {{ tradeAssurance {{ status limit {{ amount currency }} }} }} {ERRORS}
-  }}
-}}"""
 # The money path: what a client would ask back from each step, no more.
 CREATE_ORDER = f"""mutation CreateOrder($input: CreateOrderInput!) {{
   createOrder(input: $input) {{ order {{ id status total {{ amount currency }} }} {ERRORS} }}
@@ -102,16 +82,10 @@ PAY_ORDER = f"""mutation PayOrder($input: PayOrderInput!) {{
 RELEASE_FUNDS = f"""mutation ReleaseFunds($input: ReleaseFundsInput!) {{
   releaseFunds(input: $input) {{ released {{ amount currency }} order {{ id status }} {ERRORS} }}
 }}"""
+SETUP_TAG = "money-path"  # the accounts' emails: buyer@money-path.bench, ...
 
 
 # --- results -----------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Actors:
-    buyer_token: str
-    supplier_token: str
-    supplier_id: str  # global ID
 
 
 @dataclasses.dataclass
@@ -353,18 +327,18 @@ def _run_engine(engine: str, args: argparse.Namespace) -> EngineRun:
             env = gateway.gateway_env(DATABASE_URL=args.database_url)
             target = Target("postgres", args.database_url)
         gateway.migrate(env)
-        _create_mediator(env)
+        setup.create_mediator(env, SETUP_TAG)
 
         log_path = work / "gateway.log"
         workers = args.workers if engine == "postgres" else 1
         with gateway.serve(env, log_path, workers=workers) as base:
             url = f"{base}/graphql"
-            actors = _setup_actors(url)
+            actors = setup.setup_actors(url, SETUP_TAG)
             baseline = {t: target.count(t) for t in _app_tables(target)}
             plan = _calibrate(url, actors, target)
             print("calibrated: " + "; ".join(_describe_plan(plan)), flush=True)
             levels: list[Level] = []
-            pid = _gateway_pid(urlparse(base).port or 0)
+            pid = gateway.gateway_pid(urlparse(base).port or 0)
             for level in args.concurrency:
                 cpu_before = _cpu_seconds(pid)
                 result = run_paths(
@@ -408,22 +382,6 @@ def _run_engine(engine: str, args: argparse.Namespace) -> EngineRun:
     return EngineRun(engine, plan, levels, checks, problems, ledger_line, inprocess)
 
 
-def _gateway_pid(port: int) -> int | None:
-    """The `trade-assurance serve --port <port>` process (Linux /proc), if found."""
-    if not Path("/proc").is_dir():
-        return None
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"serve" in argv and b"--port" in argv and str(port).encode() in argv:
-            return int(entry.name)
-    return None
-
-
 def _cpu_seconds(pid: int | None) -> float | None:
     """User + system CPU time so far of a process and its live children (uvicorn's worker
     processes), from /proc/<pid>/stat."""
@@ -441,60 +399,6 @@ def _cpu_seconds(pid: int | None) -> float | None:
             found = found or stat_path.parent.name == str(pid)
             total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK") if found else None
-
-
-def _create_mediator(env: dict[str, str]) -> None:
-    done = subprocess.run(
-        [gateway.CLI, "create-user", "--email", MEDIATOR_EMAIL, "--full-name", "Bench Mediator",
-         "--role", "MEDIATOR", "--company-name", "Trade Assurance Platform"],
-        env={**env, "TA_NEW_USER_PASSWORD": PASSWORD},
-        cwd=gateway.PROJECT_ROOT, capture_output=True, text=True,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"`trade-assurance create-user` failed:\n{done.stdout}{done.stderr}")
-
-
-def _setup_actors(url: str) -> Actors:
-    """A buyer, and a supplier with active Trade Assurance, all through the API."""
-    with httpx.Client(timeout=30.0) as client:
-
-        def gql(document: str, variables: dict[str, Any], token: str | None = None) -> Any:
-            headers = {"authorization": f"Bearer {token}"} if token else {}
-            resp = client.post(url, json={"query": document, "variables": variables},
-                               headers=headers)  # fmt: skip
-            doc = resp.json()
-            data = doc.get("data") if isinstance(doc, dict) else None
-            payload = next(iter(data.values()), None) if isinstance(data, dict) else None
-            if resp.status_code != 200 or "errors" in doc or not payload or payload["errors"]:
-                raise RuntimeError(f"setup failed: HTTP {resp.status_code} {resp.text[:500]}")
-            return payload
-
-        for kind, email, company, country in [
-            ("BUYER", "buyer@money-path.bench", "Money Path Buyer Inc.", "US"),
-            ("SUPPLIER", "supplier@money-path.bench", "Money Path Supplier Co., Ltd.", "CN"),
-        ]:
-            registered = gql(REGISTER, {"input": {
-                "companyName": company, "kind": kind, "country": country,
-                "fullName": f"Bench {kind.title()}", "email": email, "password": PASSWORD,
-            }})  # fmt: skip
-            if kind == "SUPPLIER":
-                supplier_id = str(registered["viewer"]["company"]["supplier"]["id"])
-
-        def login(email: str) -> str:
-            return str(gql(LOGIN, {"input": {"email": email, "password": PASSWORD}})["token"])
-
-        buyer, supplier = login("buyer@money-path.bench"), login("supplier@money-path.bench")
-        mediator = login(MEDIATOR_EMAIL)
-        limit = {"amount": LIMIT, "currency": "USD"}
-        gql(SET_STANDING, {"input": {"supplierId": supplier_id, "goldSupplier": True,
-                                     "verification": "VERIFIED"}}, mediator)  # fmt: skip
-        application = gql(APPLY, {"input": {"requestedLimit": limit}}, supplier)["application"]
-        review = {"applicationId": application["id"], "decision": "APPROVE", "limit": limit}
-        reviewed = gql(REVIEW, {"input": review}, mediator)
-        ta = reviewed["supplier"]["tradeAssurance"]
-        if ta["status"] != "ACTIVE":
-            raise RuntimeError(f"supplier's Trade Assurance is {ta}, not ACTIVE")
-    return Actors(buyer, supplier, supplier_id)
 
 
 # --- the money path over HTTP ------------------------------------------------------

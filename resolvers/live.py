@@ -3,12 +3,14 @@ without gap or duplicate. Messages travel the same feed as events (models.messag
 stream takes only them, the others leave them out."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
+from strawberry.types.nodes import SelectedField
 
 from models import accounts, feed, messages, orders
 from models.accounts import AuthError, Principal
@@ -32,17 +34,64 @@ class LiveOrderEvent:
         "get only what came after."
     )
     event: OrderEvent
-    order_id: strawberry.Private[int]
+    # The order, or why it could not be read (a field error, as from any resolver).
+    fresh_order: strawberry.Private[Order | Exception | None]
 
     @strawberry.field(description="The order as it is now (read when the event is sent).")
-    async def order(self, info: Info) -> Order | None:
-        principal = info.context.require_principal()
-        found = await orders.get_orders(principal, [self.order_id])
-        return Order.of(found[self.order_id]) if self.order_id in found else None
+    def order(self) -> Order | None:
+        # Read before the event is yielded (`_event`), so that this field resolves
+        # synchronously: an async resolver sends every subscriber's result down
+        # graphql-core's much slower awaitable path.
+        if isinstance(self.fresh_order, Exception):  # shared: raise a new one per result
+            raise RuntimeError("reading the order failed") from self.fresh_order
+        return self.fresh_order
 
-    @classmethod
-    def of(cls, e: FeedEvent) -> "LiveOrderEvent":
-        return cls(cursor=e.position.cursor(), event=OrderEvent.of(e.event), order_id=e.event.order)
+
+async def _event(e: FeedEvent, principal: Principal, with_order: bool) -> LiveOrderEvent:
+    order: Order | Exception | None = None
+    if with_order:
+        try:
+            order = await _fresh_order(principal, e.position, e.event.order)
+        except Exception as error:
+            order = error
+    return LiveOrderEvent(
+        cursor=e.position.cursor(), event=OrderEvent.of(e.event), fresh_order=order
+    )
+
+
+def _selects_order(info: Info) -> bool:
+    """Whether the subscription asks for `order` (fragments: assumed so)."""
+    return any(
+        not isinstance(field, SelectedField) or field.name == "order"
+        for root in info.selected_fields
+        for field in root.selections
+    )
+
+
+# One event goes to thousands of subscribers at once, mostly of the same companies: they
+# share one read of the order (and its GraphQL object) per event and per visibility
+# (what `orders.visibility` depends on), made after the event committed. A read is
+# shared for SHARE_ORDER_READ_S at most, so no subscriber gets an order older than that.
+SHARE_ORDER_READ_S = 1.0
+_order_reads: dict[tuple[Position, int, object, object, int], asyncio.Future[Order | None]] = {}
+
+
+async def _fresh_order(principal: Principal, position: Position, order_id: int) -> Order | None:
+    key = (position, order_id, principal.role, principal.acting_role, principal.company_id)
+    read = _order_reads.get(key)
+    if read is None:
+        read = asyncio.ensure_future(_read_order(principal, order_id))
+        _order_reads[key] = read
+        asyncio.get_running_loop().call_later(SHARE_ORDER_READ_S, _order_reads.pop, key, None)
+    if read.done():
+        return read.result()
+    # shield: a subscriber that leaves must not cancel the read the others wait for.
+    return await asyncio.shield(read)
+
+
+async def _read_order(principal: Principal, order_id: int) -> Order | None:
+    found = (await orders.get_orders(principal, [order_id])).get(order_id)
+    return Order.of(found) if found is not None else None
 
 
 @strawberry.type(description="A message of an order's conversation as it is sent.")
@@ -71,11 +120,33 @@ def _cut_off(websocket: Any) -> None:
     """Close the connection of a subscriber that stopped reading (in the background: the
     hub must not wait on a slow client)."""
     if websocket is not None and hasattr(websocket, "close"):
-        task = asyncio.get_running_loop().create_task(
-            websocket.close(code=CLOSE_TOO_SLOW, reason="too far behind; resume from your cursor")
-        )
+        task = asyncio.get_running_loop().create_task(_close_or_drop(websocket))
         _closing.add(task)
         task.add_done_callback(_closing.discard)
+
+
+# The server's ASGI layer puts a callable here that drops the TCP connection at once
+# (server.ws_limits.ExposeAbort); ASGI itself has no such message.
+ABORT_SCOPE_KEY = "ta.abort_connection"
+CUT_OFF_GRACE_S = 5.0
+
+
+async def _close_or_drop(websocket: Any) -> None:
+    """Send close 4008; drop the connection if it is still there after CUT_OFF_GRACE_S.
+    The close frame queues behind everything the client has not read: one that stopped
+    reading never takes it, the send waits for the socket to drain, and a plain close
+    would wait to flush forever, holding the connection and its buffers."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CUT_OFF_GRACE_S
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout_at(deadline):
+            await websocket.close(
+                code=CLOSE_TOO_SLOW, reason="too far behind; resume from your cursor"
+            )
+    await asyncio.sleep(max(0.0, deadline - loop.time()))  # time to read up to the close
+    abort = getattr(websocket, "scope", {}).get(ABORT_SCOPE_KEY)
+    if abort is not None:
+        abort()  # a no-op if the connection has ended meanwhile
 
 
 _closing: set[asyncio.Task[None]] = set()
@@ -156,8 +227,9 @@ class LiveSubscriptions:
             order = decode_id(order_id, "Order", "orderId")
         except DomainError as e:
             raise _error(e.message, e.code.value) from e
+        principal, with_order = info.context.require_principal(), _selects_order(info)
         async for event in _stream(info, order, after):
-            yield LiveOrderEvent.of(event)
+            yield await _event(event, principal, with_order)
 
     @strawberry.subscription(
         description="Every event of every order you may see (mediators: all), from now on "
@@ -166,8 +238,9 @@ class LiveSubscriptions:
     async def order_events(
         self, info: Info, after: str | None = None
     ) -> AsyncGenerator[LiveOrderEvent, None]:
+        principal, with_order = info.context.require_principal(), _selects_order(info)
         async for event in _stream(info, None, after):
-            yield LiveOrderEvent.of(event)
+            yield await _event(event, principal, with_order)
 
     @strawberry.subscription(
         description="The messages of one order's conversation from now on, or after the "

@@ -39,7 +39,7 @@ from server.uploads import (
     dispute_evidence,
     message_attachment,
 )
-from server.ws_limits import WebSocketLimits
+from server.ws_limits import ExposeAbort, WebSocketLimits
 
 log = logging.getLogger("trade_assurance")
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
@@ -196,12 +196,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             payment_webhook,  # not behind AuthGate: the provider signs its calls instead
         ],
         middleware=[
+            Middleware(ExposeAbort),
             Middleware(
                 BodySizeLimit,
                 max_bytes=settings.max_body_bytes,
                 upload_max_bytes=settings.max_upload_request_bytes,
                 upload_paths=frozenset({"/graphql"}),
-            )
+            ),
         ],
         lifespan=lifespan,
     )

@@ -5,12 +5,17 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import functools
+import socket
+import struct
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.exceptions import ConnectionRejectionError
 
 from models.accounts import Principal
+from resolvers.live import ABORT_SCOPE_KEY
 
 _PRINCIPAL_KEY = "ta.principal_key"
 
@@ -61,3 +66,34 @@ class _Admitted:
             await self.app(scope, receive, send)
         finally:
             self.limits.release(scope)
+
+
+class ExposeAbort:
+    """ASGI middleware: a WebSocket connection's scope gets a callable that resets the
+    TCP connection at once (resolvers.live uses it on a subscriber that stopped reading,
+    whose close frame would never be flushed). uvicorn's `send` is a method of its
+    protocol object, which holds the asyncio transport; under another server nothing is
+    set."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            # Duck-typed: uvloop's transports are not asyncio.Transport subclasses.
+            if callable(getattr(transport, "abort", None)):
+                scope[ABORT_SCOPE_KEY] = functools.partial(_reset, transport)
+        await self.app(scope, receive, send)
+
+
+def _reset(transport: Any) -> None:
+    """Drop the connection with a reset. A plain abort closes the socket, but the kernel
+    still holds the unsent data (up to the send buffer, megabytes) and sends FIN only
+    once a peer that reads nothing has taken it all: never. SO_LINGER 0 makes close()
+    discard it and reset the connection."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and not transport.is_closing():
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
