@@ -4,7 +4,7 @@ stream takes only them, the others leave them out."""
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Hashable
 from typing import Any
 
 import strawberry
@@ -36,6 +36,8 @@ class LiveOrderEvent:
     event: OrderEvent
     # The order, or why it could not be read (a field error, as from any resolver).
     fresh_order: strawberry.Private[Order | Exception | None]
+    # Subscribers with equal keys get one shared result (resolvers/shared_results.py).
+    share_key: strawberry.Private[Hashable]
 
     @strawberry.field(description="The order as it is now (read when the event is sent).")
     def order(self) -> Order | None:
@@ -55,8 +57,17 @@ async def _event(e: FeedEvent, principal: Principal, with_order: bool) -> LiveOr
         except Exception as error:
             order = error
     return LiveOrderEvent(
-        cursor=e.position.cursor(), event=OrderEvent.of(e.event), fresh_order=order
+        cursor=e.position.cursor(),
+        event=OrderEvent.of(e.event),
+        fresh_order=order,
+        share_key=(e.position, _visibility(principal)),
     )
+
+
+def _visibility(principal: Principal) -> Hashable:
+    """What an order's fields as seen by this principal depend on (orders.visibility,
+    and a partner key's scopes)."""
+    return (principal.role, principal.acting_role, principal.company_id, principal.scopes)
 
 
 def _selects_order(info: Info) -> bool:
@@ -73,11 +84,11 @@ def _selects_order(info: Info) -> bool:
 # (what `orders.visibility` depends on), made after the event committed. A read is
 # shared for SHARE_ORDER_READ_S at most, so no subscriber gets an order older than that.
 SHARE_ORDER_READ_S = 1.0
-_order_reads: dict[tuple[Position, int, object, object, int], asyncio.Future[Order | None]] = {}
+_order_reads: dict[Hashable, asyncio.Future[Order | None]] = {}
 
 
 async def _fresh_order(principal: Principal, position: Position, order_id: int) -> Order | None:
-    key = (position, order_id, principal.role, principal.acting_role, principal.company_id)
+    key = (position, order_id, _visibility(principal))
     read = _order_reads.get(key)
     if read is None:
         read = asyncio.ensure_future(_read_order(principal, order_id))
@@ -101,6 +112,7 @@ class LiveOrderMessage:
         "what came after."
     )
     event_id: strawberry.Private[int]
+    share_key: strawberry.Private[Hashable]
 
     @strawberry.field(description="The message.")
     async def message(self, info: Info) -> OrderMessage:
@@ -108,8 +120,12 @@ class LiveOrderMessage:
         return OrderMessage.of(found[self.event_id])  # written with its event
 
     @classmethod
-    def of(cls, e: FeedEvent) -> "LiveOrderMessage":
-        return cls(cursor=e.position.cursor(), event_id=e.event.id)
+    def of(cls, e: FeedEvent, principal: Principal) -> "LiveOrderMessage":
+        return cls(
+            cursor=e.position.cursor(),
+            event_id=e.event.id,
+            share_key=(e.position, _visibility(principal)),
+        )
 
 
 def _error(message: str, code: str) -> GraphQLError:
@@ -253,5 +269,6 @@ class LiveSubscriptions:
             order = decode_id(order_id, "Order", "orderId")
         except DomainError as e:
             raise _error(e.message, e.code.value) from e
+        principal = info.context.require_principal()
         async for event in _stream(info, order, after, messages=True):
-            yield LiveOrderMessage.of(event)
+            yield LiveOrderMessage.of(event, principal)

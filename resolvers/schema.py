@@ -27,6 +27,7 @@ from resolvers.messages import MessageMutations
 from resolvers.orders import OrderMutations, OrderQueries
 from resolvers.payments import PaymentMutations, PaymentQueries
 from resolvers.scalars import SCALARS
+from resolvers.shared_results import SharingExecutionContext
 from resolvers.suppliers import SupplierMutations, SupplierQueries
 from resolvers.trade_assurance import TradeAssuranceMutations, TradeAssuranceQueries
 
@@ -112,6 +113,7 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
+        execution_context_class=SharingExecutionContext,  # live events: resolvers/live.py
         config=StrawberryConfig(
             disable_field_suggestions=not field_suggestions, scalar_map=SCALARS
         ),

@@ -1,0 +1,69 @@
+"""Live results shared between subscribers alike (resolvers/shared_results.py): one
+execution per event, operation and visibility; never across visibilities."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import pytest
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from models.accounts import Principal
+from models.live import Hub
+from resolvers.context import Context
+from resolvers.schema import build_schema
+from tests import factories
+from tests.api import gid
+from tests.test_live import SUBSCRIBE_ORDER, _note, running_hub
+
+QUERY = SUBSCRIBE_ORDER
+
+
+async def _subscribe(schema: Any, hub: Hub, principal: Principal, order_id: int) -> Any:
+    context = Context(principal=principal, cache=False, live=hub)
+    stream = await schema.subscribe(
+        QUERY, variable_values={"id": gid("Order", order_id)}, context_value=context
+    )
+    assert isinstance(stream, AsyncGenerator), stream
+    return stream
+
+
+async def _next(stream: Any) -> dict[str, Any]:
+    async with asyncio.timeout(30):
+        result = await anext(stream)
+    assert result.errors is None, result.errors
+    data: dict[str, Any] = result.data["orderStatusChanged"]
+    return data
+
+
+async def test_alike_subscribers_share_an_execution_and_others_get_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    b, s, order = await factories.confirmed_order()
+    runs: list[int] = []
+    original = StrawberryGraphQLCoreExecutionContext.execute_operation
+
+    def counted(self: Any, serially: bool | None = None) -> Any:
+        runs.append(1)
+        return original(self, serially)
+
+    monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "execute_operation", counted)
+    schema = build_schema()
+    async with running_hub() as hub:
+        buyers = [await _subscribe(schema, hub, b.principal, order.id) for _ in range(3)]
+        supplier = await _subscribe(schema, hub, s.principal, order.id)
+        # Subscriptions register when first iterated: start all four, then note.
+        pending = [asyncio.ensure_future(_next(st)) for st in [*buyers, supplier]]
+        await asyncio.sleep(0.2)
+        await _note(order.id, "shared")
+        got = [await p for p in pending]
+        for st in [*buyers, supplier]:
+            await st.aclose()
+    assert got[0] == got[1] == got[2]
+    assert got[0]["event"]["reason"] == "shared"
+    assert got[0]["order"] == {"id": gid("Order", order.id), "status": "AWAITING_INITIAL_PAYMENT"}
+    # Same event, another visibility (the supplier's company): its own execution.
+    assert got[3] == got[0]
+    assert len(runs) == 2
