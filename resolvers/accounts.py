@@ -19,7 +19,7 @@ from resolvers.scalars import CountryCode
 from resolvers.suppliers import Supplier
 
 strawberry.enum(Role, name="Role", description="What a principal may do.")
-strawberry.enum(CompanyKind, name="CompanyKind")
+strawberry.enum(CompanyKind, name="CompanyKind", description="What a company is on the platform.")
 strawberry.enum(
     Scope,
     name="ApiScope",

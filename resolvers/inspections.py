@@ -3,7 +3,7 @@
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -173,7 +173,12 @@ class InspectionQueries:
     async def inspections(
         self,
         info: Info,
-        statuses: list[InspectionStatus] | None = None,
+        statuses: Annotated[
+            list[InspectionStatus] | None,
+            strawberry.argument(
+                description="Only inspections in one of these statuses; null: all."
+            ),
+        ] = None,
         first: int = 20,
         after: str | None = None,
     ) -> InspectionConnection:

@@ -29,8 +29,12 @@ from resolvers.money import Money, MoneyInput
 from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
 from resolvers.suppliers import Supplier
 
-strawberry.enum(ComplaintStatus, name="ComplaintStatus")
-strawberry.enum(InvestigationStatus, name="InvestigationStatus")
+strawberry.enum(
+    ComplaintStatus, name="ComplaintStatus", description="Where a complaint is in its review."
+)
+strawberry.enum(
+    InvestigationStatus, name="InvestigationStatus", description="Whether an investigation is open."
+)
 strawberry.enum(
     InvestigationTrigger, name="InvestigationTrigger", description="What opened an investigation."
 )

@@ -64,7 +64,7 @@ class QualityRequirement:
     requirement: str
 
 
-@strawberry.type
+@strawberry.type(description="How and where the goods travel, under which Incoterm.")
 class ShippingTerms:
     incoterm: Incoterm
     method: ShippingMethod
@@ -424,7 +424,7 @@ class OrderQueries:
         )
 
 
-@strawberry.input
+@strawberry.input(description="One product line of a contract: what, how many, at what price.")
 class OrderLineInput:
     product_name: str
     specification: str = ""
@@ -432,7 +432,7 @@ class OrderLineInput:
     unit_price: Decimal = strawberry.field(description="In the order's currency.")
 
 
-@strawberry.input
+@strawberry.input(description="A quality requirement the goods must meet (checked by inspections).")
 class QualityRequirementInput:
     attribute: str = strawberry.field(description="What is measured, e.g. `luminous flux`.")
     requirement: str = strawberry.field(description="The measurable target, e.g. `>= 3600 lm`.")

@@ -2,6 +2,7 @@
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Annotated
 
 import strawberry
 from graphql import GraphQLError
@@ -23,7 +24,7 @@ strawberry.enum(
     description="CARD (2.8 % fee on top), TT bank transfer (pending until the bank "
     "confirms), E_CHECKING and PAY_LATER (US buyers), BOLETO (Brazilian buyers).",
 )
-strawberry.enum(PaymentStatus)
+strawberry.enum(PaymentStatus, description="Where a payment is with the payment provider.")
 strawberry.enum(
     RefundStatus, description="FAILED refunds are retried; only SETTLED ones were paid out."
 )
@@ -143,7 +144,12 @@ class PaymentQuote:
 @strawberry.type
 class PaymentQueries:
     @strawberry.field(description="The fee for paying `amount` by `method` (shown before).")
-    def payment_quote(self, info: Info, amount: MoneyInput, method: PaymentMethod) -> PaymentQuote:
+    def payment_quote(
+        self,
+        info: Info,
+        amount: Annotated[MoneyInput, strawberry.argument(description="The amount to pay.")],
+        method: Annotated[PaymentMethod, strawberry.argument(description="How it would be paid.")],
+    ) -> PaymentQuote:
         info.context.require_principal()
         try:
             q = payments.quote(method, amount.to_domain("amount"))

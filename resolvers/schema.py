@@ -19,6 +19,7 @@ from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 
 from resolvers.accounts import AccountMutations, AccountQueries
+from resolvers.conventions import describe
 from resolvers.disputes import DisputeMutations, DisputeQueries
 from resolvers.inspections import InspectionMutations, InspectionQueries
 from resolvers.investigations import InvestigationMutations, InvestigationQueries
@@ -108,7 +109,7 @@ def build_schema(
         lambda: ValidationCache(maxsize=256),
         lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error."),
     ]
-    return strawberry.Schema(
+    schema = strawberry.Schema(
         query=_query_type(),
         mutation=Mutation,
         subscription=Subscription,
@@ -118,3 +119,5 @@ def build_schema(
             disable_field_suggestions=not field_suggestions, scalar_map=SCALARS
         ),
     )
+    describe(schema._schema)  # what the conventions say, where a definition says nothing
+    return schema

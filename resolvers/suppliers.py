@@ -159,7 +159,9 @@ class SupplierQueries:
         self,
         info: Info,
         filter: SupplierFilter | None = None,
-        order_by: directory.SupplierOrder = directory.SupplierOrder.RELEVANCE,
+        order_by: Annotated[
+            directory.SupplierOrder, strawberry.argument(description="How to sort the results.")
+        ] = directory.SupplierOrder.RELEVANCE,
         first: int = 20,
         after: str | None = None,
     ) -> SupplierConnection:

@@ -3,6 +3,7 @@
 import datetime as dt
 import enum
 from collections.abc import Iterable
+from typing import Annotated
 
 import strawberry
 from strawberry import relay
@@ -19,7 +20,11 @@ from resolvers.money import Money, MoneyInput
 from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
 from resolvers.suppliers import Supplier
 
-strawberry.enum(ApplicationStatus, name="ApplicationStatus")
+strawberry.enum(
+    ApplicationStatus,
+    name="ApplicationStatus",
+    description="Where a Trade Assurance application is in its review.",
+)
 
 
 @strawberry.enum(description="A mediator's decision on an application.")
@@ -99,8 +104,13 @@ class TradeAssuranceQueries:
     async def trade_assurance_applications(
         self,
         info: Info,
-        status: ApplicationStatus | None = None,
-        overdue_only: bool = False,
+        status: Annotated[
+            ApplicationStatus | None,
+            strawberry.argument(description="Only applications in this status; null: all."),
+        ] = None,
+        overdue_only: Annotated[
+            bool, strawberry.argument(description="Only those past their review due date.")
+        ] = False,
         first: int = 20,
         after: str | None = None,
     ) -> TradeAssuranceApplicationConnection:

@@ -15,8 +15,8 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute, request_response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute, request_response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -27,7 +27,7 @@ from models.accounts import AuthError, authenticate
 from models.live import Hub
 from resolvers.context import Context
 from resolvers.schema import build_schema
-from server import scheduler
+from server import scheduler, web
 from server.auth import AuthGate, token_from_connection_params
 from server.limits import BodySizeLimit
 from server.payments import install as install_payments
@@ -79,6 +79,9 @@ class GatewayGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError({"code": e.code, "message": str(e)}) from e
         self.limits.admit(context.principal, context.request.scope)
         return {"role": context.principal.role.value}
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(web.graphiql_html())  # ours: vendored assets, example tabs
 
 
 async def healthz(_: Request) -> Response:
@@ -191,6 +194,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 AuthGate(request_response(message_attachment)),
                 methods=["GET"],
             ),
+            Route("/orders/{order_id}/live", web.live_order_page, methods=["GET"]),
+            Mount("/static", web.static_files(), name="static"),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             payment_webhook,  # not behind AuthGate: the provider signs its calls instead

@@ -147,8 +147,10 @@ class Server:
         return out
 
 
-def start_server(env: dict[str, str] | None = None) -> Server:
-    port = free_port()
+def start_server(env: dict[str, str] | None = None, port: int | None = None) -> Server:
+    """A gateway process on `port` (a free one by default; the same port again restarts it
+    where clients expect it)."""
+    port = port or free_port()
     process = subprocess.Popen(  # noqa: S603 - our own console script
         [CLI, "serve", "--port", str(port)],
         env=env or cli_env(),
