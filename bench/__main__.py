@@ -1,4 +1,5 @@
-"""`python -m bench <benchmark> [options]`: one subcommand per benchmark."""
+"""`python -m bench [<benchmark>] [options]`: one subcommand per benchmark; none (or
+`all`) runs the whole suite."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import deadline_sweep, money_path, supplier_search
+from bench import deadline_sweep, money_path, order_status, suite, supplier_search
 
 
 def parser() -> argparse.ArgumentParser:
@@ -15,15 +16,18 @@ def parser() -> argparse.ArgumentParser:
     supplier_search.add_parser(sub)
     money_path.add_parser(sub)
     deadline_sweep.add_parser(sub)
+    order_status.add_parser(sub)
+    suite.add_parser(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    if args.command is None:
-        p.print_help()
-        return 2
+    if args.command is None:  # the suite, with its options: `python -m bench --engine sqlite`
+        suite_args = argparse.ArgumentParser(prog="python -m bench")
+        suite.add_arguments(suite_args)
+        return suite.run(suite_args.parse_args(argv))
     return int(args.run(args))
 
 
