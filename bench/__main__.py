@@ -22,12 +22,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = parser()
-    args = p.parse_args(argv)
-    if args.command is None:  # the suite, with its options: `python -m bench --engine sqlite`
-        suite_args = argparse.ArgumentParser(prog="python -m bench")
-        suite.add_arguments(suite_args)
-        return suite.run(suite_args.parse_args(argv))
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help")):
+        # No benchmark named: the suite, with its options (`python -m bench --engine sqlite`).
+        suite_parser = argparse.ArgumentParser(prog="python -m bench", description=suite.__doc__)
+        suite.add_arguments(suite_parser)
+        return suite.run(suite_parser.parse_args(args_list))
+    args = parser().parse_args(args_list)
     return int(args.run(args))
 
 

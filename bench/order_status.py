@@ -33,6 +33,7 @@ import json
 import multiprocessing
 import os
 import pstats
+import statistics
 import tempfile
 import time
 import traceback
@@ -88,6 +89,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--warmup", type=int, default=100, help="unmeasured requests first")
     p.add_argument(
+        "--rounds",
+        type=_positive,
+        default=3,
+        help="the requests split into rounds, servers taking turns; req/s is the median",
+    )
+    p.add_argument(
         "--workers",
         type=_levels,
         default="1,2",
@@ -118,13 +125,14 @@ def _levels(raw: str) -> list[int]:
 
 @dataclasses.dataclass
 class Figure:
-    rps: float  # closed loop at `concurrency`
+    rps: float  # closed loop at `concurrency`, the median of the rounds
     concurrency: int
     p50_ms: float  # one connection
     p99_ms: float
     failures: int
     rss_mb: float | None  # the server's, after its loads
     samples: list[str] = dataclasses.field(default_factory=list)
+    rounds: list[float] = dataclasses.field(default_factory=list)  # req/s of each round
 
 
 @dataclasses.dataclass
@@ -245,20 +253,31 @@ def _run_engine(engine: str, args: argparse.Namespace) -> EngineResult:
                     if bench == "order-status"
                     else max(20, args.latency_requests // 5)
                 )
+                runs: dict[str, list[tuple[httpload.Result, httpload.Result]]] = {
+                    server: [] for server in SERVERS
+                }
+                # Rounds, each server in turn (a different one first each round): load
+                # from other work on the machine comes and goes, and should hit all three.
+                for n in range(args.rounds):
+                    for server in SERVERS[n % 3 :] + SERVERS[: n % 3]:
+                        runs[server].append(
+                            _measure(
+                                urls[bench][server],
+                                payloads[bench],
+                                headers,
+                                max(1, requests // args.rounds),
+                                max(1, latency // args.rounds),
+                                args.concurrency,
+                                args.warmup,
+                            )
+                        )
                 for server in SERVERS:
-                    figures[bench][server] = _measure(
-                        urls[bench][server],
-                        payloads[bench],
-                        headers,
-                        requests,
-                        latency,
-                        args.concurrency,
-                        args.warmup,
-                        pids[server],
+                    f = figures[bench][server] = _figure(
+                        runs[server], args.concurrency, pids[server]
                     )
-                    f = figures[bench][server]
                     print(
-                        f"{bench:<13} {server:<8} {f.rps:8.1f} req/s at {f.concurrency}; "
+                        f"{bench:<13} {server:<8} {f.rps:8.1f} req/s at {f.concurrency} "
+                        f"(rounds: {', '.join(f'{x:.0f}' for x in f.rounds)}); "
                         f"p50 {f.p50_ms:6.2f} ms, p99 {f.p99_ms:6.2f} ms at 1; "
                         f"{f.failures} failed",
                         flush=True,
@@ -328,23 +347,31 @@ def _measure(
     latency_requests: int,
     concurrency: int,
     warmup: int,
-    pid: int | None,
-) -> Figure:
+) -> tuple[httpload.Result, httpload.Result]:
+    """(closed loop at `concurrency`, one connection)."""
     loaded = httpload.run(
         url, bodies, headers, requests=requests, concurrency=concurrency, warmup=warmup
     )
     single = httpload.run(
         url, bodies, headers, requests=latency_requests, concurrency=1, warmup=min(warmup, 20)
     )
-    lat = single.latencies_ms
+    return loaded, single
+
+
+def _figure(
+    runs: list[tuple[httpload.Result, httpload.Result]], concurrency: int, pid: int | None
+) -> Figure:
+    rounds = [loaded.throughput for loaded, _ in runs]
+    latencies = [ms for _, single in runs for ms in single.latencies_ms]
     return Figure(
-        rps=loaded.throughput,
+        rps=statistics.median(rounds),
         concurrency=concurrency,
-        p50_ms=load.percentile(lat, 50),
-        p99_ms=load.percentile(lat, 99),
-        failures=loaded.failures + single.failures,
+        p50_ms=load.percentile(latencies, 50),
+        p99_ms=load.percentile(latencies, 99),
+        failures=sum(a.failures + b.failures for a, b in runs),
         rss_mb=order_servers.rss_mb(pid),
-        samples=loaded.failure_samples + single.failure_samples,
+        samples=[x for a, b in runs for x in a.failure_samples + b.failure_samples],
+        rounds=rounds,
     )
 
 
@@ -415,6 +442,7 @@ class _Counter:
     def __init__(self) -> None:
         self.n = 0
         self.sql: list[str] = []
+        self.connects = 0  # SQLite connections opened (each a thread, a file, 3 PRAGMAs)
 
     def seen(self, sql: str) -> None:
         self.n += 1
@@ -427,6 +455,7 @@ class _Counter:
 
         def traced_init(self_: Any, *args: Any, **kwargs: Any) -> None:
             init(self_, *args, **kwargs)  # its own PRAGMAs run before the trace is on
+            counter.connects += 1
             self_.set_trace_callback(counter.seen)
 
         tuned.__init__ = traced_init
@@ -484,6 +513,16 @@ async def _inprocess(
                 ]
             out["order-list"] = {str(k): min(v) for k, v in lists.items()}
             out["order-list sql"] = counter.sql[: lists[max(lists)][0]]
+            # Concurrent requests, as under load: does the SQLite pool keep up, or open
+            # connections (beyond its idle limit) and close them again?
+            connects = counter.connects
+            for _ in range(10):
+                await asyncio.gather(
+                    *(ask(order_reads.ORDER_STATUS, {"id": i}) for i in status_ids[:8])
+                )
+            out["sqlite connections opened per request at concurrency 8"] = (
+                counter.connects - connects
+            ) / 80
             if profile:
                 lines = await _profile(ask, status_ids, profile_requests)
     return out, lines
@@ -650,6 +689,11 @@ def table_rows(r: EngineResult) -> list[tuple[str, ...]]:
                 f"{'PASS' if flat else 'FAIL'} constant, <= {MAX_STATEMENTS}",
             )
         )
+        opened = s.get("sqlite connections opened per request at concurrency 8")
+        if r.engine == "sqlite" and opened is not None:
+            rows.append(
+                (r.engine, "SQLite connections opened/request (c=8)", f"{opened:.2f}") + ("",) * 5
+            )
     idle = r.rss_idle_mb.get("gateway")
     after = " -> ".join(f"{v:.0f}" for _, v in r.rss_gateway_mb if v is not None)
     rows.append(

@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
             concurrency=8,
             latency_requests=args.latency_requests,
             warmup=50,
+            rounds=3,
             workers=[1, 2],
             profile=False,
             profile_requests=0,
