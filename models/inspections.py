@@ -26,7 +26,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from models import clock, config, events, idempotency, ledger, payments
+from piccolo.table import Table
+
+from models import clock, config, events, idempotency, ledger, payments, sql
 from models.accounts import Principal
 from models.db import for_update, write_transaction
 from models.enums import (
@@ -479,23 +481,7 @@ async def submit_report(
             )
         now = clock.now()
         actor = events.Actor.of(principal)
-        for f in checked:
-            # Content-addressed, so a file left behind by a rolled-back report is harmless.
-            await asyncio.to_thread(_store_sync, f.data, f.sha256)
-        if checked:
-            await InspectionAttachment.insert(
-                *[
-                    InspectionAttachment(
-                        inspection=inspection.id,
-                        filename=f.filename,
-                        content_type=f.content_type,
-                        size_bytes=len(f.data),
-                        sha256=f.sha256,
-                        created_at=now,
-                    )
-                    for f in checked
-                ]
-            )
+        await save_files(InspectionAttachment, {"inspection": inspection.id}, checked, now)
         inspection.status = InspectionStatus(result.value).value
         inspection.result = result.value
         inspection.findings = findings
@@ -760,6 +746,21 @@ async def store_file(f: CheckedFile) -> None:
     """Store a checked file (content-addressed: a file left behind by a rolled-back
     transaction is harmless). Shared with complaint evidence."""
     await asyncio.to_thread(_store_sync, f.data, f.sha256)
+
+
+async def save_files(
+    table: type[Table], owner: dict[str, int], checked: Sequence[CheckedFile], now: dt.datetime
+) -> None:
+    """Store checked files and record each as a row of `table` (an attachment table:
+    filename, content type, size, checksum) belonging to `owner` (its column and id)."""
+    for f in checked:
+        await store_file(f)
+    if checked:
+        await sql.insert_many(table, [
+            {**owner, "filename": f.filename, "content_type": f.content_type,
+             "size_bytes": len(f.data), "sha256": f.sha256, "created_at": now}
+            for f in checked
+        ])  # fmt: skip
 
 
 async def read_verified(sha256: str) -> bytes:

@@ -220,14 +220,9 @@ async def file_complaint(
             status=ComplaintStatus.PENDING.value, investigation=None, created_at=clock.now(),
         )  # fmt: skip
         await sql.save_new(complaint)
-        for f in checked:
-            await inspections.store_file(f)
-            await sql.insert(
-                ComplaintAttachment,
-                {"complaint": complaint.id, "filename": f.filename,
-                 "content_type": f.content_type, "size_bytes": len(f.data),
-                 "sha256": f.sha256, "created_at": clock.now()},
-            )  # fmt: skip
+        await inspections.save_files(
+            ComplaintAttachment, {"complaint": complaint.id}, checked, clock.now()
+        )
         await _audit(supplier_id, "COMPLAINT_FILED", user_id=principal.user_id,
                      complaint_id=complaint.id, detail=subject)  # fmt: skip
         await idempotency.remember(scope, key, "fileComplaint", request,

@@ -108,22 +108,7 @@ async def send_message(
             created_at=now,
         )
         await message.save()
-        for f in checked:
-            await inspections.store_file(f)  # by checksum: harmless if we roll back
-        if checked:
-            await OrderMessageAttachment.insert(
-                *[
-                    OrderMessageAttachment(
-                        message=message.id,
-                        filename=f.filename,
-                        content_type=f.content_type,
-                        size_bytes=len(f.data),
-                        sha256=f.sha256,
-                        created_at=now,
-                    )
-                    for f in checked
-                ]
-            )
+        await inspections.save_files(OrderMessageAttachment, {"message": message.id}, checked, now)
         if key is not None:
             await idempotency.remember(
                 scope, key, "sendOrderMessage", request, {"message": message.id}
