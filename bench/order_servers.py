@@ -61,20 +61,6 @@ def serve(app: str, engine: str, location: str, log_path: Path) -> Iterator[tupl
                 proc.wait()
 
 
-def gateway_pid(port: int) -> int | None:
-    """The `trade-assurance serve --port <port>` process (Linux /proc), if found."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"serve" in argv and b"--port" in argv and str(port).encode() in argv:
-            return int(entry.name)
-    return None
-
-
 def _children(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):

@@ -213,7 +213,7 @@ def _run_engine(engine: str, args: argparse.Namespace) -> EngineResult:
         figures: dict[str, dict[str, Figure]] = {b: {} for b in BENCHES}
         with contextlib.ExitStack() as stack:
             gw = stack.enter_context(gateway.serve(env, work / "gateway.log"))
-            gw_pid = order_servers.gateway_pid(urlparse(gw).port or 0)
+            gw_pid = gateway.gateway_pid(urlparse(gw).port or 0)
             rss_idle["gateway"] = order_servers.rss_mb(gw_pid)
             rss_gateway.append(("idle", rss_idle["gateway"]))
             started = time.perf_counter()

@@ -49,6 +49,7 @@ from models.orders import (
     exchange_rate,
     lock_order,
     locked_order,
+    move_to,
     require_scope,
     supplier_company,
     visibility,
@@ -598,15 +599,9 @@ async def claim_refund(principal: Principal, order_id: int, *, idempotency_key: 
         refund = await payments.start_refund(
             order.id, held, actor=actor, reason="failed inspection, claimed before shipment"
         )
-        now = clock.now()
-        old = order.status
-        order.status = OrderStatus.REFUNDED.value
-        order.next_deadline_at = None  # an ended order has no deadline left
-        order.updated_at = now
-        await order.save([Order.status, Order.next_deadline_at, Order.updated_at])
-        await events.record(
-            order.id, "INSPECTION_REFUND_CLAIMED", old_status=old, new_status=order.status,
-            actor=actor, at=now, reason=f"{Money(held, order.currency)} back to the buyer",
+        await move_to(
+            order, OrderStatus.REFUNDED, "INSPECTION_REFUND_CLAIMED",
+            actor=actor, at=clock.now(), reason=f"{Money(held, order.currency)} back to the buyer",
         )  # fmt: skip
         await idempotency.remember(
             scope, key, "claimInspectionRefund", request, {"amount": held, "refund": refund.id}

@@ -22,6 +22,7 @@ from models.money import Money
 from models.orders import (
     check_status,
     lock_order,
+    move_to,
     require_scope,
     succeeded_minor,
     supplier_company,
@@ -209,13 +210,8 @@ async def claim_late_shipment_refund(
             raise DomainError(
                 ErrorCode.INSUFFICIENT_HELD_FUNDS, "escrow holds nothing for this order", "orderId"
             )
-        old = order.status
-        order.status = OrderStatus.REFUNDED.value
-        order.next_deadline_at = None
-        order.updated_at = now
-        await order.save([Order.status, Order.next_deadline_at, Order.updated_at])
-        await events.record(
-            order.id, "LATE_SHIPMENT_REFUND_CLAIMED", old_status=old, new_status=order.status,
+        await move_to(
+            order, OrderStatus.REFUNDED, "LATE_SHIPMENT_REFUND_CLAIMED",
             actor=events.Actor.of(principal), at=now,
             reason=f"on-time shipment protection: {Money(held, order.currency)} back to the buyer",
         )  # fmt: skip
@@ -289,13 +285,8 @@ async def cancel_unpaid(order_id: int) -> str | None:
             )
             await order.save([Order.next_deadline_at])
             return None
-        old = order.status
-        order.status = OrderStatus.CANCELLED.value
-        order.next_deadline_at = None
-        order.updated_at = now
-        await order.save([Order.status, Order.next_deadline_at, Order.updated_at])
-        await events.record(
-            order.id, "PAYMENT_DEADLINE_PASSED", old_status=old, new_status=order.status,
+        await move_to(
+            order, OrderStatus.CANCELLED, "PAYMENT_DEADLINE_PASSED",
             actor=events.SCHEDULER, at=now,
             reason="nothing was paid by the payment deadline; coverage returned to the limit",
         )  # fmt: skip
@@ -309,13 +300,8 @@ async def mark_overdue(order_id: int) -> str | None:
         now = clock.now()
         if order.status != OrderStatus.PAID.value or order.shipping_deadline > now:
             return None
-        old = order.status
-        order.status = OrderStatus.OVERDUE.value
-        order.next_deadline_at = None
-        order.updated_at = now
-        await order.save([Order.status, Order.next_deadline_at, Order.updated_at])
-        await events.record(
-            order.id, "SHIPPING_DEADLINE_PASSED", old_status=old, new_status=order.status,
+        await move_to(
+            order, OrderStatus.OVERDUE, "SHIPPING_DEADLINE_PASSED",
             actor=events.SCHEDULER, at=now,
             reason="not shipped by the shipping deadline; the buyer may claim a full refund",
         )  # fmt: skip

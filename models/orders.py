@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, TypeVar
 
@@ -234,6 +234,31 @@ def check_status(order: Order, allowed: Sequence[OrderStatus], action: str) -> N
             f"cannot {action} an order that is {order.status}",
             "orderId",
         )
+
+
+_STATUS_COLUMNS = [Order.status, Order.next_deadline_at, Order.updated_at]
+
+
+async def move_to(
+    order: Order,
+    status: OrderStatus,
+    kind: str,
+    *,
+    actor: events.Actor,
+    at: dt.datetime,
+    reason: str,
+) -> None:
+    """Put a locked order in `status` with no deadline left to enforce, and record the
+    order event, in the caller's transaction."""
+    old = order.status
+    order.status = status.value
+    order.next_deadline_at = None
+    order.updated_at = at
+    await sql.save_columns(order, _STATUS_COLUMNS)
+    await events.record(
+        order.id, kind, old_status=old, new_status=order.status, actor=actor, at=at,
+        reason=reason,
+    )  # fmt: skip
 
 
 async def _write_contract(order_id: int, contract: Contract, *, replace: bool) -> None:
@@ -574,20 +599,21 @@ async def cancel_order(principal: Principal, order_id: int, reason: str) -> Orde
                 "money has been paid or is on its way; the order can no longer be cancelled",
                 "orderId",
             )
-        now = clock.now()
-        old = order.status
-        order.status = OrderStatus.CANCELLED.value
-        order.next_deadline_at = None
-        order.updated_at = now
-        await order.save([Order.status, Order.next_deadline_at, Order.updated_at])
-        await events.record(
-            order.id, "CANCELLED", old_status=old, new_status=order.status,
-            actor=events.Actor.of(principal), at=now, reason=reason.strip(),
+        await move_to(
+            order, OrderStatus.CANCELLED, "CANCELLED",
+            actor=events.Actor.of(principal), at=clock.now(), reason=reason.strip(),
         )  # fmt: skip
     return order
 
 
 # Reads ------------------------------------------------------------------------------
+
+
+def visibility_key(principal: Principal) -> Hashable:
+    """Everything what a principal sees of an order depends on (`visibility`, and a
+    partner key's scopes): principals with equal keys see the same (live fan-out shares
+    reads and results by it)."""
+    return (principal.role, principal.acting_role, principal.company_id, principal.scopes)
 
 
 def visibility(principal: Principal) -> Any:

@@ -60,14 +60,8 @@ async def _event(e: FeedEvent, principal: Principal, with_order: bool) -> LiveOr
         cursor=e.position.cursor(),
         event=OrderEvent.of(e.event),
         fresh_order=order,
-        share_key=(e.position, _visibility(principal)),
+        share_key=(e.position, orders.visibility_key(principal)),
     )
-
-
-def _visibility(principal: Principal) -> Hashable:
-    """What an order's fields as seen by this principal depend on (orders.visibility,
-    and a partner key's scopes)."""
-    return (principal.role, principal.acting_role, principal.company_id, principal.scopes)
 
 
 def _selects_order(info: Info) -> bool:
@@ -88,7 +82,7 @@ _order_reads: dict[Hashable, asyncio.Future[Order | None]] = {}
 
 
 async def _fresh_order(principal: Principal, position: Position, order_id: int) -> Order | None:
-    key = (position, order_id, _visibility(principal))
+    key = (position, order_id, orders.visibility_key(principal))
     read = _order_reads.get(key)
     if read is None:
         read = asyncio.ensure_future(_read_order(principal, order_id))
@@ -124,7 +118,7 @@ class LiveOrderMessage:
         return cls(
             cursor=e.position.cursor(),
             event_id=e.event.id,
-            share_key=(e.position, _visibility(principal)),
+            share_key=(e.position, orders.visibility_key(principal)),
         )
 
 
