@@ -56,7 +56,9 @@ async def test_alike_subscribers_share_an_execution_and_others_get_their_own(
         supplier = await _subscribe(schema, hub, s.principal, order.id)
         # Subscriptions register when first iterated: start all four, then note.
         pending = [asyncio.ensure_future(_next(st)) for st in [*buyers, supplier]]
-        await asyncio.sleep(0.2)
+        async with asyncio.timeout(30):
+            while hub.subscriber_count < 4:
+                await asyncio.sleep(0.01)
         await _note(order.id, "shared")
         got = [await p for p in pending]
         for st in [*buyers, supplier]:
