@@ -27,6 +27,8 @@ from resolvers.live import LiveSubscriptions
 from resolvers.messages import MessageMutations
 from resolvers.orders import OrderMutations, OrderQueries
 from resolvers.payments import PaymentMutations, PaymentQueries
+from resolvers.persisted import PersistedOperations
+from resolvers.prepared import PreparedSchema
 from resolvers.scalars import SCALARS
 from resolvers.shared_results import SharingExecutionContext
 from resolvers.suppliers import SupplierMutations, SupplierQueries
@@ -87,12 +89,17 @@ def _should_mask(error: GraphQLError) -> bool:
     return not isinstance(original, GraphQLError | GlobalIDValueError)
 
 
+def _masking() -> MaskErrors:
+    return MaskErrors(should_mask_error=_should_mask, error_message="Internal error.")
+
+
 def build_schema(
     *,
     max_depth: int = 10,
     max_aliases: int = 15,
     max_tokens: int = 2000,
     field_suggestions: bool = False,
+    persisted: PersistedOperations | None = None,
 ) -> strawberry.Schema:
     # The limit rules are built once: the validation cache is keyed by the rule classes,
     # and a limiter built per request makes new classes, so it would never hit.
@@ -107,14 +114,17 @@ def build_schema(
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
-        lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error."),
+        _masking,
     ]
-    schema = strawberry.Schema(
+    # Operations seen (and valid) before skip the extensions: resolvers/prepared.py.
+    schema = PreparedSchema(
         query=_query_type(),
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
         execution_context_class=SharingExecutionContext,  # live events: resolvers/live.py
+        mask=_masking(),
+        persisted=persisted or PersistedOperations(),
         config=StrawberryConfig(
             disable_field_suggestions=not field_suggestions, scalar_map=SCALARS
         ),
