@@ -26,6 +26,7 @@ from models import config, db
 from models.accounts import AuthError, authenticate
 from models.live import Hub
 from resolvers.context import Context
+from resolvers.persisted import Mode, PersistedOperations, load_manifest
 from resolvers.schema import build_schema
 from server import scheduler, web
 from server.auth import AuthGate, token_from_connection_params
@@ -120,6 +121,14 @@ async def prepare_database(settings: Settings) -> None:
         )
 
 
+def persisted_operations(settings: Settings) -> PersistedOperations:
+    mode = Mode(settings.persisted_operations)
+    if mode is not Mode.TRUSTED:
+        return PersistedOperations(mode)
+    assert settings.trusted_documents is not None  # Settings.from_env requires it
+    return PersistedOperations(mode, load_manifest(Path(settings.trusted_documents)))
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     config.configure(settings.domain)
@@ -129,6 +138,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         max_aliases=settings.max_aliases,
         max_tokens=settings.max_tokens,
         field_suggestions=settings.development,
+        persisted=persisted_operations(settings),
     )
     live = Hub(
         dsn=settings.database_url if db.is_postgres() else None,

@@ -88,6 +88,10 @@ class Settings:
     # A multipart request to /graphql (a report with files) may be this large in all;
     # every other request body stays under max_body_bytes.
     max_upload_request_bytes: int = 20_000_000
+    # Operations sent by SHA-256: "apq" (automatic persisted queries), "trusted" (only the
+    # manifest's operations run), "off" (resolvers/persisted.py).
+    persisted_operations: str = "apq"
+    trusted_documents: str | None = None  # the manifest's path, for "trusted"
 
     @property
     def development(self) -> bool:
@@ -182,4 +186,15 @@ class Settings:
             scheduler_interval_seconds=float(
                 os.environ.get("TA_SCHEDULER_INTERVAL_SECONDS") or "60"
             ),
+            persisted_operations=_persisted_mode(),
+            trusted_documents=os.environ.get("TA_TRUSTED_DOCUMENTS") or None,
         )
+
+
+def _persisted_mode() -> str:
+    mode = os.environ.get("TA_PERSISTED_OPERATIONS") or "apq"
+    if mode not in ("off", "apq", "trusted"):
+        raise ValueError(f"TA_PERSISTED_OPERATIONS must be off, apq or trusted, not {mode!r}")
+    if mode == "trusted" and not os.environ.get("TA_TRUSTED_DOCUMENTS"):
+        raise ValueError("TA_PERSISTED_OPERATIONS=trusted needs TA_TRUSTED_DOCUMENTS (a manifest)")
+    return mode
