@@ -29,8 +29,8 @@ from resolvers.orders import OrderMutations, OrderQueries
 from resolvers.payments import PaymentMutations, PaymentQueries
 from resolvers.persisted import PersistedOperations
 from resolvers.prepared import PreparedSchema
+from resolvers.query_limits import Introspection, LimitedExecutor
 from resolvers.scalars import SCALARS
-from resolvers.shared_results import SharingExecutionContext
 from resolvers.suppliers import SupplierMutations, SupplierQueries
 from resolvers.trade_assurance import TradeAssuranceMutations, TradeAssuranceQueries
 
@@ -100,6 +100,8 @@ def build_schema(
     max_tokens: int = 2000,
     field_suggestions: bool = False,
     persisted: PersistedOperations | None = None,
+    max_cost: int = 10_000,
+    introspection: Introspection = Introspection.ON,
 ) -> strawberry.Schema:
     # The limit rules are built once: the validation cache is keyed by the rule classes,
     # and a limiter built per request makes new classes, so it would never hit.
@@ -122,7 +124,8 @@ def build_schema(
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        execution_context_class=SharingExecutionContext,  # live events: resolvers/live.py
+        # Cost and introspection (resolvers/query_limits.py); live results shared.
+        execution_context_class=LimitedExecutor.limited(max_cost, introspection),
         mask=_masking(),
         persisted=persisted or PersistedOperations(),
         config=StrawberryConfig(

@@ -27,6 +27,7 @@ from models.accounts import AuthError, authenticate
 from models.live import Hub
 from resolvers.context import Context
 from resolvers.persisted import Mode, PersistedOperations, load_manifest
+from resolvers.query_limits import Introspection
 from resolvers.schema import build_schema
 from server import scheduler, web
 from server.auth import AuthGate, token_from_connection_params
@@ -139,6 +140,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         max_tokens=settings.max_tokens,
         field_suggestions=settings.development,
         persisted=persisted_operations(settings),
+        max_cost=settings.max_query_cost,
+        introspection=Introspection(settings.introspection),
     )
     live = Hub(
         dsn=settings.database_url if db.is_postgres() else None,

@@ -92,6 +92,8 @@ class Settings:
     # manifest's operations run), "off" (resolvers/persisted.py).
     persisted_operations: str = "apq"
     trusted_documents: str | None = None  # the manifest's path, for "trusted"
+    max_query_cost: int = 20_000  # fields, connections counted `first` times
+    introspection: str = "on"  # on, authenticated, partners, off
 
     @property
     def development(self) -> bool:
@@ -188,13 +190,24 @@ class Settings:
             ),
             persisted_operations=_persisted_mode(),
             trusted_documents=os.environ.get("TA_TRUSTED_DOCUMENTS") or None,
+            max_query_cost=_int("TA_MAX_QUERY_COST", 20_000),
+            introspection=_choice(
+                "TA_INTROSPECTION",
+                ("on", "authenticated", "partners", "off"),
+                "on" if environment == "development" else "partners",
+            ),
         )
 
 
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = os.environ.get(name) or default
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
 def _persisted_mode() -> str:
-    mode = os.environ.get("TA_PERSISTED_OPERATIONS") or "apq"
-    if mode not in ("off", "apq", "trusted"):
-        raise ValueError(f"TA_PERSISTED_OPERATIONS must be off, apq or trusted, not {mode!r}")
+    mode = _choice("TA_PERSISTED_OPERATIONS", ("off", "apq", "trusted"), "apq")
     if mode == "trusted" and not os.environ.get("TA_TRUSTED_DOCUMENTS"):
         raise ValueError("TA_PERSISTED_OPERATIONS=trusted needs TA_TRUSTED_DOCUMENTS (a manifest)")
     return mode

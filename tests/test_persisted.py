@@ -173,5 +173,5 @@ def test_trusted_mode_needs_a_manifest(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="TA_TRUSTED_DOCUMENTS"):
         Settings.from_env()
     monkeypatch.setenv("TA_PERSISTED_OPERATIONS", "sometimes")
-    with pytest.raises(ValueError, match="off, apq or trusted"):
+    with pytest.raises(ValueError, match="one of off, apq, trusted"):
         Settings.from_env()
