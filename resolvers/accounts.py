@@ -69,7 +69,7 @@ describe_values(
         ),
         Scope.PAYMENTS: (
             "Move money: pay, release funds, book (and pay for) inspections, claim refunds, "
-            "open and settle disputes."
+            "open or answer disputes and accept offers."
         ),
     },
 )

@@ -115,22 +115,30 @@ strawberry.enum(
 describe_values(
     AssessmentRule,
     {
-        AssessmentRule.BEFORE_PAYMENT: "Nothing has been paid into escrow yet.",
+        AssessmentRule.BEFORE_PAYMENT: (
+            "Blocks: nothing has been paid into escrow yet (DISPUTE_BEFORE_PAYMENT)."
+        ),
         AssessmentRule.OUTSIDE_CLAIM_WINDOW: (
-            "The claim window after receipt (30 days by default) has ended."
+            "Blocks: the claim window after receipt (30 days by default) has ended "
+            "(OUTSIDE_CLAIM_WINDOW)."
         ),
         AssessmentRule.NO_QUALITY_STANDARD: (
-            "A quality claim, but the contract has no measurable quality requirement."
+            "Weighs against: a quality reason (QUALITY_NOT_AS_AGREED, NOT_AS_DESCRIBED) and "
+            "the contract has no measurable quality requirement."
         ),
         AssessmentRule.RAISED_AFTER_ARRIVAL_WITHOUT_INSPECTION: (
-            "A quality issue first raised after arrival, with no inspection booked."
+            "Weighs against: a quality reason raised after receipt, with no inspection booked."
         ),
-        AssessmentRule.INSPECTION_PASSED: "An inspection report says the goods conform.",
+        AssessmentRule.INSPECTION_PASSED: (
+            "Weighs against: a quality reason, and an inspection report says the goods conform."
+        ),
         AssessmentRule.DELAY_ACCEPTED_IN_WRITING: (
-            "A late-shipment claim, but the buyer accepted the delay in writing."
+            "Weighs against: a late-shipment claim, and the buyer states it accepted the delay "
+            "in writing."
         ),
         AssessmentRule.FREIGHT_OR_AFTER_SALES: (
-            "The claim is about freight, port costs or after-sales, which are not covered."
+            "Weighs against: the buyer marks the claim as about freight, port costs or "
+            "after-sales, which are not covered."
         ),
     },
 )
@@ -141,7 +149,10 @@ strawberry.enum(
 describe_values(
     AssessmentEffect,
     {
-        AssessmentEffect.BLOCKS: "The rule refuses the dispute: it is not opened.",
+        AssessmentEffect.BLOCKS: (
+            "The rule refuses the dispute with its error code; it is not opened, so no stored "
+            "finding has this effect."
+        ),
         AssessmentEffect.WEIGHS_AGAINST: (
             "The dispute stands; the finding weighs in the mediator's decision."
         ),
@@ -155,7 +166,8 @@ class AssessmentFinding:
         description="The published rejection rule that applies."
     )
     effect: AssessmentEffect = strawberry.field(
-        description="BLOCKS (the dispute was refused) or WEIGHS_AGAINST (the mediator weighs it)."
+        description="How the rule counts: stored findings weigh against the claim "
+        "(WEIGHS_AGAINST); a blocking rule refuses the dispute instead."
     )
     reason: str = strawberry.field(description="Why the rule applies to this dispute, in words.")
 

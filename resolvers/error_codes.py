@@ -18,7 +18,7 @@ ERROR_CODES: dict[ErrorCode, str] = {
         "not positive where it must be."
     ),
     ErrorCode.EMAIL_TAKEN: "The e-mail address is already registered; log in instead.",
-    ErrorCode.WEAK_PASSWORD: "The password is too short (at least 10 characters).",
+    ErrorCode.WEAK_PASSWORD: "The password is too short (at least 10 characters by default).",
     ErrorCode.INVALID_CREDENTIALS: "Wrong e-mail or password.",
     ErrorCode.ACCOUNT_DISABLED: "The user's account is disabled; it cannot log in.",
     ErrorCode.FORBIDDEN: (
@@ -78,11 +78,12 @@ ERROR_CODES: dict[ErrorCode, str] = {
         "A payment for this order is still pending (e.g. a T/T); wait for its outcome."
     ),
     ErrorCode.PAYMENT_DECLINED: (
-        "The payment provider declined the payment; nothing was taken. Try another method."
+        "The payment provider declined the payment; nothing was taken. The same idempotency "
+        "key replays this answer: retry with a new key (or another method)."
     ),
     ErrorCode.PAYMENT_PROVIDER_UNAVAILABLE: (
-        "The payment provider could not be reached; nothing was taken. Retry later with "
-        "a new idempotency key."
+        "The payment provider could not be reached; nothing was taken. Retry later with a "
+        "new idempotency key (the same key replays this answer)."
     ),
     ErrorCode.ORDER_HAS_PAYMENTS: (
         "Money has been paid or is on its way, so the order can no longer be cancelled."
