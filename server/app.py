@@ -31,11 +31,10 @@ from resolvers.query_limits import Introspection
 from resolvers.schema import build_schema
 from server import scheduler, web
 from server.auth import AuthGate, token_from_connection_params
-from server.limits import BodySizeLimit
+from server.limits import BodySizeLimit, GraphQLRequestGuard
 from server.payments import install as install_payments
 from server.settings import Settings
 from server.uploads import (
-    MultipartPreflightGuard,
     attachment,
     complaint_attachment,
     dispute_evidence,
@@ -184,7 +183,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/graphql", AuthGate(MultipartPreflightGuard(graphql)), methods=["GET", "POST"]),
+            Route("/graphql", AuthGate(GraphQLRequestGuard(graphql)), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", limits.wrap(graphql)),
             Route("/schema.graphql", schema_file),
             Route(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from models.accounts import AuthError, Principal, authenticate
+from server.responses import send_error
 
 
 def bearer(value: str | None) -> str | None:
@@ -59,16 +59,5 @@ class AuthGate:
 
 
 async def _unauthorized(send: Send, code: str, message: str) -> None:
-    body = json.dumps({"errors": [{"message": message, "extensions": {"code": code}}]}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"www-authenticate", b'Bearer realm="trade-assurance"'),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    challenge = ((b"www-authenticate", b'Bearer realm="trade-assurance"'),)
+    await send_error(send, 401, code, message, challenge)
