@@ -141,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         persisted=persisted_operations(settings),
         max_cost=settings.max_query_cost,
         introspection=Introspection(settings.introspection),
+        execution_timeout=settings.execution_timeout_seconds,
     )
     live = Hub(
         dsn=settings.database_url if db.is_postgres() else None,
