@@ -19,7 +19,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from models import clock, config, sql
+from models import clock, config, login_throttle, sql
 from models.db import for_update, write_transaction
 from models.enums import ROLE_OF_KIND, CompanyKind, Role, Scope
 from models.errors import DomainError, ErrorCode
@@ -216,15 +216,23 @@ async def _issue_token(user: UserAccount) -> tuple[str, dt.datetime]:
     return token, expires
 
 
-async def login(email: str, password: str) -> tuple[UserAccount, str, dt.datetime]:
-    """Check the password and issue a bearer token; returns (user, token, expiry)."""
-    user = await UserAccount.objects().get(UserAccount.email == email.strip().lower())
+async def login(
+    email: str, password: str, address: str | None = None
+) -> tuple[UserAccount, str, dt.datetime]:
+    """Check the password and issue a bearer token; returns (user, token, expiry).
+    Failures count against the account and the client `address` (models.login_throttle)."""
+    email = email.strip().lower()
+    throttled = login_throttle.keys(email, address)
+    await login_throttle.refuse_if_waiting(throttled)
+    user = await UserAccount.objects().get(UserAccount.email == email)
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         user = None
     if user is None:
+        await login_throttle.count_failure(throttled)
         raise DomainError(ErrorCode.INVALID_CREDENTIALS, "wrong e-mail or password")
+    await login_throttle.clear(throttled[0][0])
     if not user.active:
         raise DomainError(ErrorCode.ACCOUNT_DISABLED, "this account is disabled")
     async with write_transaction():

@@ -375,9 +375,12 @@ class AccountMutations:
         return AuthPayload(token=token, expires_at=expires, viewer=viewer_of(principal))
 
     @strawberry.mutation(description="Exchange e-mail and password for a bearer token.")
-    async def login(self, input: LoginInput) -> AuthPayload:
+    async def login(self, info: Info, input: LoginInput) -> AuthPayload:
+        client = info.context.request.client if info.context.request else None
         try:
-            _, token, expires = await accounts.login(input.email, input.password)
+            _, token, expires = await accounts.login(
+                input.email, input.password, client.host if client else None
+            )
         except DomainError as e:
             return failed(AuthPayload, e)
         principal = await accounts.authenticate(token)

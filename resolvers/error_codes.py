@@ -21,6 +21,11 @@ ERROR_CODES: dict[ErrorCode, str] = {
     ErrorCode.WEAK_PASSWORD: "The password is too short (at least 10 characters by default).",
     ErrorCode.INVALID_CREDENTIALS: "Wrong e-mail or password.",
     ErrorCode.ACCOUNT_DISABLED: "The user's account is disabled; it cannot log in.",
+    ErrorCode.TOO_MANY_ATTEMPTS: (
+        "Too many failed log-ins for this account (5) or from this address (20): wait the "
+        "seconds the message gives (30 s, doubling with each further failure, at most an "
+        "hour); the password is not checked meanwhile."
+    ),
     ErrorCode.FORBIDDEN: (
         "The caller's role may not do this (e.g. a partner key managing the account, a "
         "non-mediator changing a supplier's standing)."

@@ -13,14 +13,22 @@ Depth, alias and token limits depend on the text alone and run with validation
 
 Both live in the executor's `build`, which graphql-core calls for queries, mutations
 and subscriptions alike, with the operation chosen and the variables coerced.
+
+- **Execution time** of a query is bounded (`EXECUTION_TIMEOUT`). Mutations are not cut
+  short: one may be between a payment provider's answer and its commit, and its
+  statements are bounded by the database's lock and statement timeouts instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import inspect
+from collections.abc import Awaitable
 from typing import Any
 
 from graphql import (
+    ExecutionResult,
     FieldNode,
     FragmentSpreadNode,
     GraphQLError,
@@ -29,6 +37,7 @@ from graphql import (
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
+    OperationType,
     SelectionSetNode,
     VariableNode,
     get_named_type,
@@ -129,12 +138,34 @@ def _price(executor: Executor[Any]) -> tuple[int, bool]:
 class LimitedExecutor(SharingExecutionContext):
     """The schema's executor with the request-dependent limits; `limited` binds them."""
 
-    max_cost = 10_000
+    max_cost = 20_000
     introspection = Introspection.ON
+    timeout: float = 10.0  # seconds a query may run; 0: unbounded
 
     @classmethod
-    def limited(cls, max_cost: int, introspection: Introspection) -> type[LimitedExecutor]:
-        return type(cls.__name__, (cls,), {"max_cost": max_cost, "introspection": introspection})
+    def limited(
+        cls, max_cost: int, introspection: Introspection, timeout: float
+    ) -> type[LimitedExecutor]:
+        bound = {"max_cost": max_cost, "introspection": introspection, "timeout": timeout}
+        return type(cls.__name__, (cls,), bound)
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        result = super().execute_operation(serially)
+        if self.timeout and self.operation.operation is OperationType.QUERY:
+            if inspect.isawaitable(result):
+                return self._bounded(result)
+        return result
+
+    async def _bounded(self, result: Awaitable[Any]) -> Any:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await result
+        except TimeoutError:
+            error = GraphQLError(
+                f"the query took longer than {self.timeout:g} s and was stopped",
+                extensions={"code": "EXECUTION_TIMEOUT"},
+            )
+            return ExecutionResult(None, [error])
 
     @classmethod
     def build(cls, *args: Any, **kwargs: Any) -> list[GraphQLError] | Executor[Any]:

@@ -102,6 +102,7 @@ def build_schema(
     persisted: PersistedOperations | None = None,
     max_cost: int = 10_000,
     introspection: Introspection = Introspection.ON,
+    execution_timeout: float = 10.0,
 ) -> strawberry.Schema:
     # The limit rules are built once: the validation cache is keyed by the rule classes,
     # and a limiter built per request makes new classes, so it would never hit.
@@ -125,7 +126,7 @@ def build_schema(
         subscription=Subscription,
         extensions=extensions,
         # Cost and introspection (resolvers/query_limits.py); live results shared.
-        execution_context_class=LimitedExecutor.limited(max_cost, introspection),
+        execution_context_class=LimitedExecutor.limited(max_cost, introspection, execution_timeout),
         mask=_masking(),
         persisted=persisted or PersistedOperations(),
         config=StrawberryConfig(

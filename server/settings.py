@@ -94,6 +94,10 @@ class Settings:
     trusted_documents: str | None = None  # the manifest's path, for "trusted"
     max_query_cost: int = 20_000  # fields, connections counted `first` times
     introspection: str = "on"  # on, authenticated, partners, off
+    execution_timeout_seconds: float = 10.0  # a query's; 0: unbounded
+    # Requests per minute per principal, and per address without credentials; 0: off.
+    rate_limit_per_minute: int = 0
+    anonymous_rate_limit_per_minute: int = 0
 
     @property
     def development(self) -> bool:
@@ -191,6 +195,14 @@ class Settings:
             persisted_operations=_persisted_mode(),
             trusted_documents=os.environ.get("TA_TRUSTED_DOCUMENTS") or None,
             max_query_cost=_int("TA_MAX_QUERY_COST", 20_000),
+            execution_timeout_seconds=float(os.environ.get("TA_EXECUTION_TIMEOUT_SECONDS") or 10),
+            # Off in development (a test suite or a benchmark is one very busy caller).
+            rate_limit_per_minute=_int(
+                "TA_RATE_LIMIT_PER_MINUTE", 0 if environment == "development" else 1200
+            ),
+            anonymous_rate_limit_per_minute=_int(
+                "TA_ANONYMOUS_RATE_LIMIT_PER_MINUTE", 0 if environment == "development" else 120
+            ),
             introspection=_choice(
                 "TA_INTROSPECTION",
                 ("on", "authenticated", "partners", "off"),

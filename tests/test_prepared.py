@@ -74,7 +74,7 @@ async def test_errors_are_masked_and_coded_errors_kept_on_both_paths(
     masked = await _twice(api, {"query": "{ suppliers { edges { cursor } } }"})
     assert masked[0] == masked[1]
     assert b"Internal error." in masked[1] and b"secret" not in masked[1]
-    coded = await _twice(api, {"query": "{ suppliers(first: 100000) { totalCount } }"})
+    coded = await _twice(api, {"query": "{ suppliers(first: 101) { totalCount } }"})
     assert coded[0] == coded[1] and b"PAGE_SIZE_OUT_OF_RANGE" in coded[1]
     assert len(full_runs) == 2  # once each
 
@@ -99,5 +99,5 @@ async def test_a_prepared_mutation_is_still_refused_over_get(
     again = await api.http("POST", json={"query": mutation}, headers=bearer(buyer.token))
     assert b'"secret":"' in again.content and full_runs == [mutation]
     over_get = await api.http("GET", params={"query": mutation}, headers=bearer(buyer.token))
-    assert 400 <= over_get.status_code < 500
+    assert over_get.status_code == 405
     assert await ApiKey.count() == 2

@@ -3,10 +3,12 @@ count `first` times, and who may introspect."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from models import accounts, suppliers
 from tests import factories
 from tests.api import Api, bearer, codes, make_app
 
@@ -76,3 +78,26 @@ async def test_introspection_by_setting(
             assert codes(answer["errors"]) == ["INTROSPECTION_DISABLED"]
         # __typename is not introspection.
         assert await _answer(api, "{ __typename }", token) == {"data": {"__typename": "Query"}}
+
+
+async def test_a_slow_query_is_stopped_but_a_slow_mutation_finishes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api = Api(make_app(execution_timeout_seconds=0.3))
+    buyer = await factories.buyer()
+    search, create = suppliers.search_suppliers, accounts.create_api_key_for
+
+    async def slow_search(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(5)
+        return await search(*args, **kwargs)
+
+    async def slow_create(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.6)  # e.g. waiting on a payment provider
+        return await create(*args, **kwargs)
+
+    monkeypatch.setattr(suppliers, "search_suppliers", slow_search)
+    monkeypatch.setattr(accounts, "create_api_key_for", slow_create)
+    stopped = await _answer(api, "{ suppliers { totalCount } }", buyer.token)
+    assert codes(stopped["errors"]) == ["EXECUTION_TIMEOUT"]
+    created = await _answer(api, NEW_KEY, buyer.token)
+    assert created["data"]["createApiKey"]["secret"]
