@@ -13,11 +13,12 @@ with `python -m bench order-status --profile`: see docs/performance.md.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import strawberry
-from graphql import DocumentNode, GraphQLError, execute
+from graphql import DocumentNode, GraphQLError, execute, get_operation_ast
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StreamResult
@@ -28,6 +29,7 @@ from strawberry.utils.await_maybe import await_maybe
 from resolvers.persisted import PersistedError, PersistedOperations
 
 MAX_PREPARED = 1024  # distinct operations kept; the oldest goes first
+RETRIES = 2  # a mutation hit by a deadlock or a serialization failure runs this often again
 
 _Key = tuple[str, str | None]
 
@@ -68,6 +70,49 @@ class PreparedSchema(strawberry.Schema):
             query = self._persisted.resolve(query, operation_extensions)
         except PersistedError as e:
             return ExecutionResult(data=None, errors=[_refusal(e)], extensions={})
+        for attempt in range(1, RETRIES + 2):
+            result = await self._execute_once(
+                query,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                allowed_operation_types,
+                operation_extensions,
+            )
+            if attempt > RETRIES or not self._may_run_again(result, query, operation_name):
+                return result
+            await asyncio.sleep(0.01 * 2**attempt)  # let the other transaction finish
+            forget = getattr(context_value, "forget_loads", None)
+            if forget is not None:
+                forget()  # nothing read by the failed attempt is reused
+        raise AssertionError("unreachable")
+
+    def _may_run_again(
+        self, result: ExecutionResult, query: str | None, operation_name: str | None
+    ) -> bool:
+        """A mutation of one root field refused only because its transaction hit a deadlock
+        or a serialization failure: rolled back, nothing done, safe to run again (money
+        mutations also carry idempotency keys)."""
+        errors = result.errors or []
+        if not errors or any(not (e.extensions or {}).get("retryable") for e in errors):
+            return False
+        prepared = self._prepared.get((query, operation_name)) if query else None
+        if prepared is None or prepared[1] is not OperationType.MUTATION:
+            return False
+        operation = get_operation_ast(prepared[0], operation_name)
+        return operation is not None and len(operation.selection_set.selections) == 1
+
+    async def _execute_once(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None,
+        context_value: Any | None,
+        root_value: Any | None,
+        operation_name: str | None,
+        allowed_operation_types: Iterable[OperationType] | None,
+        operation_extensions: dict[str, Any] | None,
+    ) -> ExecutionResult:
         prepared = self._prepared.get((query, operation_name)) if query else None
         allowed = allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES
         if prepared is None or prepared[1] not in allowed:

@@ -18,6 +18,7 @@ from strawberry.extensions import (
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 
+from models import db
 from resolvers.accounts import AccountMutations, AccountQueries
 from resolvers.conventions import describe
 from resolvers.disputes import DisputeMutations, DisputeQueries
@@ -89,8 +90,26 @@ def _should_mask(error: GraphQLError) -> bool:
     return not isinstance(original, GraphQLError | GlobalIDValueError)
 
 
+class _Masking(MaskErrors):
+    """Unexpected errors become "Internal error."; a busy database (models.db.is_transient)
+    becomes TRY_AGAIN instead, so a client knows to retry rather than report a bug."""
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if not db.is_transient(original):
+            return super().anonymise_error(error)
+        return GraphQLError(
+            "the database was busy and nothing was changed; try again",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "TRY_AGAIN", "retryable": db.is_retryable(original)},
+        )
+
+
 def _masking() -> MaskErrors:
-    return MaskErrors(should_mask_error=_should_mask, error_message="Internal error.")
+    return _Masking(should_mask_error=_should_mask, error_message="Internal error.")
 
 
 def build_schema(
@@ -100,7 +119,7 @@ def build_schema(
     max_tokens: int = 2000,
     field_suggestions: bool = False,
     persisted: PersistedOperations | None = None,
-    max_cost: int = 10_000,
+    max_cost: int = 20_000,
     introspection: Introspection = Introspection.ON,
     execution_timeout: float = 10.0,
 ) -> strawberry.Schema:
