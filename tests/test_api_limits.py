@@ -177,3 +177,10 @@ async def test_the_contract_is_served(api: Api) -> None:
     assert response.status_code == 200
     assert response.text == CONTRACT
     assert response.headers["content-type"].startswith("application/graphql")
+
+
+async def test_batched_requests_are_refused(api: Api) -> None:
+    batch = [{"query": "{ viewer { role } }"}] * 50
+    response = await api.http("POST", json=batch)
+    assert response.status_code == 400
+    assert "batch" in response.text.lower()
