@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from models import feed
 from models.accounts import Principal
 from models.live import Hub
 from resolvers.context import Context
@@ -21,11 +22,10 @@ from tests.test_live import SUBSCRIBE_ORDER, _note, running_hub
 QUERY = SUBSCRIBE_ORDER
 
 
-async def _subscribe(schema: Any, hub: Hub, principal: Principal, order_id: int) -> Any:
+async def _subscribe(schema: Any, hub: Hub, principal: Principal, order_id: int, after: str) -> Any:
     context = Context(principal=principal, cache=False, live=hub)
-    stream = await schema.subscribe(
-        QUERY, variable_values={"id": gid("Order", order_id)}, context_value=context
-    )
+    variables = {"id": gid("Order", order_id), "after": after}
+    stream = await schema.subscribe(QUERY, variable_values=variables, context_value=context)
     assert isinstance(stream, AsyncGenerator), stream
     return stream
 
@@ -52,12 +52,15 @@ async def test_alike_subscribers_share_an_execution_and_others_get_their_own(
     monkeypatch.setattr(StrawberryGraphQLCoreExecutionContext, "execute_operation", counted)
     schema = build_schema()
     async with running_hub() as hub:
-        buyers = [await _subscribe(schema, hub, b.principal, order.id) for _ in range(3)]
-        supplier = await _subscribe(schema, hub, s.principal, order.id)
-        # Subscriptions register when first iterated: start all four, then note.
+        # From a cursor taken now: the note below is theirs whenever each stream starts
+        # ("from now on" would race with a stream still starting).
+        now = (await feed.head()).cursor()
+        buyers = [await _subscribe(schema, hub, b.principal, order.id, now) for _ in range(3)]
+        supplier = await _subscribe(schema, hub, s.principal, order.id, now)
         pending = [asyncio.ensure_future(_next(st)) for st in [*buyers, supplier]]
+        # Registered with a cursor, a stream awaits the hub at once: the note is live.
         async with asyncio.timeout(30):
-            while hub.subscriber_count < 4:  # noqa: ASYNC110 - no event for it
+            while hub.subscriber_count < 4:  # noqa: ASYNC110 - the hub has no event for it
                 await asyncio.sleep(0.01)
         await _note(order.id, "shared")
         got = [await p for p in pending]
