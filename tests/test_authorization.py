@@ -927,10 +927,14 @@ async def test_mutation(world: World, field: str, side: str) -> None:
     # The refused first, on the untouched target; together they must change nothing.
     before = await snapshot()
     for who in refused:
-        body = await world.call(call.query, call.variables(world, s, target, who), who)
+        variables = call.variables(world, s, target, who)
+        body = await world.call(call.query, variables, who)
         got = _code(body, field)
         if got != verdicts[who]:
             problems.append(f"{who}: expected {verdicts[who]}, got {got} ({body})")
+        elif (named := _field(body, field)) and named.split(".")[0] not in variables["input"]:
+            # A refusal naming an input the caller never sent tells it something.
+            problems.append(f"{who}: refused naming {named!r}, which it did not send")
     changed = changed_tables(before, await snapshot())
     if changed:
         problems.append(f"refused calls changed {changed}")
@@ -955,6 +959,12 @@ def _code(body: dict[str, Any], field: str) -> str | None:
         return top[0]
     errors = body["data"][field]["errors"]
     return errors[0]["code"] if errors else None
+
+
+def _field(body: dict[str, Any], field: str) -> str | None:
+    data = body.get("data") or {}
+    errors = (data.get(field) or {}).get("errors") or []
+    return errors[0].get("field") if errors else None
 
 
 async def _throwaway(who: Who) -> Who:
