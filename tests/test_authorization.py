@@ -18,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import hashlib
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 from strawberry.relay import from_base64
@@ -54,6 +56,7 @@ from models.enums import (
     Role,
     Scope,
 )
+from models.inspections import AttachmentUpload
 from models.money import Money
 from models.tables import ALL_TABLES, Dispute, Order
 from resolvers.context import Context
@@ -329,6 +332,9 @@ def clean() -> None:
 @pytest.fixture(scope="module")
 async def world(database: None) -> AsyncIterator[World]:
     await _empty_database()
+    # Sign-ups and log-ins are called for every principal here: a light argon2id keeps
+    # them quick (the hash records its parameters, so verifying is unaffected).
+    hasher, accounts._hasher = accounts._hasher, PasswordHasher(time_cost=1, memory_cost=1024)
     app = make_app()  # installs the sandbox payment provider the set-ups pay through
     mediator = await factories.staff()
     sides = []
@@ -374,22 +380,42 @@ async def world(database: None) -> AsyncIterator[World]:
         for tag, side in (("a", a), ("b", b)):
             w.objects[tag] = await _side_objects(side, mediator)
         yield w
+    accounts._hasher = hasher
     assert await ledger.check() == []
 
 
+PDF = b"%PDF-1.7\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
+
+
+def pdf(name: str) -> AttachmentUpload:
+    return AttachmentUpload(name, PDF, hashlib.sha256(PDF).hexdigest())
+
+
 async def _side_objects(side: Side, mediator: factories.Actor) -> dict[str, int]:
-    """One of everything, on this side: what reads, `node` and nested fields are tried on."""
+    """One of everything, on this side: what reads, `node` and nested fields are tried on
+    (and a file of each kind, in `_files`)."""
     order, inspection_id = await booked(side)
     # A declined booking refunds the fee: a Refund of this order.
     await inspections.decline_inspection(side.inspector.principal, inspection_id, "fully booked")
+    _, reported = await booked(side, order)
+    await inspections.accept_inspection(side.inspector.principal, reported)
+    await inspections.submit_report(
+        side.inspector.principal, reported, InspectionResult.PASSED, "conform", [pdf("r.pdf")]
+    )
     shipment = lifecycle.Shipment("Maersk", "MAEU7654321", clock.now())
     await lifecycle.ship_order(side.supplier.principal, order.id, shipment)
     await lifecycle.confirm_receipt(side.buyer.principal, order.id)
-    sent = await messages.send_message(side.buyer.principal, order.id, "See the photos")
-    _, dispute_id = await opened(side, order)
+    sent = await messages.send_message(
+        side.buyer.principal, order.id, "See the photos", files=[pdf("photos.pdf")]
+    )
+    dispute = await disputes.open_dispute(
+        side.buyer.principal, order.id, reason=DisputeReason.QUALITY_NOT_AS_AGREED,
+        requested=Money(1_000_00, USD), description="2900 lm, 3600 lm agreed",
+        evidence=[Evidence("measured", pdf("sphere.pdf"))], idempotency_key=key(),
+    )  # fmt: skip
     complaint = await investigations.file_complaint(
         side.buyer.principal, side.supplier_id, subject="Wrong wattage",
-        description="30 W, not 40 W", idempotency_key=key(),
+        description="30 W, not 40 W", idempotency_key=key(), files=[pdf("label.pdf")],
     )  # fmt: skip
     result = await investigations.add_penalty_points(side.supplier_id, 48, reason="uncooperative")
     assert result.investigation_id is not None
@@ -405,7 +431,7 @@ async def _side_objects(side: Side, mediator: factories.Actor) -> dict[str, int]
     return {
         "Order": order.id,
         "Inspection": inspection_id,
-        "Dispute": dispute_id,
+        "Dispute": dispute.id,
         "Refund": int(refund[0]["id"]),
         "OrderMessage": sent.message.id,
         "Complaint": complaint.id,
@@ -415,7 +441,36 @@ async def _side_objects(side: Side, mediator: factories.Actor) -> dict[str, int]
         "Company:SUPPLIER": side.supplier_company,
         "Company": side.buyer_company,
         "User": int(user[0]["id"]),
+        "file:Inspection": reported,
     }
+
+
+# Each download route, its file table and the column naming the object it belongs to.
+DOWNLOADS = {
+    "Inspection": ("/inspections/attachments/{}", "inspection_attachment", "inspection"),
+    "OrderMessage": ("/orders/messages/attachments/{}", "order_message_attachment", "message"),
+    "Dispute": ("/disputes/evidence/{}", "dispute_evidence", "dispute"),
+    "Complaint": ("/complaints/attachments/{}", "complaint_attachment", "complaint"),
+}
+
+
+async def test_files_download_only_for_whom_may_see_their_object(world: World) -> None:
+    problems = []
+    for side in ("a", "b"):
+        objects = world.objects[side]
+        for object_name, (path, table, column) in DOWNLOADS.items():
+            owner = objects.get(f"file:{object_name}", objects[object_name])
+            query = f"SELECT id FROM {table} WHERE {column} = {{}} AND sha256 IS NOT NULL"  # noqa: S608
+            rows = await sql.fetch(query, owner)
+            assert rows, (object_name, side)
+            facts = await facts_of(object_name, owner)
+            for who in world.everyone:
+                headers = {"Authorization": f"Bearer {who.token}"} if who.token else {}
+                got = await world.http.get(path.format(rows[0]["id"]), headers=headers)
+                want = 401 if who.token is None else 200 if sees(object_name, who, facts) else 404
+                if got.status_code != want:
+                    problems.append(f"{who}: {path} of side {side}: {got.status_code}, not {want}")
+    assert not problems, "\n".join(problems)
 
 
 # --- facts of any object, read from the database (the oracle for lists and `node`) ------
@@ -1088,11 +1143,13 @@ async def test_open_reads(world: World, field: str) -> None:
 async def test_node_shows_each_type_only_to_whom_the_table_grants_it(world: World) -> None:
     schema = build_schema()._schema
     node_types = {t.name for t in schema.get_possible_types(schema.type_map["Node"])}  # type: ignore[arg-type]
-    covered = {name.split(":")[0] for name in world.objects["a"]}
+    covered = {n.split(":")[0] for n in world.objects["a"] if not n.startswith("file:")}
     assert node_types == covered, "a Node type the node(id) test does not try"
     problems = []
     for side in ("a", "b"):
         for object_name, object_id in world.objects[side].items():
+            if object_name.startswith("file:"):
+                continue
             type_name = object_name.split(":")[0]
             facts = await facts_of(object_name, object_id)
             for who in world.everyone:
