@@ -106,6 +106,7 @@ _PUBLIC = tuple(Grant(c, On.ANY, Keys.YES) for c in Caller)
 _SIGNED_IN = tuple(Grant(c, On.ANY, Keys.YES) for c in Caller if c is not Caller.ANONYMOUS)
 _SUPPLIER_RECORD = (Grant(Caller.SUPPLIER, On.SUPPLIER_SELF, Keys.YES), Grant(Caller.MEDIATOR))
 _MEDIATORS = (Grant(Caller.MEDIATOR),)
+_KINDS = (Caller.BUYER, Caller.SUPPLIER, Caller.INSPECTOR)  # companies with members
 
 OBJECTS: dict[str, tuple[Grant, ...]] = {
     "Order": _ORDER_PARTIES,
@@ -120,9 +121,13 @@ OBJECTS: dict[str, tuple[Grant, ...]] = {
     "Company:SUPPLIER": _PUBLIC,  # a supplier company, like its directory entry
     # A buyer's, an inspection company's or the platform's: its members and mediators.
     # (Reached through an object the caller sees, e.g. `Order.buyer`, it is shown too.)
-    "Company": (*(Grant(c, On.COMPANY_MEMBER, Keys.YES) for c in Caller), Grant(Caller.MEDIATOR)),
-    "User": (*(Grant(c, On.COMPANY_MEMBER) for c in Caller), Grant(Caller.MEDIATOR)),
+    "Company": (*(Grant(c, On.COMPANY_MEMBER, Keys.YES) for c in _KINDS), Grant(Caller.MEDIATOR)),
+    "User": (*(Grant(c, On.COMPANY_MEMBER) for c in _KINDS), Grant(Caller.MEDIATOR)),
 }
+
+# Inspections, as the booked inspector's transitions look them up: any inspector is told
+# the inspection exists (NOT_BOOKED_INSPECTOR), others as for the inspection itself.
+OBJECTS["Inspection+inspectors"] = (*OBJECTS["Inspection"], Grant(Caller.INSPECTOR))
 
 # An order's own children (lines, payments, events, messages, inspections, its dispute)
 # are read through the order: whoever sees it sees them, nobody else.
@@ -163,7 +168,6 @@ _INSPECTOR = Policy(
     note="any inspector is told NOT_BOOKED_INSPECTOR (inspectors book no orders, so an "
     "inspection's existence is all it learns)",
 )
-OBJECTS["Inspection+inspectors"] = (*OBJECTS["Inspection"], Grant(Caller.INSPECTOR))
 
 
 QUERIES: dict[str, Policy] = {
