@@ -19,7 +19,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from models import clock, config, sql
+from models import clock, config, login_throttle, sql
 from models.db import for_update, write_transaction
 from models.enums import ROLE_OF_KIND, CompanyKind, Role, Scope
 from models.errors import DomainError, ErrorCode
@@ -216,15 +216,23 @@ async def _issue_token(user: UserAccount) -> tuple[str, dt.datetime]:
     return token, expires
 
 
-async def login(email: str, password: str) -> tuple[UserAccount, str, dt.datetime]:
-    """Check the password and issue a bearer token; returns (user, token, expiry)."""
-    user = await UserAccount.objects().get(UserAccount.email == email.strip().lower())
+async def login(
+    email: str, password: str, address: str | None = None
+) -> tuple[UserAccount, str, dt.datetime]:
+    """Check the password and issue a bearer token; returns (user, token, expiry).
+    Failures count against the account and the client `address` (models.login_throttle)."""
+    email = email.strip().lower()
+    throttled = login_throttle.keys(email, address)
+    await login_throttle.refuse_if_waiting(throttled)
+    user = await UserAccount.objects().get(UserAccount.email == email)
     try:
         _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         user = None
     if user is None:
+        await login_throttle.count_failure(throttled)
         raise DomainError(ErrorCode.INVALID_CREDENTIALS, "wrong e-mail or password")
+    await login_throttle.clear(throttled[0][0])
     if not user.active:
         raise DomainError(ErrorCode.ACCOUNT_DISABLED, "this account is disabled")
     async with write_transaction():
@@ -311,7 +319,7 @@ async def _look_up(secret: str, digest: str) -> tuple[Principal, dt.datetime | N
             scopes=frozenset(Scope(s) for s in key["scopes"].split(",") if s),
         )
         return principal, key["expires_at"], "API_KEY"
-    rows = await sql.fetch(_SESSION_SQL, digest)
+    rows = await sql.read(_SESSION_SQL, digest)
     if not rows:
         raise AuthError("TOKEN_INVALID", "unknown bearer token")
     row = rows[0]
@@ -339,7 +347,7 @@ async def recheck(principals: Collection[Principal]) -> dict[Principal, AuthErro
     keys = {p.api_key_id: p for p in principals if p.api_key_id is not None}
     tokens = {p.token_id: p for p in principals if p.api_key_id is None and p.token_id}
     for chunk in _chunks(list(keys)):
-        rows = await ApiKey.raw(
+        rows = await sql.fetch(
             f"SELECT id, expires_at, revoked_at FROM api_key WHERE id IN ({_marks(chunk)})",  # noqa: S608
             *chunk,
         )
@@ -347,7 +355,7 @@ async def recheck(principals: Collection[Principal]) -> dict[Principal, AuthErro
         for key_id in chunk:
             _collect(failed, keys[key_id], found.get(key_id), "API_KEY")
     for chunk in _chunks(list(tokens)):
-        rows = await AccessToken.raw(
+        rows = await sql.fetch(
             "SELECT t.id, t.expires_at, t.revoked_at, u.active, u.role FROM access_token t"  # noqa: S608
             f' JOIN user_account u ON u.id = t."user" WHERE t.id IN ({_marks(chunk)})',
             *chunk,
@@ -485,7 +493,7 @@ async def revoke_api_key(principal: Principal, key_id: int) -> ApiKey:
 
 
 async def get_companies(ids: Sequence[int]) -> dict[int, Company]:
-    rows = await Company.objects().where(Company.id.is_in(list(ids))) if ids else []
+    rows = await sql.select(Company, sql.among("id", len(ids)), *ids) if ids else []
     return {c.id: c for c in rows}
 
 

@@ -16,6 +16,11 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
 SQLITE_BUSY_TIMEOUT_MS = int(os.environ.get("TA_SQLITE_BUSY_TIMEOUT_MS", "5000"))
+# PostgreSQL: a statement waiting this long for a row lock (a transaction stuck holding
+# it) gives up instead of holding a connection and its request; and no statement runs
+# longer than the statement timeout. Both end in TRY_AGAIN for the client (is_transient).
+PG_LOCK_TIMEOUT_MS = int(os.environ.get("TA_PG_LOCK_TIMEOUT_MS", "5000"))
+PG_STATEMENT_TIMEOUT_MS = int(os.environ.get("TA_PG_STATEMENT_TIMEOUT_MS", "30000"))
 # Serialises migrations when several gateway processes start at once on PostgreSQL.
 _MIGRATION_LOCK_KEY = 0x7A5A_0001
 
@@ -40,7 +45,11 @@ def default_sqlite_path() -> Path:
 def make_engine(database_url: str | None) -> Engine[Any]:
     """`postgres://…` gives PostgreSQL; anything else (or nothing) gives the SQLite file."""
     if database_url and urlparse(database_url).scheme in ("postgres", "postgresql"):
-        return PostgresEngine(config={"dsn": database_url})
+        timeouts = {
+            "lock_timeout": str(PG_LOCK_TIMEOUT_MS),
+            "statement_timeout": str(PG_STATEMENT_TIMEOUT_MS),
+        }
+        return PostgresEngine(config={"dsn": database_url, "server_settings": timeouts})
     if database_url and database_url.startswith("sqlite:///"):
         path = Path(database_url.removeprefix("sqlite:///"))
     else:
@@ -51,6 +60,25 @@ def make_engine(database_url: str | None) -> Engine[Any]:
     return PooledSQLiteEngine(
         path=str(path), factory=_TunedSQLiteConnection, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000
     )
+
+
+# SQLSTATEs: 40001 serialization failure, 40P01 deadlock (the transaction was rolled back
+# and may simply run again); 55P03 lock not available, 57014 statement cancelled (a
+# timeout: running again at once would likely wait as long).
+RETRYABLE_STATES = frozenset({"40001", "40P01"})
+TRANSIENT_STATES = RETRYABLE_STATES | {"55P03", "57014"}
+
+
+def is_retryable(error: BaseException | None) -> bool:
+    return getattr(error, "sqlstate", None) in RETRYABLE_STATES
+
+
+def is_transient(error: BaseException | None) -> bool:
+    """A failure of the moment, not of the request: the database was busy (a lock or
+    statement timeout, a deadlock, a serialization failure; SQLite's busy timeout)."""
+    if isinstance(error, sqlite3.OperationalError):
+        return "locked" in str(error) or "busy" in str(error)
+    return getattr(error, "sqlstate", None) in TRANSIENT_STATES
 
 
 def engine() -> Engine[Any]:

@@ -130,19 +130,17 @@ async def read_after(
     if messages is not None:
         args.append(MESSAGE_SENT)
     query = _sql(order=order_id is not None, company=company, messages=messages, limit=True)
-    rows = await OrderEvent.raw(query, *args, limit)
+    rows = await sql.read(query, *args, limit)
     return [_feed_event(r) for r in rows]
 
 
 async def head() -> Position:
     """The position of the newest finished event: where a new live feed starts."""
     if is_postgres():
-        rows = await OrderEvent.raw(
+        rows = await sql.read(
             f"SELECT tx::text AS tx, id FROM order_event WHERE tx < {_HORIZON}"  # noqa: S608
             " ORDER BY tx DESC, id DESC LIMIT 1"
         )
     else:
-        rows = await OrderEvent.raw(
-            "SELECT tx, id FROM order_event ORDER BY tx DESC, id DESC LIMIT 1"
-        )
+        rows = await sql.read("SELECT tx, id FROM order_event ORDER BY tx DESC, id DESC LIMIT 1")
     return Position(int(rows[0]["tx"]), int(rows[0]["id"])) if rows else START

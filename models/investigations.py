@@ -88,7 +88,7 @@ async def _lock_supplier(supplier_id: int, field: str) -> SupplierProfile:
 
 
 async def _open_investigation_id(supplier_id: int) -> int | None:
-    found = await Investigation.raw(
+    found = await sql.fetch(
         "SELECT id FROM investigation WHERE supplier = {} AND status = {}",
         supplier_id,
         InvestigationStatus.OPEN.value,
@@ -109,7 +109,7 @@ async def _open(supplier_id: int, trigger: InvestigationTrigger, detail: str) ->
 
 async def point_totals(supplier_id: int) -> tuple[int, int]:
     """(all points ever, points not yet consumed by an investigation)."""
-    found = await PenaltyPoint.raw(
+    found = await sql.fetch(
         "SELECT CAST(COALESCE(SUM(points), 0) AS BIGINT) AS total, CAST(COALESCE(SUM("
         "CASE WHEN investigation IS NULL THEN points ELSE 0 END), 0) AS BIGINT) AS unconsumed"
         " FROM penalty_point WHERE supplier = {}",
@@ -152,7 +152,7 @@ async def add_penalty_points(
                 )
                 opened = True
         if investigation_id is not None:
-            await PenaltyPoint.raw(
+            await sql.fetch(
                 "UPDATE penalty_point SET investigation = {} "
                 "WHERE supplier = {} AND investigation IS NULL",
                 investigation_id,

@@ -382,7 +382,7 @@ async def order_money(order_ids: Sequence[int]) -> dict[int, OrderMoney]:
         where, arg = "o.id = ANY({})", ids
     else:
         where, arg = "o.id IN (SELECT value FROM json_each({}))", json.dumps(ids)
-    rows = await LedgerPosting.raw(_money_query("LEFT JOIN", where), arg)
+    rows = await sql.read(_money_query("LEFT JOIN", where), arg)
     result: dict[int, OrderMoney] = {}
     for row in rows:
         if row["foreign_legs"]:
@@ -420,7 +420,7 @@ class LedgerTotals:
 
 
 async def totals() -> LedgerTotals:
-    rows = await LedgerPosting.raw(
+    rows = await sql.fetch(
         "SELECT COUNT(*) AS postings, COUNT(DISTINCT txn) AS transactions FROM ledger_posting"
     )
     return LedgerTotals(int(rows[0]["postings"]), int(rows[0]["transactions"]))
@@ -530,7 +530,7 @@ async def check() -> list[str]:
     """Every ledger invariant, checked with aggregate queries; returns the violations in
     readable form (an empty list means the books are sound)."""
     problems: list[str] = []
-    for r in await LedgerPosting.raw(_TXN_SHAPE):
+    for r in await sql.fetch(_TXN_SHAPE):
         t = f"txn {r['txn']}"
         if r["legs"] < 2:
             problems.append(f"{t}: {r['legs']} leg(s); a transaction needs at least 2")
@@ -544,30 +544,30 @@ async def check() -> list[str]:
             problems.append(f"{t}: {r['zero_legs']} leg(s) of zero")
         if r["orders"] > 1 or (r["orders"] == 1 and r["orderless_legs"]):
             problems.append(f"{t}: legs belong to different orders")
-    for r in await LedgerPosting.raw(_TXN_BALANCE):
+    for r in await sql.fetch(_TXN_BALANCE):
         problems.append(
             f"txn {r['txn']}: {r['currency']} legs sum to {_money(r['total'], r['currency'])}, "
             "not 0"
         )
-    for r in await LedgerPosting.raw(_CURRENCY_BALANCE):
+    for r in await sql.fetch(_CURRENCY_BALANCE):
         problems.append(
             f"all {r['currency']} postings sum to {_money(r['total'], r['currency'])}, not 0"
         )
-    for r in await LedgerPosting.raw(_DEBIT_BALANCES):
+    for r in await sql.fetch(_DEBIT_BALANCES):
         problems.append(
             f"account {r['account']}: debit balance {_money(r['balance'], r['currency'])} "
             "(held money cannot be negative)"
         )
-    for r in await LedgerPosting.raw(_MISFILED):
+    for r in await sql.fetch(_MISFILED):
         problems.append(
             f"account {r['account']}: {r['legs']} leg(s) filed under order {r['order_id']}"
         )
-    for r in await LedgerPosting.raw(_FEE_MISFILED):
+    for r in await sql.fetch(_FEE_MISFILED):
         problems.append(
             f"account {r['account']}: {r['legs']} leg(s) filed under order {r['order_id']}, "
             "which has no such inspection"
         )
-    for r in await LedgerPosting.raw(_FEE_MONEY):
+    for r in await sql.fetch(_FEE_MONEY):
         i, cur = f"inspection {r['inspection_id']}", r["currency"]
         if r["foreign_legs"]:
             problems.append(f"{i}: {r['foreign_legs']} fee leg(s) not in its currency {cur}")
@@ -588,7 +588,7 @@ async def check() -> list[str]:
                 f"{i}: fee held {_money(r['held'], cur)} is not paid - paid out - refunded"
                 f" - pending ({_money(paid - out - back - pending, cur)})"
             )
-    for r in await LedgerPosting.raw(_ORDER_MONEY):
+    for r in await sql.fetch(_ORDER_MONEY):
         m, o, cur = _order_money(r), f"order {r['order_id']}", r["currency"]
         if r["foreign_legs"]:
             problems.append(f"{o}: {r['foreign_legs']} leg(s) not in the order's currency {cur}")

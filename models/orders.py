@@ -634,15 +634,25 @@ def visibility(principal: Principal) -> Any:
     return Order.buyer == principal.company_id
 
 
+def _visible_sql(principal: Principal) -> tuple[str, tuple[Any, ...]]:
+    """`visibility` as SQL text over `trade_order` and its values ("" for everything)."""
+    if principal.role is Role.MEDIATOR:
+        return "", ()
+    if principal.acting_role is Role.SUPPLIER:
+        profiles = SupplierProfile._meta.tablename  # a class attribute, not input
+        mine = f' AND "supplier" IN (SELECT "id" FROM "{profiles}" WHERE "company" = {{}})'  # noqa: S608
+        return mine, (principal.company_id,)
+    return ' AND "buyer" = {}', (principal.company_id,)
+
+
 async def get_orders(principal: Principal, ids: Sequence[int]) -> dict[int, Order]:
-    """Orders by id, only those the caller may see (one statement)."""
+    """Orders by id, only those the caller may see (one statement, its text built once
+    per visibility and count: this read is on every order-shaped request)."""
     if not ids:
         return {}
-    query = Order.objects().where(Order.id.is_in(list(ids)))
-    condition = visibility(principal)
-    if condition is not None:
-        query = query.where(condition)
-    return {o.id: o for o in await query}
+    condition, values = _visible_sql(principal)
+    rows = await sql.select(Order, sql.among("id", len(ids)) + condition, *ids, *values)
+    return {o.id: o for o in rows}
 
 
 async def list_orders(
@@ -661,10 +671,13 @@ async def list_orders(
     `due_within_days`: a supplier sees its paid, unshipped orders whose shipping deadline
     falls within that many days; anyone else the orders whose next deadline does.
     `overdue_only`: overdue orders, and those whose deadline has passed unenforced."""
-    query = Order.objects()
-    condition = visibility(principal)
-    if condition is not None:
-        query = query.where(condition)
+    condition, values = _visible_sql(principal)
+    where, args = ["1 = 1" + condition], list(values)
+
+    def having(sql_text: str, *more: Any) -> None:
+        where.append(sql_text)
+        args.extend(more)
+
     now = clock.now()
     if due_within_days is not None:
         if not 0 <= due_within_days <= 3650:
@@ -673,26 +686,27 @@ async def list_orders(
             )
         until = now + dt.timedelta(days=due_within_days)
         if principal.acting_role is Role.SUPPLIER:
-            query = query.where(
-                (Order.status == OrderStatus.PAID.value)
-                & (Order.shipping_deadline >= now)
-                & (Order.shipping_deadline <= until)
+            having(
+                '"status" = {} AND "shipping_deadline" >= {} AND "shipping_deadline" <= {}',
+                OrderStatus.PAID.value,
+                now,
+                until,
             )
         else:
-            query = query.where((Order.next_deadline_at >= now) & (Order.next_deadline_at <= until))
+            having('"next_deadline_at" >= {} AND "next_deadline_at" <= {}', now, until)
     if overdue_only:
-        query = query.where(
-            (Order.status == OrderStatus.OVERDUE.value) | (Order.next_deadline_at <= now)
-        )
+        having('("status" = {} OR "next_deadline_at" <= {})', OrderStatus.OVERDUE.value, now)
     if statuses:
-        query = query.where(Order.status.is_in([s.value for s in statuses]))
+        having(sql.among("status", len(statuses)), *(s.value for s in statuses))
     if created_from is not None:
-        query = query.where(Order.created_at >= created_from)
+        having('"created_at" >= {}', created_from)
     if created_to is not None:
-        query = query.where(Order.created_at < created_to)
+        having('"created_at" < {}', created_to)
     if after_id is not None:
-        query = query.where(Order.id < after_id)
-    rows = await query.order_by(Order.id, ascending=False).limit(first + 1)
+        having('"id" < {}', after_id)
+    rows = await sql.select(
+        Order, " AND ".join(where), *args, order_by='"id" DESC', limit=first + 1, indexed=False
+    )
     return rows[:first], len(rows) > first
 
 
@@ -700,38 +714,30 @@ R = TypeVar("R", OrderLine, QualityRequirement, OrderEvent, Payment)
 
 
 async def rows_by_order(
-    table: type[R], order_ids: Sequence[int], order_by: Any
+    table: type[R], order_ids: Sequence[int], order_by: str, where: str = ""
 ) -> dict[int, list[R]]:
-    """Child rows of many orders in one statement, grouped by order (for DataLoaders)."""
+    """Child rows of many orders in one statement, grouped by order (for DataLoaders);
+    `order_by` and `where` are SQL over the table's columns."""
     out: dict[int, list[R]] = {i: [] for i in order_ids}
     if order_ids:
-        rows = await table.objects().where(table.order.is_in(list(order_ids))).order_by(order_by)
-        for row in rows:
+        condition = sql.among("order", len(order_ids)) + where
+        for row in await sql.select(table, condition, *order_ids, order_by=order_by):
             out[row.order].append(row)
     return out
 
 
 async def lines_of(order_ids: Sequence[int]) -> dict[int, list[OrderLine]]:
-    return await rows_by_order(OrderLine, order_ids, OrderLine.position)
+    return await rows_by_order(OrderLine, order_ids, '"position"')
 
 
 async def quality_of(order_ids: Sequence[int]) -> dict[int, list[QualityRequirement]]:
-    return await rows_by_order(QualityRequirement, order_ids, QualityRequirement.position)
+    return await rows_by_order(QualityRequirement, order_ids, '"position"')
 
 
 async def events_of(order_ids: Sequence[int]) -> dict[int, list[OrderEvent]]:
     """The orders' timelines, oldest first; conversation messages are not part of them."""
-    out: dict[int, list[OrderEvent]] = {i: [] for i in order_ids}
-    if order_ids:
-        rows = (
-            await OrderEvent.objects()
-            .where(OrderEvent.order.is_in(list(order_ids)))
-            .where(OrderEvent.kind != events.MESSAGE_SENT)
-            .order_by(OrderEvent.id)
-        )
-        for row in rows:
-            out[row.order].append(row)
-    return out
+    not_messages = f" AND \"kind\" <> '{events.MESSAGE_SENT}'"
+    return await rows_by_order(OrderEvent, order_ids, '"id"', not_messages)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

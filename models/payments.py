@@ -745,5 +745,4 @@ async def refunds_of_disputes(dispute_ids: list[int]) -> dict[int, list[Refund]]
 
 async def payments_of(order_ids: list[int]) -> dict[int, list[Payment]]:
     """The orders' goods payments (an inspection shows its own fee payment)."""
-    out = await rows_by_order(Payment, order_ids, Payment.id)
-    return {k: [p for p in v if p.inspection is None] for k, v in out.items()}
+    return await rows_by_order(Payment, order_ids, '"id"', ' AND "inspection" IS NULL')

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
@@ -85,6 +86,20 @@ class PooledSQLiteEngine(SQLiteEngine):
             if connection.in_transaction:  # a write outside a transaction; reads open none
                 await connection.commit()
             return rows
+        finally:
+            await self.give_back(connection)
+
+    async def read_here(self, query: str, args: Sequence[Any]) -> list[dict[str, Any]]:
+        """A short read on a pooled connection, run on this thread (`models.sql.read`):
+        outside a transaction, so it sees the last commit and holds no lock."""
+        connection = await self._take()
+        try:
+            cursor = connection._conn.execute(query, args)
+            try:
+                rows: list[dict[str, Any]] = cursor.fetchall()
+                return rows
+            finally:
+                cursor.close()
         finally:
             await self.give_back(connection)
 

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from models import clock
+from models import clock, sql
 from models.accounts import Principal
 from models.db import for_update, is_postgres, write_transaction
 from models.enums import OPEN_ORDER_STATUSES, Role, TradeAssuranceStatus, Verification
@@ -140,7 +140,7 @@ async def get_suppliers(ids: Sequence[int]) -> dict[int, Supplier]:
     if not ids:
         return {}
     marks = ", ".join("{}" for _ in ids)
-    rows = await SupplierProfile.raw(
+    rows = await sql.read(
         f"SELECT {_COLUMNS} FROM supplier_profile s JOIN company c ON c.id = s.company "  # noqa: S608
         f"WHERE s.id IN ({marks})",
         *ids,
@@ -247,7 +247,7 @@ async def search_suppliers(
     and read in full."""
     search = _search(flt, ranked=order is SupplierOrder.RELEVANCE)
     order_by = _ORDER[order]
-    rows = await SupplierProfile.raw(
+    rows = await sql.fetch(
         f"SELECT {_COLUMNS}, hits.relevance FROM ("  # noqa: S608
         f"SELECT s.id AS id, {search.relevance} AS relevance FROM {search.source} "
         f"{_where_sql(search)} ORDER BY {order_by} LIMIT {{}} OFFSET {{}}"
@@ -266,7 +266,7 @@ async def search_suppliers(
 
 async def count_suppliers(flt: SupplierFilter) -> int:
     search = _search(flt, ranked=False)
-    rows = await SupplierProfile.raw(
+    rows = await sql.fetch(
         f"SELECT COUNT(*) AS n FROM {search.source} {_where_sql(search)}",  # noqa: S608
         *search.args,
     )

@@ -84,6 +84,18 @@ class ApiKey(Table):
     revoked_at = Timestamptz(null=True, default=None)
 
 
+class LoginThrottle(Table):
+    """Failed log-ins counted per account and per client address (`key`: `account:<e-mail>`
+    or `address:<ip>`), shared by every gateway process: past a threshold the key waits,
+    longer after each further failure (models.accounts.login)."""
+
+    id = Serial(primary_key=True)
+    key = Varchar(length=320, unique=True)
+    failures = Integer(default=0)
+    last_failure_at = Timestamptz()
+    blocked_until = Timestamptz(null=True, default=None)
+
+
 class SupplierProfile(Table):
     id = Serial(primary_key=True)
     company = ForeignKey(Company, null=False, unique=True)
@@ -536,6 +548,7 @@ ALL_TABLES: list[type[Table]] = [
     UserAccount,
     AccessToken,
     ApiKey,
+    LoginThrottle,
     SupplierProfile,
     SupplierCategory,
     InspectorProfile,

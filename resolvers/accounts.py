@@ -14,17 +14,64 @@ from models.tables import ApiKey as ApiKeyRow
 from models.tables import Company as CompanyRow
 from models.tables import UserAccount
 from resolvers.context import Info
+from resolvers.conventions import describe_values
 from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.scalars import CountryCode
 from resolvers.suppliers import Supplier
 
 strawberry.enum(Role, name="Role", description="What a principal may do.")
+describe_values(
+    Role,
+    {
+        Role.BUYER: (
+            "A buyer company's user: places, confirms and pays orders, books inspections, "
+            "confirms receipt, releases funds, opens disputes, files complaints."
+        ),
+        Role.SUPPLIER: (
+            "A supplier company's user: applies for Trade Assurance, drafts or confirms "
+            "orders, ships, answers disputes."
+        ),
+        Role.INSPECTOR: (
+            "An inspection company's user: accepts or declines bookings and submits reports."
+        ),
+        Role.MEDIATOR: (
+            "Platform staff: review Trade Assurance applications and complaints, decide "
+            "escalated disputes, run investigations."
+        ),
+        Role.PARTNER: (
+            "A partner system acting for one company through an API key, within the key's scopes."
+        ),
+    },
+)
 strawberry.enum(CompanyKind, name="CompanyKind", description="What a company is on the platform.")
+describe_values(
+    CompanyKind,
+    {
+        CompanyKind.BUYER: "Buys from suppliers; its users are buyers.",
+        CompanyKind.SUPPLIER: "Sells; has a directory entry and may apply for Trade Assurance.",
+        CompanyKind.INSPECTOR: "A third-party inspection company that buyers book, with its fee.",
+        CompanyKind.PLATFORM: "The operator itself; its users are mediators.",
+    },
+)
 strawberry.enum(
     Scope,
     name="ApiScope",
     description="What a partner API key may do besides reading: READ only reads; ORDERS "
     "manages orders; PAYMENTS moves money.",
+)
+describe_values(
+    Scope,
+    {
+        Scope.READ: "Read what the company may see; every key can read.",
+        Scope.ORDERS: (
+            "Change orders: create, confirm, modify, cancel, ship, confirm receipt, send "
+            "messages, answer inspection bookings, escalate disputes."
+        ),
+        Scope.PAYMENTS: (
+            "Move money: pay, release funds, book (and pay for) inspections, claim refunds, "
+            "open or answer disputes and accept offers."
+        ),
+    },
 )
 
 
@@ -35,9 +82,15 @@ def _ids(node_ids: Iterable[str]) -> list[int]:
 @strawberry.type(description="A buyer, supplier, inspection company, or the platform itself.")
 class Company(relay.Node):
     id: relay.NodeID[int]
-    legal_name: str
-    kind: CompanyKind
-    country: CountryCode
+    legal_name: str = strawberry.field(description="The registered legal name.")
+    kind: CompanyKind = strawberry.field(
+        description="BUYER, SUPPLIER, INSPECTOR, or PLATFORM (the operator, whose users "
+        "are mediators)."
+    )
+    country: CountryCode = strawberry.field(
+        description="Where the company is registered (ISO 3166-1 alpha-2); decides which "
+        "payment methods its buyers may use."
+    )
 
     @classmethod
     def of(cls, c: CompanyRow) -> "Company":
@@ -72,10 +125,15 @@ class Company(relay.Node):
 @strawberry.type(description="A person who logs in. Visible to colleagues and mediators.")
 class User(relay.Node):
     id: relay.NodeID[int]
-    email: str
-    full_name: str
-    role: Role
-    created_at: dt.datetime
+    email: str = strawberry.field(
+        description="The login e-mail address, unique across the platform."
+    )
+    full_name: str = strawberry.field(description="The person's name as registered.")
+    role: Role = strawberry.field(
+        description="The role the user acts in, from the company's kind (a platform user "
+        "is a MEDIATOR)."
+    )
+    created_at: dt.datetime = strawberry.field(description="When the user registered.")
     company_id: strawberry.Private[int]
 
     @classmethod
@@ -89,7 +147,7 @@ class User(relay.Node):
             company_id=u.company,
         )
 
-    @strawberry.field
+    @strawberry.field(description="The company the user belongs to and acts for.")
     async def company(self) -> Company:
         return Company.of((await accounts.get_companies([self.company_id]))[self.company_id])
 
@@ -109,12 +167,21 @@ class User(relay.Node):
 @strawberry.type(description="A partner API key. The secret itself is shown only once.")
 class ApiKey:
     id: relay.GlobalID
-    name: str
+    name: str = strawberry.field(
+        description="Your label for the key, e.g. the partner system that uses it."
+    )
     prefix: str = strawberry.field(description="First characters of the key, to recognise it.")
-    scopes: list[Scope]
-    created_at: dt.datetime
-    expires_at: dt.datetime | None
-    revoked_at: dt.datetime | None
+    scopes: list[Scope] = strawberry.field(
+        description="What the key may do: READ (read only), ORDERS (manage orders), "
+        "PAYMENTS (move money)."
+    )
+    created_at: dt.datetime = strawberry.field(description="When the key was created.")
+    expires_at: dt.datetime | None = strawberry.field(
+        description="After this the key is refused; null: it never expires."
+    )
+    revoked_at: dt.datetime | None = strawberry.field(
+        description="When it was revoked (refused from then on); null while usable."
+    )
 
     @classmethod
     def of(cls, k: ApiKeyRow) -> "ApiKey":
@@ -131,12 +198,20 @@ class ApiKey:
 
 @strawberry.type(description="Who is calling: a logged-in user or a partner API key.")
 class Viewer:
-    role: Role
+    role: Role = strawberry.field(
+        description="The caller's own role: PARTNER for an API key, otherwise the user's role."
+    )
     acting_role: Role = strawberry.field(
         description="The role the caller acts in (a partner acts as its company)."
     )
-    scopes: list[Scope]
-    is_partner: bool
+    scopes: list[Scope] = strawberry.field(
+        description="What the caller may do: a user has every scope; a partner key only "
+        "the scopes it was created with."
+    )
+    is_partner: bool = strawberry.field(
+        description="True when the caller authenticated with a partner API key, not a "
+        "user's login token."
+    )
     user_id: strawberry.Private[int | None]
     company_id: strawberry.Private[int]
 
@@ -146,7 +221,7 @@ class Viewer:
             return None
         return User.of((await accounts.get_users([self.user_id]))[self.user_id])
 
-    @strawberry.field
+    @strawberry.field(description="The company the caller acts for.")
     async def company(self) -> Company:
         return Company.of((await accounts.get_companies([self.company_id]))[self.company_id])
 
@@ -192,9 +267,13 @@ class AccountQueries:
 class RegisterInput:
     company_name: str = strawberry.field(description="Legal name of the company.")
     kind: CompanyKind = strawberry.field(description="BUYER or SUPPLIER.")
-    country: CountryCode
-    full_name: str
-    email: str
+    country: CountryCode = strawberry.field(
+        description="Where the company is registered (ISO 3166-1 alpha-2, e.g. `US`)."
+    )
+    full_name: str = strawberry.field(description="The first user's name.")
+    email: str = strawberry.field(
+        description="The first user's login e-mail; must not be registered yet (EMAIL_TAKEN)."
+    )
     password: str = strawberry.field(description="At least 10 characters.")
 
 
@@ -203,15 +282,23 @@ class AuthPayload:
     token: str | None = strawberry.field(
         default=None, description="Bearer token: send as `Authorization: Bearer <token>`."
     )
-    expires_at: dt.datetime | None = None
-    viewer: Viewer | None = None
+    expires_at: dt.datetime | None = strawberry.field(
+        default=None,
+        description="When the token stops working (24 hours after login by default); log "
+        "in again then.",
+    )
+    viewer: Viewer | None = strawberry.field(
+        default=None, description="Who the token authenticates: the user, their role and company."
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.input
 class LoginInput:
-    email: str
-    password: str
+    email: str = strawberry.field(description="The e-mail address the user registered with.")
+    password: str = strawberry.field(
+        description="The user's password; a wrong e-mail or password gives INVALID_CREDENTIALS."
+    )
 
 
 @strawberry.input
@@ -223,20 +310,33 @@ class LogoutInput:
 
 @strawberry.type
 class LogoutPayload:
-    revoked_tokens: int = 0
+    revoked_tokens: int = strawberry.field(
+        default=0,
+        description="How many login tokens were revoked (1, or every session's with "
+        "`allSessions`).",
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.input
 class CreateApiKeyInput:
-    name: str
-    scopes: list[Scope]
-    expires_at: dt.datetime | None = None
+    name: str = strawberry.field(
+        description="A label to recognise the key by, e.g. the partner system that uses it."
+    )
+    scopes: list[Scope] = strawberry.field(
+        description="At least one: READ to read, ORDERS to manage orders, PAYMENTS to move money."
+    )
+    expires_at: dt.datetime | None = strawberry.field(
+        default=None,
+        description="When the key stops working, with a UTC offset; null: it never expires.",
+    )
 
 
 @strawberry.type
 class CreateApiKeyPayload:
-    api_key: ApiKey | None = None
+    api_key: ApiKey | None = strawberry.field(
+        default=None, description="The new key's record (without the secret)."
+    )
     secret: str | None = strawberry.field(
         default=None, description="The key itself. Shown once; only its hash is stored."
     )
@@ -250,7 +350,9 @@ class RevokeApiKeyInput:
 
 @strawberry.type
 class RevokeApiKeyPayload:
-    api_key: ApiKey | None = None
+    api_key: ApiKey | None = strawberry.field(
+        default=None, description="The key, now with `revokedAt` set."
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -273,9 +375,12 @@ class AccountMutations:
         return AuthPayload(token=token, expires_at=expires, viewer=viewer_of(principal))
 
     @strawberry.mutation(description="Exchange e-mail and password for a bearer token.")
-    async def login(self, input: LoginInput) -> AuthPayload:
+    async def login(self, info: Info, input: LoginInput) -> AuthPayload:
+        client = info.context.request.client if info.context.request else None
         try:
-            _, token, expires = await accounts.login(input.email, input.password)
+            _, token, expires = await accounts.login(
+                input.email, input.password, client.host if client else None
+            )
         except DomainError as e:
             return failed(AuthPayload, e)
         principal = await accounts.authenticate(token)

@@ -150,6 +150,12 @@ class Context:
             return {}
         return await messages.get_messages(self.principal, ids)
 
+    def forget_loads(self) -> None:
+        """Drop every DataLoader (and what it cached): before an operation runs again."""
+        for name, value in vars(type(self)).items():
+            if isinstance(value, functools.cached_property):
+                self.__dict__.pop(name, None)
+
     def require_principal(self) -> Principal:
         """Missing authentication is a top-level GraphQL error, as the contract says."""
         if self.principal is None:

@@ -1,7 +1,15 @@
 """Descriptions that follow from the API's conventions (root types, Relay connections and
 pagination arguments, mutation payloads and inputs, filters, ids, idempotency keys, `errors`),
 written once here instead of on every field. Only what the resolvers left undescribed is
-filled, so a description written on a definition always wins."""
+filled, so a description written on a definition always wins.
+
+`describe_values` is the one tool here for definitions: it describes the values of an enum
+that models/ defines (models know nothing of GraphQL, so the descriptions live beside the
+resolvers' `strawberry.enum` call)."""
+
+import enum
+from collections.abc import Mapping
+from typing import TypeVar
 
 from graphql import (
     GraphQLInputObjectType,
@@ -11,6 +19,7 @@ from graphql import (
     GraphQLSchema,
     get_named_type,
 )
+from strawberry.types.enum import StrawberryEnumDefinition
 
 ROOTS = {
     "Query": "Reads. Most need a token (`Authorization: Bearer …`); each returns only what "
@@ -30,6 +39,21 @@ IDEMPOTENCY_KEY = (
     "Your key for this request: the same key with the same input returns the first "
     "result, with other input it is refused (`IDEMPOTENCY_KEY_REUSED`)."
 )
+
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def describe_values(enum_type: type[E], descriptions: Mapping[E, str]) -> None:
+    """Describe the values of an enum already exposed with `strawberry.enum`.
+
+    Keyed by member, so a renamed or removed value fails here (and tests/test_descriptions.py
+    names any value left without a description)."""
+    definition = getattr(enum_type, "__strawberry_definition__", None)
+    if not isinstance(definition, StrawberryEnumDefinition):
+        raise TypeError(f"{enum_type.__name__} is not a strawberry.enum yet")
+    for value in definition.values:
+        value.description = descriptions.get(enum_type(value.value), value.description)
 
 
 def _article_id(name: str) -> str:

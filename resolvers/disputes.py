@@ -26,6 +26,7 @@ from models.inspections import AttachmentUpload
 from models.tables import Dispute as DisputeRow
 from models.tables import DisputeEvidence as EvidenceRow
 from resolvers.context import Info
+from resolvers.conventions import describe_values
 from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.inspections import read_upload
 from resolvers.money import Money, MoneyInput
@@ -43,28 +44,132 @@ strawberry.enum(
     description="OPEN while the supplier answers and the parties negotiate; ESCALATED when "
     "a mediator decides; RESOLVED.",
 )
+describe_values(
+    DisputeStatus,
+    {
+        DisputeStatus.OPEN: (
+            "The supplier answers (within 3 days by default) and the parties negotiate."
+        ),
+        DisputeStatus.ESCALATED: (
+            "A mediator decides, by the buyer's escalation or automatically when still open."
+        ),
+        DisputeStatus.RESOLVED: "Ended; see `outcome`.",
+    },
+)
 strawberry.enum(DisputeReason, description="What the buyer's claim is about.")
+describe_values(
+    DisputeReason,
+    {
+        DisputeReason.LATE_SHIPMENT: "The goods did not ship by the shipping deadline.",
+        DisputeReason.QUALITY_NOT_AS_AGREED: "The goods miss the contract's quality requirements.",
+        DisputeReason.NOT_AS_DESCRIBED: "The goods differ from the contract's product lines.",
+        DisputeReason.QUANTITY_SHORT: "Fewer goods arrived than ordered.",
+        DisputeReason.NOT_RECEIVED: "The goods did not arrive.",
+    },
+)
 strawberry.enum(
     DisputeResponse,
     description="The supplier's answer: ACCEPT (refund as asked), OFFER (another refund), "
     "REJECT (open for escalation).",
 )
+describe_values(
+    DisputeResponse,
+    {
+        DisputeResponse.ACCEPT: (
+            "The supplier agrees to the refund asked for; the dispute is resolved."
+        ),
+        DisputeResponse.OFFER: "The supplier offers a smaller refund, which the buyer may accept.",
+        DisputeResponse.REJECT: "The supplier refuses; the buyer may escalate to a mediator.",
+    },
+)
 strawberry.enum(DisputeDecision, description="A mediator's decision on an escalated dispute.")
+describe_values(
+    DisputeDecision,
+    {
+        DisputeDecision.FULL_REFUND: (
+            "Everything escrow holds for the order goes back to the buyer; the order ends REFUNDED."
+        ),
+        DisputeDecision.PARTIAL_REFUND: (
+            "The given amount goes back to the buyer; the rest stays in escrow and is "
+            "released when the claim window ends."
+        ),
+        DisputeDecision.RELEASE_TO_SUPPLIER: (
+            "Nothing goes back: the held money is released to the supplier and the order completes."
+        ),
+    },
+)
 strawberry.enum(DisputeOutcome, description="How a dispute ended.")
+describe_values(
+    DisputeOutcome,
+    {
+        DisputeOutcome.SUPPLIER_ACCEPTED: "The supplier accepted the refund asked for.",
+        DisputeOutcome.OFFER_ACCEPTED: "The buyer accepted the supplier's offer.",
+        DisputeOutcome.FULL_REFUND: "A mediator decided a full refund.",
+        DisputeOutcome.PARTIAL_REFUND: "A mediator decided a partial refund.",
+        DisputeOutcome.RELEASE_TO_SUPPLIER: "A mediator decided for the supplier.",
+    },
+)
 strawberry.enum(
     AssessmentRule, description="A published rejection rule a dispute is assessed against."
+)
+describe_values(
+    AssessmentRule,
+    {
+        AssessmentRule.BEFORE_PAYMENT: (
+            "Blocks: nothing has been paid into escrow yet (DISPUTE_BEFORE_PAYMENT)."
+        ),
+        AssessmentRule.OUTSIDE_CLAIM_WINDOW: (
+            "Blocks: the claim window after receipt (30 days by default) has ended "
+            "(OUTSIDE_CLAIM_WINDOW)."
+        ),
+        AssessmentRule.NO_QUALITY_STANDARD: (
+            "Weighs against: a quality reason (QUALITY_NOT_AS_AGREED, NOT_AS_DESCRIBED) and "
+            "the contract has no measurable quality requirement."
+        ),
+        AssessmentRule.RAISED_AFTER_ARRIVAL_WITHOUT_INSPECTION: (
+            "Weighs against: a quality reason raised after receipt, with no inspection booked."
+        ),
+        AssessmentRule.INSPECTION_PASSED: (
+            "Weighs against: a quality reason, and an inspection report says the goods conform."
+        ),
+        AssessmentRule.DELAY_ACCEPTED_IN_WRITING: (
+            "Weighs against: a late-shipment claim, and the buyer states it accepted the delay "
+            "in writing."
+        ),
+        AssessmentRule.FREIGHT_OR_AFTER_SALES: (
+            "Weighs against: the buyer marks the claim as about freight, port costs or "
+            "after-sales, which are not covered."
+        ),
+    },
 )
 strawberry.enum(
     AssessmentEffect,
     description="BLOCKS: the dispute is refused; WEIGHS_AGAINST: it weighs in the decision.",
 )
+describe_values(
+    AssessmentEffect,
+    {
+        AssessmentEffect.BLOCKS: (
+            "The rule refuses the dispute with its error code; it is not opened, so no stored "
+            "finding has this effect."
+        ),
+        AssessmentEffect.WEIGHS_AGAINST: (
+            "The dispute stands; the finding weighs in the mediator's decision."
+        ),
+    },
+)
 
 
 @strawberry.type(description="One rule that applies to a dispute, found when it was opened.")
 class AssessmentFinding:
-    rule: AssessmentRule
-    effect: AssessmentEffect
-    reason: str
+    rule: AssessmentRule = strawberry.field(
+        description="The published rejection rule that applies."
+    )
+    effect: AssessmentEffect = strawberry.field(
+        description="How the rule counts: stored findings weigh against the claim "
+        "(WEIGHS_AGAINST); a blocking rule refuses the dispute instead."
+    )
+    reason: str = strawberry.field(description="Why the rule applies to this dispute, in words.")
 
 
 @strawberry.type(
@@ -73,12 +178,16 @@ class AssessmentFinding:
 )
 class DisputeEvidence:
     party: Role = strawberry.field(description="BUYER or SUPPLIER.")
-    text: str
-    filename: str | None
+    text: str = strawberry.field(
+        description="What the party wrote; may be empty when a file or message is the evidence."
+    )
+    filename: str | None = strawberry.field(
+        description="The file's name as uploaded; null without a file."
+    )
     content_type: str | None = strawberry.field(description="Recognised from the file's bytes.")
     size: int | None = strawberry.field(description="In bytes.")
     sha256: str | None = strawberry.field(description="Hex SHA-256 of the file.")
-    added_at: dt.datetime
+    added_at: dt.datetime = strawberry.field(description="When it was added.")
     url: str | None = strawberry.field(
         description="Where to download the file with your bearer token "
         "(`/disputes/evidence/<n>`): the order's buyer and supplier and mediators; null for "
@@ -115,16 +224,30 @@ class DisputeEvidence:
 @strawberry.type(description="A buyer's dispute on an order.")
 class Dispute(relay.Node):
     id: relay.NodeID[int]
-    status: DisputeStatus
-    reason: DisputeReason
-    description: str
-    requested_refund: Money
+    status: DisputeStatus = strawberry.field(
+        description="OPEN while the parties negotiate; ESCALATED when a mediator decides; "
+        "RESOLVED at the end."
+    )
+    reason: DisputeReason = strawberry.field(description="What the buyer's claim is about.")
+    description: str = strawberry.field(description="The buyer's account of the problem.")
+    requested_refund: Money = strawberry.field(
+        description="The refund the buyer asks for (at most what was paid, is covered and "
+        "escrow holds)."
+    )
     assessment: list[AssessmentFinding] = strawberry.field(
         description="The rules that weigh against the claim, found when it was opened."
     )
-    concerns_freight_or_after_sales: bool
-    delay_accepted_in_writing: bool
-    opened_at: dt.datetime
+    concerns_freight_or_after_sales: bool = strawberry.field(
+        description="The buyer said the claim is about freight, port costs or after-sales "
+        "(weighs against it)."
+    )
+    delay_accepted_in_writing: bool = strawberry.field(
+        description="The buyer said they had accepted the delay in writing (weighs against it)."
+    )
+    opened_at: dt.datetime = strawberry.field(
+        description="When the buyer opened it; the supplier's time to answer (3 days by "
+        "default) starts then."
+    )
     response_due_at: dt.datetime = strawberry.field(description="The supplier answers by then.")
     escalation_allowed_at: dt.datetime = strawberry.field(
         description="The buyer may escalate from then."
@@ -132,20 +255,41 @@ class Dispute(relay.Node):
     auto_escalation_at: dt.datetime = strawberry.field(
         description="Still open then: escalated automatically."
     )
-    supplier_response: DisputeResponse | None
-    supplier_response_text: str
-    offered_refund: Money | None
-    responded_at: dt.datetime | None
-    escalated_at: dt.datetime | None
-    escalated_automatically: bool
+    supplier_response: DisputeResponse | None = strawberry.field(
+        description="ACCEPT, OFFER or REJECT; null until the supplier answers."
+    )
+    supplier_response_text: str = strawberry.field(
+        description="What the supplier wrote with the answer; empty if nothing."
+    )
+    offered_refund: Money | None = strawberry.field(
+        description="With OFFER: the refund the supplier offers instead; the buyer may accept it."
+    )
+    responded_at: dt.datetime | None = strawberry.field(
+        description="When the supplier answered; null until then."
+    )
+    escalated_at: dt.datetime | None = strawberry.field(
+        description="When it went to a mediator; null unless escalated."
+    )
+    escalated_automatically: bool = strawberry.field(
+        description="Escalated by the system because it was still open at "
+        "`autoEscalationAt`, not by the buyer."
+    )
     supplier_cooperated: bool | None = strawberry.field(
         description="Set at escalation: whether the supplier answered in time."
     )
-    outcome: DisputeOutcome | None
+    outcome: DisputeOutcome | None = strawberry.field(
+        description="How it ended; null until RESOLVED."
+    )
     refunded: Money | None = strawberry.field(description="What the outcome gave back.")
-    decision_reason: str | None
-    inspection_fee_refunded: bool
-    resolved_at: dt.datetime | None
+    decision_reason: str | None = strawberry.field(
+        description="The mediator's reason, for a decided dispute."
+    )
+    inspection_fee_refunded: bool = strawberry.field(
+        description="The mediator sent held inspection fees back to the buyer."
+    )
+    resolved_at: dt.datetime | None = strawberry.field(
+        description="When it was resolved; null until then."
+    )
     row: strawberry.Private[DisputeRow]
 
     @classmethod
@@ -216,7 +360,9 @@ class DisputeConnection(relay.Connection[Dispute]):
 
 @strawberry.input
 class DisputeFilter:
-    status: DisputeStatus | None = None
+    status: DisputeStatus | None = strawberry.field(
+        default=None, description="Only disputes in this status."
+    )
     escalated: bool | None = strawberry.field(
         default=None, description="Escalated at some point (true) or never (false)."
     )
@@ -277,7 +423,9 @@ class DisputeQueries:
     "conversation, or several of them."
 )
 class EvidenceInput:
-    text: str = ""
+    text: str = strawberry.field(
+        default="", description="A written statement; may be empty when a file or message is given."
+    )
     file: Upload | None = strawberry.field(
         default=None,
         description="A multipart upload (PDF, JPEG or PNG; the same limits as inspection reports).",
@@ -295,12 +443,14 @@ class EvidenceInput:
 @strawberry.input
 class OpenDisputeInput:
     order_id: relay.GlobalID
-    reason: DisputeReason
+    reason: DisputeReason = strawberry.field(description="What the claim is about.")
     requested_refund: MoneyInput = strawberry.field(
         description="At most what was paid, is covered and escrow still holds."
     )
-    description: str
-    evidence: list[EvidenceInput] = strawberry.field(default_factory=list)
+    description: str = strawberry.field(description="The problem in the buyer's words (required).")
+    evidence: list[EvidenceInput] = strawberry.field(
+        default_factory=list, description="Text, files and cited messages that support the claim."
+    )
     delay_accepted_in_writing: bool = strawberry.field(
         default=False, description="The buyer accepted the delay in writing (weighs against)."
     )
@@ -314,12 +464,17 @@ class OpenDisputeInput:
 @strawberry.input
 class RespondToDisputeInput:
     dispute_id: relay.GlobalID
-    response: DisputeResponse
+    response: DisputeResponse = strawberry.field(
+        description="ACCEPT: refund as asked; OFFER: another refund (give "
+        "`offeredRefund`); REJECT: the buyer may escalate."
+    )
     offered_refund: MoneyInput | None = strawberry.field(
         default=None, description="With OFFER: less than the refund asked for."
     )
-    text: str = ""
-    evidence: list[EvidenceInput] = strawberry.field(default_factory=list)
+    text: str = strawberry.field(default="", description="The supplier's explanation.")
+    evidence: list[EvidenceInput] = strawberry.field(
+        default_factory=list, description="Text, files and cited messages that support the answer."
+    )
     idempotency_key: str
 
 
@@ -337,21 +492,27 @@ class EscalateDisputeInput:
 @strawberry.input
 class ResolveDisputeInput:
     dispute_id: relay.GlobalID
-    decision: DisputeDecision
+    decision: DisputeDecision = strawberry.field(
+        description="FULL_REFUND, PARTIAL_REFUND (give `amount`) or RELEASE_TO_SUPPLIER."
+    )
     amount: MoneyInput | None = strawberry.field(
         default=None, description="With PARTIAL_REFUND: at most what escrow holds."
     )
     refund_inspection_fee: bool = strawberry.field(
         default=False, description="Inspection fees still held go back to the buyer."
     )
-    reason: str
+    reason: str = strawberry.field(description="The mediator's reasons, shown to both parties.")
     idempotency_key: str
 
 
 @strawberry.type
 class DisputePayload:
-    dispute: Dispute | None = None
-    order: Order | None = None
+    dispute: Dispute | None = strawberry.field(
+        default=None, description="The dispute as the mutation left it."
+    )
+    order: Order | None = strawberry.field(
+        default=None, description="The order, with its money after any refund or release."
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 

@@ -6,10 +6,13 @@ import strawberry
 from strawberry import relay
 
 from models.errors import DomainError, ErrorCode
+from resolvers.conventions import describe_values
+from resolvers.error_codes import ERROR_CODES
 
 strawberry.enum(
     ErrorCode, description="Why a mutation was refused. Stable: clients may switch on it."
 )
+describe_values(ErrorCode, ERROR_CODES)
 
 
 @strawberry.type(description="An expected failure of a mutation; nothing was changed.")

@@ -16,6 +16,7 @@ from models.tables import Inspection as InspectionRow
 from models.tables import InspectionAttachment as AttachmentRow
 from resolvers.accounts import Company
 from resolvers.context import Info
+from resolvers.conventions import describe_values
 from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.money import Money
 from resolvers.orders import Order, QualityRequirement, _money_, order_id_of
@@ -28,7 +29,35 @@ strawberry.enum(
     "ACCEPTED until the report; then PASSED or FAILED. DECLINED by the inspector, CANCELLED "
     "when the fee payment failed.",
 )
+describe_values(
+    InspectionStatus,
+    {
+        InspectionStatus.AWAITING_FEE: "Booked; the fee payment is on its way (e.g. a T/T).",
+        InspectionStatus.REQUESTED: "The fee is held in escrow; the inspector accepts or declines.",
+        InspectionStatus.ACCEPTED: "The inspector will inspect on the date; a report follows.",
+        InspectionStatus.DECLINED: (
+            "The inspector declined, with a reason; the fee goes back to the buyer."
+        ),
+        InspectionStatus.PASSED: (
+            "The report says the goods conform; the fee is paid out to the inspector."
+        ),
+        InspectionStatus.FAILED: (
+            "The report says they do not (the supplier is at fault); the fee goes back and "
+            "the buyer may claim a refund before shipment."
+        ),
+        InspectionStatus.CANCELLED: "The fee payment failed; nothing is held.",
+    },
+)
 strawberry.enum(InspectionResult, description="An inspection report's verdict.")
+describe_values(
+    InspectionResult,
+    {
+        InspectionResult.PASSED: "The goods conform to the contract's quality requirements.",
+        InspectionResult.FAILED: (
+            "The goods do not conform; the buyer may claim a refund before shipment."
+        ),
+    },
+)
 
 ATTACHMENT_PATH = "/inspections/attachments/{id}"
 
@@ -36,7 +65,7 @@ ATTACHMENT_PATH = "/inspections/attachments/{id}"
 @strawberry.type(description="A file of an inspection report.")
 class InspectionAttachment:
     id: relay.GlobalID
-    filename: str
+    filename: str = strawberry.field(description="The file's name as uploaded (cleaned of paths).")
     content_type: str = strawberry.field(description="Recognised from the file's bytes.")
     size: int = strawberry.field(description="In bytes.")
     sha256: str = strawberry.field(
@@ -46,7 +75,7 @@ class InspectionAttachment:
         description="Download path (GET with your bearer token): the order's parties, the "
         "inspector and mediators."
     )
-    created_at: dt.datetime
+    created_at: dt.datetime = strawberry.field(description="When it was uploaded.")
 
     @classmethod
     def of(cls, a: AttachmentRow) -> "InspectionAttachment":
@@ -64,17 +93,27 @@ class InspectionAttachment:
 @strawberry.type(description="A pre-shipment inspection the buyer booked with an inspector.")
 class Inspection(relay.Node):
     id: relay.NodeID[int]
-    status: InspectionStatus
+    status: InspectionStatus = strawberry.field(
+        description="Where the booking is: fee, the inspector's answer, the report."
+    )
     date: dt.date = strawberry.field(description="The day of the inspection (UTC).")
     fee: Money = strawberry.field(description="The inspector's fee, in the order's currency.")
-    result: InspectionResult | None
-    findings: str | None
-    decline_reason: str | None
-    booked_at: dt.datetime
+    result: InspectionResult | None = strawberry.field(
+        description="The report's verdict; null until the report is submitted."
+    )
+    findings: str | None = strawberry.field(
+        description="What the inspector found, as written in the report; null until then."
+    )
+    decline_reason: str | None = strawberry.field(
+        description="Why the inspector declined; null unless DECLINED."
+    )
+    booked_at: dt.datetime = strawberry.field(description="When the buyer booked it.")
     decided_at: dt.datetime | None = strawberry.field(
         description="When the inspector accepted or declined."
     )
-    reported_at: dt.datetime | None
+    reported_at: dt.datetime | None = strawberry.field(
+        description="When the report was submitted; null until then."
+    )
     row: strawberry.Private[InspectionRow]
 
     @classmethod
@@ -93,7 +132,7 @@ class Inspection(relay.Node):
             row=i,
         )
 
-    @strawberry.field
+    @strawberry.field(description="The inspection company booked.")
     async def inspector(self, info: Info) -> Company:
         found = await info.context.companies.load(self.row.inspector)
         assert found is not None
@@ -117,7 +156,7 @@ class Inspection(relay.Node):
         found = await info.context.inspection_payments.load(self.row.id)
         return Payment.of(found[-1]) if found else None
 
-    @strawberry.field
+    @strawberry.field(description="The report's files, in upload order.")
     async def attachments(self, info: Info) -> list[InspectionAttachment]:
         return [
             InspectionAttachment.of(a)
@@ -141,7 +180,7 @@ class InspectionConnection(relay.Connection[Inspection]):
 
 @strawberry.type(description="An inspection company a buyer can book, and its fee.")
 class Inspector:
-    company: Company
+    company: Company = strawberry.field(description="The inspection company.")
     fee: Money = strawberry.field(
         description="Per inspection; converted into the order's currency when booked."
     )
@@ -218,9 +257,15 @@ class BookInspectionInput:
 
 @strawberry.type
 class BookInspectionPayload:
-    inspection: Inspection | None = None
-    payment: Payment | None = None
-    order: Order | None = None
+    inspection: Inspection | None = strawberry.field(
+        default=None,
+        description="The booking: REQUESTED once the fee is held, AWAITING_FEE while its "
+        "payment is pending.",
+    )
+    payment: Payment | None = strawberry.field(default=None, description="The fee payment.")
+    order: Order | None = strawberry.field(
+        default=None, description="The order the inspection is for."
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -232,12 +277,16 @@ class InspectionIdInput:
 @strawberry.input
 class DeclineInspectionInput:
     inspection_id: relay.GlobalID
-    reason: str
+    reason: str = strawberry.field(
+        description="Why the inspector declines (shown to the buyer); required."
+    )
 
 
 @strawberry.type
 class InspectionPayload:
-    inspection: Inspection | None = None
+    inspection: Inspection | None = strawberry.field(
+        default=None, description="The inspection as the mutation left it."
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -254,9 +303,16 @@ class InspectionAttachmentInput:
 @strawberry.input
 class SubmitInspectionReportInput:
     inspection_id: relay.GlobalID
-    result: InspectionResult
-    findings: str
-    attachments: list[InspectionAttachmentInput] = strawberry.field(default_factory=list)
+    result: InspectionResult = strawberry.field(
+        description="PASSED: the goods conform; FAILED: they do not (the buyer may claim "
+        "a refund before shipment)."
+    )
+    findings: str = strawberry.field(
+        description="What was checked and found, against the contract's quality requirements."
+    )
+    attachments: list[InspectionAttachmentInput] = strawberry.field(
+        default_factory=list, description="Report files (PDF, JPEG or PNG), each with its SHA-256."
+    )
 
 
 @strawberry.input
@@ -270,7 +326,7 @@ class ClaimInspectionRefundPayload:
     refunded: Money | None = strawberry.field(
         default=None, description="The goods money going back to the buyer."
     )
-    order: Order | None = None
+    order: Order | None = strawberry.field(default=None, description="The order, now REFUNDED.")
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 

@@ -23,6 +23,7 @@ from models.tables import ComplaintAttachment as ComplaintAttachmentRow
 from models.tables import Investigation as InvestigationRow
 from models.tables import PenaltyPoint as PenaltyPointRow
 from resolvers.context import Info
+from resolvers.conventions import describe_values
 from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.inspections import read_upload
 from resolvers.money import Money, MoneyInput
@@ -32,16 +33,55 @@ from resolvers.suppliers import Supplier
 strawberry.enum(
     ComplaintStatus, name="ComplaintStatus", description="Where a complaint is in its review."
 )
+describe_values(
+    ComplaintStatus,
+    {
+        ComplaintStatus.PENDING: "Filed by a buyer; a mediator reviews it.",
+        ComplaintStatus.ACCEPTED: (
+            "A mediator accepted it: an investigation opened, or the open one took it in."
+        ),
+        ComplaintStatus.REJECTED: "A mediator rejected it, with a reason.",
+    },
+)
 strawberry.enum(
     InvestigationStatus, name="InvestigationStatus", description="Whether an investigation is open."
 )
+describe_values(
+    InvestigationStatus,
+    {
+        InvestigationStatus.OPEN: "Under way; a mediator closes it with an outcome.",
+        InvestigationStatus.CLOSED: "Closed with an outcome and the mediator's reason.",
+    },
+)
 strawberry.enum(
     InvestigationTrigger, name="InvestigationTrigger", description="What opened an investigation."
+)
+describe_values(
+    InvestigationTrigger,
+    {
+        InvestigationTrigger.PENALTY_POINTS: (
+            "The supplier's unconsumed penalty points reached the threshold (24 by default)."
+        ),
+        InvestigationTrigger.COMPLAINT: "A mediator accepted a buyer's complaint.",
+    },
 )
 strawberry.enum(
     InvestigationOutcome,
     name="InvestigationOutcome",
     description="How a mediator closed an investigation.",
+)
+describe_values(
+    InvestigationOutcome,
+    {
+        InvestigationOutcome.WARNING: "A warning; the supplier's Trade Assurance is unchanged.",
+        InvestigationOutcome.LIMIT_REDUCED: (
+            "The Trade Assurance limit was lowered; open orders keep the coverage they reserved."
+        ),
+        InvestigationOutcome.SUSPENDED: (
+            "Trade Assurance suspended: no new orders, hidden from Trade Assurance search; "
+            "open orders stay protected."
+        ),
+    },
 )
 
 
@@ -53,15 +93,20 @@ async def _supplier(info: Info, supplier_id: int) -> Supplier:
 
 @strawberry.type(description="Penalty points given to a supplier.")
 class PenaltyPointEntry:
-    points: int
-    reason: str
+    points: int = strawberry.field(
+        description="Points given (6 for a dispute decided against the supplier, 48 if it "
+        "did not cooperate, by default)."
+    )
+    reason: str = strawberry.field(
+        description="Why, e.g. the dispute decided against the supplier."
+    )
     dispute_id: relay.GlobalID | None = strawberry.field(
         description="The dispute decided against the supplier, if the points came from one."
     )
     consumed: bool = strawberry.field(
         description="Already taken by an investigation (no longer counts towards the threshold)."
     )
-    created_at: dt.datetime
+    created_at: dt.datetime = strawberry.field(description="When the points were given.")
 
     @classmethod
     def of(cls, p: PenaltyPointRow) -> "PenaltyPointEntry":
@@ -76,11 +121,13 @@ class PenaltyPointEntry:
 
 @strawberry.type(description="A supplier's penalty points: the total is the sum of the history.")
 class PenaltyPoints:
-    total: int
+    total: int = strawberry.field(description="All points ever given.")
     unconsumed: int = strawberry.field(
         description="Points not yet taken by an investigation; at the threshold one opens."
     )
-    threshold: int
+    threshold: int = strawberry.field(
+        description="Unconsumed points at or above this (24 by default) open an investigation."
+    )
     history: list[PenaltyPointEntry] = strawberry.field(description="Oldest first.")
 
 
@@ -103,10 +150,12 @@ ATTACHMENT_PATH = "/complaints/attachments/{id}"
 
 @strawberry.type(description="An evidence file of a complaint.")
 class ComplaintAttachment:
-    filename: str
+    filename: str = strawberry.field(description="The file's name as uploaded (cleaned of paths).")
     content_type: str = strawberry.field(description="Recognised from the file's bytes.")
     size: int = strawberry.field(description="Bytes.")
-    sha256: str
+    sha256: str = strawberry.field(
+        description="Hex SHA-256 of the file, checked when it was stored and when it is served."
+    )
     url: str = strawberry.field(
         description="Download with your bearer token (the complaining buyer and mediators)."
     )
@@ -125,13 +174,20 @@ class ComplaintAttachment:
 @strawberry.type(description="A buyer's complaint about a supplier.")
 class Complaint(relay.Node):
     id: relay.NodeID[int]
-    status: ComplaintStatus
-    subject: str
-    description: str
-    evidence: str
-    created_at: dt.datetime
-    reviewed_at: dt.datetime | None
-    review_reason: str | None
+    status: ComplaintStatus = strawberry.field(
+        description="PENDING until a mediator reviews it; ACCEPTED (an investigation "
+        "takes it in) or REJECTED."
+    )
+    subject: str = strawberry.field(description="The complaint in a line.")
+    description: str = strawberry.field(description="What happened, in the buyer's words.")
+    evidence: str = strawberry.field(description="Written evidence; files are in `attachments`.")
+    created_at: dt.datetime = strawberry.field(description="When the buyer filed it.")
+    reviewed_at: dt.datetime | None = strawberry.field(
+        description="When a mediator reviewed it; null while PENDING."
+    )
+    review_reason: str | None = strawberry.field(
+        description="The mediator's reason (always given on rejection)."
+    )
     supplier_id: strawberry.Private[int]
     investigation_id: strawberry.Private[int | None]
 
@@ -150,7 +206,7 @@ class Complaint(relay.Node):
             investigation_id=c.investigation,
         )
 
-    @strawberry.field
+    @strawberry.field(description="The supplier complained about.")
     async def supplier(self, info: Info) -> Supplier:
         return await _supplier(info, self.supplier_id)
 
@@ -190,11 +246,19 @@ class Complaint(relay.Node):
 @strawberry.type(description="An investigation of a supplier (supplier and mediators only).")
 class Investigation(relay.Node):
     id: relay.NodeID[int]
-    status: InvestigationStatus
-    opened_by: InvestigationTrigger
-    opened_at: dt.datetime
-    closed_at: dt.datetime | None
-    outcome: InvestigationOutcome | None
+    status: InvestigationStatus = strawberry.field(
+        description="OPEN until a mediator closes it with an outcome."
+    )
+    opened_by: InvestigationTrigger = strawberry.field(
+        description="What opened it: penalty points at the threshold, or an accepted complaint."
+    )
+    opened_at: dt.datetime = strawberry.field(description="When it opened.")
+    closed_at: dt.datetime | None = strawberry.field(
+        description="When a mediator closed it; null while OPEN."
+    )
+    outcome: InvestigationOutcome | None = strawberry.field(
+        description="WARNING, LIMIT_REDUCED or SUSPENDED; null while OPEN."
+    )
     reason: str | None = strawberry.field(description="The mediator's reason for the outcome.")
     previous_limit: Money | None = strawberry.field(description="LIMIT_REDUCED: the old limit.")
     new_limit: Money | None = strawberry.field(description="LIMIT_REDUCED: the new limit.")
@@ -215,7 +279,7 @@ class Investigation(relay.Node):
             supplier_id=i.supplier,
         )
 
-    @strawberry.field
+    @strawberry.field(description="The supplier investigated.")
     async def supplier(self, info: Info) -> Supplier:
         return await _supplier(info, self.supplier_id)
 
@@ -253,12 +317,16 @@ class InvestigationConnection(relay.Connection[Investigation]):
 
 @strawberry.input
 class ComplaintFilter:
-    status: ComplaintStatus | None = None
+    status: ComplaintStatus | None = strawberry.field(
+        default=None, description="Only complaints in this status."
+    )
 
 
 @strawberry.input
 class InvestigationFilter:
-    status: InvestigationStatus | None = None
+    status: InvestigationStatus | None = strawberry.field(
+        default=None, description="Only investigations in this status."
+    )
 
 
 @strawberry.type
@@ -332,8 +400,8 @@ class EvidenceFileInput:
 @strawberry.input
 class FileComplaintInput:
     supplier_id: relay.GlobalID
-    subject: str
-    description: str
+    subject: str = strawberry.field(description="The complaint in a line (required).")
+    description: str = strawberry.field(description="What happened (required).")
     evidence: str = strawberry.field(default="", description="What supports the complaint (text).")
     order_id: relay.GlobalID | None = strawberry.field(
         default=None, description="The order it is about, if one (yours, with this supplier)."
@@ -346,20 +414,27 @@ class FileComplaintInput:
 
 @strawberry.type
 class FileComplaintPayload:
-    complaint: Complaint | None = None
+    complaint: Complaint | None = strawberry.field(
+        default=None, description="The complaint, PENDING a mediator's review."
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.input
 class ReviewComplaintInput:
     complaint_id: relay.GlobalID
-    accept: bool
+    accept: bool = strawberry.field(
+        description="True: accept (an investigation opens, or the open one takes it in); "
+        "false: reject with a `reason`."
+    )
     reason: str | None = strawberry.field(default=None, description="Required to reject.")
 
 
 @strawberry.type
 class ReviewComplaintPayload:
-    complaint: Complaint | None = None
+    complaint: Complaint | None = strawberry.field(
+        default=None, description="The complaint, now ACCEPTED or REJECTED."
+    )
     investigation: Investigation | None = strawberry.field(
         default=None, description="Accepted: the investigation that opened or took it in."
     )
@@ -369,18 +444,25 @@ class ReviewComplaintPayload:
 @strawberry.input
 class CloseInvestigationInput:
     investigation_id: relay.GlobalID
-    outcome: InvestigationOutcome
+    outcome: InvestigationOutcome = strawberry.field(
+        description="WARNING; LIMIT_REDUCED (give `newLimit`); or SUSPENDED (Trade "
+        "Assurance suspended)."
+    )
     new_limit: MoneyInput | None = strawberry.field(
         default=None,
         description="LIMIT_REDUCED only: lower than the current limit, in its currency.",
     )
-    reason: str
+    reason: str = strawberry.field(description="The mediator's reasons (required).")
 
 
 @strawberry.type
 class CloseInvestigationPayload:
-    investigation: Investigation | None = None
-    supplier: Supplier | None = None
+    investigation: Investigation | None = strawberry.field(
+        default=None, description="The investigation, now CLOSED."
+    )
+    supplier: Supplier | None = strawberry.field(
+        default=None, description="The supplier with its Trade Assurance after the outcome."
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 

@@ -33,7 +33,9 @@ class LiveOrderEvent:
         description="This event's place in the feed: subscribe with `after` set to it to "
         "get only what came after."
     )
-    event: OrderEvent
+    event: OrderEvent = strawberry.field(
+        description="What happened, as in the order's `events` timeline."
+    )
     # The order, or why it could not be read (a field error, as from any resolver).
     fresh_order: strawberry.Private[Order | Exception | None]
     # Subscribers with equal keys get one shared result (resolvers/shared_results.py).

@@ -25,7 +25,7 @@ ATTACHMENT_PATH = "/orders/messages/attachments/{id}"
 
 @strawberry.type(description="A file sent with a message.")
 class OrderMessageAttachment:
-    filename: str
+    filename: str = strawberry.field(description="The file's name as uploaded (cleaned of paths).")
     content_type: str = strawberry.field(description="Recognised from the file's bytes.")
     size: int = strawberry.field(description="In bytes.")
     sha256: str = strawberry.field(

@@ -18,6 +18,7 @@ from models.tables import Order as OrderRow
 from models.tables import OrderEvent as OrderEventRow
 from resolvers.accounts import Company
 from resolvers.context import Info
+from resolvers.conventions import describe_values
 from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.money import Money
 from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
@@ -31,13 +32,129 @@ if TYPE_CHECKING:
     from resolvers.payments import Payment
 
 strawberry.enum(OrderStatus, description="Where an order is in its life.")
+describe_values(
+    OrderStatus,
+    {
+        OrderStatus.PENDING_CONFIRMATION: (
+            "Drafted by one party; the other confirms it (or it is cancelled)."
+        ),
+        OrderStatus.AWAITING_INITIAL_PAYMENT: (
+            "Confirmed; the buyer pays into escrow by the payment deadline (7 days by "
+            "default) or the order is cancelled."
+        ),
+        OrderStatus.AWAITING_BALANCE: (
+            "The initial payment is in escrow and production runs; the balance is due before "
+            "shipment."
+        ),
+        OrderStatus.PAID: "Everything is in escrow; the supplier ships by the shipping deadline.",
+        OrderStatus.SHIPPED: (
+            "The supplier recorded the shipment; receipt is confirmed by the buyer or "
+            "automatically."
+        ),
+        OrderStatus.RECEIVED: (
+            "Receipt confirmed; the claim window runs, during which the buyer may open a dispute."
+        ),
+        OrderStatus.COMPLETED: (
+            "The claim window ended with no open dispute; the held balance went to the supplier."
+        ),
+        OrderStatus.OVERDUE: (
+            "The shipping deadline passed without a shipment; the buyer may claim a full refund."
+        ),
+        OrderStatus.REFUNDED: (
+            "Ended by a full refund of the goods money escrow held (late shipment, failed "
+            "inspection)."
+        ),
+        OrderStatus.CANCELLED: (
+            "Cancelled before any money moved, by a party or because nothing was paid by the "
+            "payment deadline."
+        ),
+    },
+)
 strawberry.enum(Incoterm, description="Incoterms 2020 rule for the shipment.")
+describe_values(
+    Incoterm,
+    {
+        Incoterm.EXW: (
+            "Ex Works: the buyer collects at the supplier's premises and bears all transport "
+            "and risk."
+        ),
+        Incoterm.FCA: (
+            "Free Carrier: the supplier hands the goods, cleared for export, to the buyer's "
+            "carrier."
+        ),
+        Incoterm.CPT: (
+            "Carriage Paid To: the supplier pays carriage to the destination; risk passes at "
+            "the first carrier."
+        ),
+        Incoterm.CIP: (
+            "Carriage and Insurance Paid To: as CPT, and the supplier insures the goods in transit."
+        ),
+        Incoterm.DAP: (
+            "Delivered at Place: the supplier delivers to the named place, ready for "
+            "unloading; the buyer clears import."
+        ),
+        Incoterm.DPU: "Delivered at Place Unloaded: as DAP, and the supplier unloads.",
+        Incoterm.DDP: (
+            "Delivered Duty Paid: the supplier delivers, cleared for import with duties paid."
+        ),
+        Incoterm.FAS: (
+            "Free Alongside Ship (sea): the supplier places the goods alongside the vessel at "
+            "the port of shipment."
+        ),
+        Incoterm.FOB: (
+            "Free On Board (sea): the supplier loads the goods on the vessel; risk passes then."
+        ),
+        Incoterm.CFR: (
+            "Cost and Freight (sea): the supplier pays freight to the port of destination; "
+            "risk passes on loading."
+        ),
+        Incoterm.CIF: (
+            "Cost, Insurance and Freight (sea): as CFR, and the supplier insures the goods at sea."
+        ),
+    },
+)
 strawberry.enum(ShippingMethod, description="How the goods travel.")
+describe_values(
+    ShippingMethod,
+    {
+        ShippingMethod.EXPRESS: (
+            "Courier express; receipt is confirmed automatically 15 days after shipment by default."
+        ),
+        ShippingMethod.AIR: (
+            "Air freight; receipt is confirmed automatically 15 days after shipment by default."
+        ),
+        ShippingMethod.SEA: (
+            "Sea freight; receipt is confirmed automatically 45 days after shipment by default."
+        ),
+        ShippingMethod.LAND: (
+            "Road or rail; receipt is confirmed automatically 30 days after shipment by default."
+        ),
+    },
+)
 strawberry.enum(
     DeadlineKind,
     description="A deadline the system enforces: PAYMENT (unpaid orders are cancelled), "
     "SHIPPING (unshipped orders become overdue), RECEIPT (receipt is confirmed "
     "automatically), CLAIM_WINDOW (the held balance is released to the supplier).",
+)
+describe_values(
+    DeadlineKind,
+    {
+        DeadlineKind.PAYMENT: (
+            "Nothing paid by then (7 days after confirmation by default): the order is cancelled."
+        ),
+        DeadlineKind.SHIPPING: (
+            "Not shipped by then: the order becomes OVERDUE and the buyer may claim a full refund."
+        ),
+        DeadlineKind.RECEIPT: (
+            "Receipt not confirmed by then (15 to 45 days after shipment, by shipping "
+            "method): it is confirmed automatically."
+        ),
+        DeadlineKind.CLAIM_WINDOW: (
+            "The claim window ends (30 days after receipt by default): with no open dispute, "
+            "the held balance is released to the supplier."
+        ),
+    },
 )
 
 
@@ -51,24 +168,32 @@ def _money_(minor: int, currency: str) -> Money:
 
 @strawberry.type(description="One line of the contract.")
 class OrderLine:
-    product_name: str
-    specification: str
-    quantity: int
-    unit_price: Money
-    line_total: Money
+    product_name: str = strawberry.field(description="The product, as named in the contract.")
+    specification: str = strawberry.field(
+        description="Model, size, material and the like; may be empty."
+    )
+    quantity: int = strawberry.field(description="How many units.")
+    unit_price: Money = strawberry.field(description="Price of one unit, in the order's currency.")
+    line_total: Money = strawberry.field(description="Quantity times unit price.")
 
 
 @strawberry.type(description="A measurable quality requirement (what an inspection checks).")
 class QualityRequirement:
-    attribute: str
-    requirement: str
+    attribute: str = strawberry.field(description="What is measured, e.g. `luminous flux`.")
+    requirement: str = strawberry.field(description="The measurable target, e.g. `>= 3600 lm`.")
 
 
 @strawberry.type(description="How and where the goods travel, under which Incoterm.")
 class ShippingTerms:
-    incoterm: Incoterm
-    method: ShippingMethod
-    destination_country: CountryCode
+    incoterm: Incoterm = strawberry.field(
+        description="The Incoterms 2020 rule: who pays freight and insurance and where risk passes."
+    )
+    method: ShippingMethod = strawberry.field(
+        description="How the goods travel under the contract; it sets the automatic receipt delay."
+    )
+    destination_country: CountryCode = strawberry.field(
+        description="Where the goods go (ISO 3166-1 alpha-2)."
+    )
 
 
 @strawberry.type(description="Buyer protection on this order, fixed at confirmation.")
@@ -101,11 +226,19 @@ class OrderMoney:
 class OrderEvent:
     id: relay.GlobalID
     kind: str = strawberry.field(description="What happened, e.g. CONFIRMED, FUNDS_RELEASED.")
-    old_status: OrderStatus | None
-    new_status: OrderStatus
+    old_status: OrderStatus | None = strawberry.field(
+        description="The status before the event; null for the order's creation."
+    )
+    new_status: OrderStatus = strawberry.field(
+        description="The status after the event (the same as before for events that only "
+        "move money or record something)."
+    )
     actor_kind: str = strawberry.field(description="USER, PARTNER, SCHEDULER or PAYMENT_PROVIDER.")
-    reason: str
-    at: dt.datetime
+    reason: str = strawberry.field(
+        description="Why, in words: the party's reason, or what the system did (e.g. "
+        "`late shipment`)."
+    )
+    at: dt.datetime = strawberry.field(description="When it happened (UTC).")
 
     @classmethod
     def of(cls, e: OrderEventRow) -> "OrderEvent":
@@ -122,8 +255,12 @@ class OrderEvent:
 
 @strawberry.type(description="A deadline that applies to the order, and when it falls due.")
 class OrderDeadline:
-    kind: DeadlineKind
-    due_at: dt.datetime
+    kind: DeadlineKind = strawberry.field(
+        description="Which deadline: PAYMENT, SHIPPING, RECEIPT or CLAIM_WINDOW."
+    )
+    due_at: dt.datetime = strawberry.field(
+        description="When it falls due (UTC); the system acts by itself then."
+    )
     passed: bool = strawberry.field(description="The due time has come.")
     met: bool = strawberry.field(
         description="What was due happened: paid, shipped on time, receipt confirmed, "
@@ -133,11 +270,16 @@ class OrderDeadline:
 
 @strawberry.type(description="The shipment, as the supplier recorded it.")
 class Shipment:
-    carrier: str
-    tracking_number: str
-    method: ShippingMethod
+    carrier: str = strawberry.field(description="The carrier or forwarder that took the goods.")
+    tracking_number: str = strawberry.field(description="The carrier's tracking number.")
+    method: ShippingMethod = strawberry.field(
+        description="How the goods actually travel (the contract's method unless the "
+        "supplier gave another); it sets the automatic receipt delay."
+    )
     shipped_at: dt.datetime = strawberry.field(description="The declared shipment date.")
-    recorded_at: dt.datetime
+    recorded_at: dt.datetime = strawberry.field(
+        description="When the supplier recorded the shipment here."
+    )
     late: bool = strawberry.field(
         description="Shipped after the shipping deadline: the buyer may claim a full refund."
     )
@@ -145,29 +287,56 @@ class Shipment:
 
 @strawberry.type(description="Receipt of the goods, and the claim window it starts.")
 class Receipt:
-    received_at: dt.datetime
+    received_at: dt.datetime = strawberry.field(
+        description="When receipt was confirmed (by the buyer or automatically)."
+    )
     automatic: bool = strawberry.field(
         description="Confirmed by the system after the shipping method's days, not the buyer."
     )
-    claim_window_ends_at: dt.datetime
+    claim_window_ends_at: dt.datetime = strawberry.field(
+        description="Disputes can be opened until then (30 days after receipt by "
+        "default); then, with no open dispute, the held balance is released."
+    )
 
 
 @strawberry.type(description="An order: the purchase contract between a buyer and a supplier.")
 class Order(relay.Node):
     id: relay.NodeID[int]
-    status: OrderStatus
+    status: OrderStatus = strawberry.field(
+        description="Where the order is in its life; changes with each step (see `events`)."
+    )
     drafted_by: Role = strawberry.field(description="BUYER or SUPPLIER; the other confirms.")
-    contract_version: int
-    total: Money
-    initial_payment: Money
-    balance: Money
-    shipping_terms: ShippingTerms
-    shipping_deadline: dt.datetime
-    payment_deadline: dt.datetime | None
-    created_at: dt.datetime
-    confirmed_at: dt.datetime | None
-    shipment: Shipment | None
-    receipt: Receipt | None
+    contract_version: int = strawberry.field(
+        description="1 for the contract as created; +1 for each accepted modification."
+    )
+    total: Money = strawberry.field(description="Sum of the line totals, in the order's currency.")
+    initial_payment: Money = strawberry.field(
+        description="The deposit due first (0 up to the total)."
+    )
+    balance: Money = strawberry.field(
+        description="Total minus the initial payment; due before shipment."
+    )
+    shipping_terms: ShippingTerms = strawberry.field(
+        description="Incoterm, shipping method and destination country."
+    )
+    shipping_deadline: dt.datetime = strawberry.field(
+        description="The supplier ships (export clearance or carrier pickup) by then; "
+        "after it the buyer may claim a late-shipment refund."
+    )
+    payment_deadline: dt.datetime | None = strawberry.field(
+        description="Set at confirmation (7 days later by default): nothing paid by then "
+        "and the order is cancelled. Null before confirmation."
+    )
+    created_at: dt.datetime = strawberry.field(description="When the order was drafted.")
+    confirmed_at: dt.datetime | None = strawberry.field(
+        description="When the other party confirmed the contract; null until then."
+    )
+    shipment: Shipment | None = strawberry.field(
+        description="The shipment the supplier recorded; null until shipped."
+    )
+    receipt: Receipt | None = strawberry.field(
+        description="Receipt of the goods and the claim window; null until received."
+    )
     completed_at: dt.datetime | None = strawberry.field(
         description="When the claim window ended and the held balance was released."
     )
@@ -225,19 +394,21 @@ class Order(relay.Node):
             for d in deadlines.of_order(self.row, paid_minor=m.paid if m else 0)
         ]
 
-    @strawberry.field
+    @strawberry.field(description="The buying company.")
     async def buyer(self, info: Info) -> Company:
         found = await info.context.companies.load(self.row.buyer)
         assert found is not None
         return Company.of(found)
 
-    @strawberry.field
+    @strawberry.field(
+        description="The selling supplier (with active Trade Assurance when the order was placed)."
+    )
     async def supplier(self, info: Info) -> Supplier:
         found = await info.context.suppliers.load(self.row.supplier)
         assert found is not None
         return Supplier.of(found)
 
-    @strawberry.field
+    @strawberry.field(description="The contract's product lines.")
     async def lines(self, info: Info) -> list[OrderLine]:
         c = self.row.currency
         return [
@@ -251,14 +422,17 @@ class Order(relay.Node):
             for line in await info.context.order_lines.load(self.row.id)
         ]
 
-    @strawberry.field
+    @strawberry.field(
+        description="The contract's measurable quality requirements; without any, a "
+        "quality dispute weighs against the buyer."
+    )
     async def quality_requirements(self, info: Info) -> list[QualityRequirement]:
         return [
             QualityRequirement(attribute=q.attribute, requirement=q.requirement)
             for q in await info.context.order_quality.load(self.row.id)
         ]
 
-    @strawberry.field
+    @strawberry.field(description="Paid, held, released and refunded amounts, from the ledger.")
     async def money(self, info: Info) -> OrderMoney:
         m = await info.context.order_money.load(self.row.id)
         c = self.row.currency
@@ -276,7 +450,10 @@ class Order(relay.Node):
             fees=_money_(m.fees, c),
         )
 
-    @strawberry.field
+    @strawberry.field(
+        description="How much of the order Trade Assurance protects, before shipment and "
+        "after delivery."
+    )
     async def coverage(self, info: Info) -> Coverage:
         m = await info.context.order_money.load(self.row.id)
         cover = orders.coverage(self.row, m.paid if m else 0)
@@ -292,7 +469,9 @@ class Order(relay.Node):
             exchange_rate=Decimal(self.row.exchange_rate) if self.row.exchange_rate else None,
         )
 
-    @strawberry.field
+    @strawberry.field(
+        description="Payments into escrow for the goods, oldest first, failed ones included."
+    )
     async def payments(
         self, info: Info
     ) -> list[Annotated["Payment", strawberry.lazy("resolvers.payments")]]:
@@ -365,7 +544,9 @@ class OrderConnection(relay.Connection[Order]):
 
 @strawberry.input
 class OrderFilter:
-    statuses: list[OrderStatus] | None = None
+    statuses: list[OrderStatus] | None = strawberry.field(
+        default=None, description="Only orders in one of these statuses."
+    )
     created_from: dt.datetime | None = strawberry.field(
         default=None, description="Created at or after (UTC)."
     )
@@ -426,9 +607,11 @@ class OrderQueries:
 
 @strawberry.input(description="One product line of a contract: what, how many, at what price.")
 class OrderLineInput:
-    product_name: str
-    specification: str = ""
-    quantity: int
+    product_name: str = strawberry.field(description="The product's name (1 to 200 characters).")
+    specification: str = strawberry.field(
+        default="", description="Model, size, material and the like."
+    )
+    quantity: int = strawberry.field(description="How many units (positive).")
     unit_price: Decimal = strawberry.field(description="In the order's currency.")
 
 
@@ -440,12 +623,25 @@ class QualityRequirementInput:
 
 @strawberry.input(description="The purchase contract.")
 class ContractInput:
-    currency: CurrencyCode
-    lines: list[OrderLineInput]
-    quality_requirements: list[QualityRequirementInput] = strawberry.field(default_factory=list)
-    incoterm: Incoterm
-    shipping_method: ShippingMethod
-    destination_country: CountryCode
+    currency: CurrencyCode = strawberry.field(
+        description="The order's currency (ISO 4217); every amount of the order is in it."
+    )
+    lines: list[OrderLineInput] = strawberry.field(
+        description="The product lines (at least one); the total is their sum."
+    )
+    quality_requirements: list[QualityRequirementInput] = strawberry.field(
+        default_factory=list,
+        description="Measurable requirements an inspection checks; without any, a quality "
+        "dispute weighs against the buyer.",
+    )
+    incoterm: Incoterm = strawberry.field(description="The Incoterms 2020 rule for the shipment.")
+    shipping_method: ShippingMethod = strawberry.field(
+        description="Express, air, sea or land; sets the automatic receipt delay (15, 15, "
+        "45, 30 days by default)."
+    )
+    destination_country: CountryCode = strawberry.field(
+        description="Where the goods go (ISO 3166-1 alpha-2)."
+    )
     shipping_deadline: dt.datetime = strawberry.field(
         description="Export clearance or carrier pickup by then (UTC)."
     )
@@ -487,12 +683,16 @@ class CreateOrderInput:
     buyer_id: relay.GlobalID | None = strawberry.field(
         default=None, description="The buyer Company; required when a supplier drafts."
     )
-    contract: ContractInput
+    contract: ContractInput = strawberry.field(
+        description="The proposed contract; the other party confirms it."
+    )
 
 
 @strawberry.type
 class OrderPayload:
-    order: Order | None = None
+    order: Order | None = strawberry.field(
+        default=None, description="The order as the mutation left it."
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -504,14 +704,18 @@ class OrderIdInput:
 @strawberry.input
 class CancelOrderInput:
     order_id: relay.GlobalID
-    reason: str
+    reason: str = strawberry.field(description="Why the order is cancelled (kept in its timeline).")
 
 
 @strawberry.input
 class ProposeOrderModificationInput:
     order_id: relay.GlobalID
-    contract: ContractInput
-    reason: str = ""
+    contract: ContractInput = strawberry.field(
+        description="The whole new contract, replacing the current one once accepted."
+    )
+    reason: str = strawberry.field(
+        default="", description="Why the change is proposed (shown to the other party)."
+    )
 
 
 @strawberry.type
@@ -519,7 +723,9 @@ class ProposeOrderModificationPayload:
     modification_id: relay.GlobalID | None = strawberry.field(
         default=None, description="Pass it to acceptOrderModification (the other party)."
     )
-    order: Order | None = None
+    order: Order | None = strawberry.field(
+        default=None, description="The order, unchanged until the other party accepts."
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -550,8 +756,8 @@ def order_id_of(gid: relay.GlobalID, field: str = "orderId") -> int:
 @strawberry.input(description="The shipment, recorded by the supplier.")
 class ShipOrderInput:
     order_id: relay.GlobalID
-    carrier: str
-    tracking_number: str
+    carrier: str = strawberry.field(description="The carrier or forwarder that took the goods.")
+    tracking_number: str = strawberry.field(description="The carrier's tracking number.")
     shipped_at: dt.datetime = strawberry.field(
         description="The shipment date (export clearance or carrier pickup), not in the future."
     )

@@ -14,6 +14,7 @@ from models.errors import DomainError
 from models.tables import Payment as PaymentRow
 from models.tables import Refund as RefundRow
 from resolvers.context import Info
+from resolvers.conventions import describe_values
 from resolvers.errors import UserError, failed, row_id
 from resolvers.money import Money, MoneyInput
 from resolvers.orders import Order, _money_, order_id_of
@@ -24,9 +25,51 @@ strawberry.enum(
     description="CARD (2.8 % fee on top), TT bank transfer (pending until the bank "
     "confirms), E_CHECKING and PAY_LATER (US buyers), BOLETO (Brazilian buyers).",
 )
+describe_values(
+    PaymentMethod,
+    {
+        PaymentMethod.CARD: "Credit card; a fee (2.8 % by default) is charged on top.",
+        PaymentMethod.TT: (
+            "T/T bank transfer; pending until the provider confirms the money arrived (3 to 7 "
+            "working days)."
+        ),
+        PaymentMethod.E_CHECKING: "e-Checking, for buyers in the US only.",
+        PaymentMethod.BOLETO: "Boleto, for buyers in Brazil only.",
+        PaymentMethod.PAY_LATER: (
+            "Pay Later financing, for buyers in the US only; refunds go back to the loan, not "
+            "to a card."
+        ),
+    },
+)
 strawberry.enum(PaymentStatus, description="Where a payment is with the payment provider.")
+describe_values(
+    PaymentStatus,
+    {
+        PaymentStatus.PENDING: (
+            "Sent to the provider; its outcome is not known yet (a T/T takes days)."
+        ),
+        PaymentStatus.SUCCEEDED: "The money is in escrow.",
+        PaymentStatus.FAILED: (
+            "The provider declined it or could not be reached; nothing was taken. See "
+            "`failureReason`."
+        ),
+    },
+)
 strawberry.enum(
     RefundStatus, description="FAILED refunds are retried; only SETTLED ones were paid out."
+)
+describe_values(
+    RefundStatus,
+    {
+        RefundStatus.PENDING: (
+            "Decided; the provider has not paid it out yet (it starts within 7 business days "
+            "by default)."
+        ),
+        RefundStatus.SETTLED: "Paid out to the buyer's original payment method.",
+        RefundStatus.FAILED: (
+            "The last payout attempt failed; it is retried and not counted as paid out."
+        ),
+    },
 )
 
 
@@ -36,13 +79,20 @@ class Payment:
     reference: str = strawberry.field(
         description="Our reference at the payment provider (`pay_12`); callbacks name it."
     )
-    method: PaymentMethod
-    status: PaymentStatus
+    method: PaymentMethod = strawberry.field(description="How the buyer paid.")
+    status: PaymentStatus = strawberry.field(
+        description="PENDING until the provider reports (T/T takes days), then SUCCEEDED or FAILED."
+    )
     amount: Money = strawberry.field(description="What goes into escrow.")
     fee: Money = strawberry.field(description="Charged on top (card fee).")
-    failure_reason: str | None
-    created_at: dt.datetime
-    settled_at: dt.datetime | None
+    failure_reason: str | None = strawberry.field(
+        description="Why it failed, as the provider said (e.g. `provider_unavailable`); "
+        "null unless FAILED."
+    )
+    created_at: dt.datetime = strawberry.field(description="When the payment was started.")
+    settled_at: dt.datetime | None = strawberry.field(
+        description="When the provider reported the outcome; null while pending."
+    )
 
     @classmethod
     def of(cls, p: PaymentRow) -> "Payment":
@@ -65,11 +115,22 @@ class Refund(relay.Node):
     reference: str = strawberry.field(
         description="Our reference at the payment provider (`ref_7`); callbacks name it."
     )
-    status: RefundStatus
-    amount: Money
-    reason: str
-    created_at: dt.datetime
-    settled_at: dt.datetime | None
+    status: RefundStatus = strawberry.field(
+        description="PENDING until the provider pays out; SETTLED when paid; FAILED "
+        "attempts are retried."
+    )
+    amount: Money = strawberry.field(
+        description="What goes back to the buyer, to the original payment method."
+    )
+    reason: str = strawberry.field(
+        description="Why the money goes back, e.g. late shipment or a dispute decision."
+    )
+    created_at: dt.datetime = strawberry.field(
+        description="When the refund was decided and started."
+    )
+    settled_at: dt.datetime | None = strawberry.field(
+        description="When the provider paid it out; null until SETTLED."
+    )
     due_at: dt.datetime = strawberry.field(
         description="The refund is to be paid out by then (`TA_REFUND_START_BUSINESS_DAYS` "
         "business days after the decision)."
@@ -127,7 +188,9 @@ class RefundConnection(relay.Connection[Refund]):
 
 @strawberry.input
 class RefundFilter:
-    status: RefundStatus | None = None
+    status: RefundStatus | None = strawberry.field(
+        default=None, description="Only refunds in this status."
+    )
     overdue: bool = strawberry.field(
         default=False,
         description="Not settled and past its due date (flagged by the sweep or about to be).",
@@ -136,8 +199,10 @@ class RefundFilter:
 
 @strawberry.type(description="What a payment will cost before it is made.")
 class PaymentQuote:
-    amount: Money
-    fee: Money
+    amount: Money = strawberry.field(description="What goes into escrow.")
+    fee: Money = strawberry.field(
+        description="Charged on top: 2.8 % for CARD by default, nothing for other methods."
+    )
     total_charge: Money = strawberry.field(description="Amount plus fee: what is charged.")
 
 
@@ -198,7 +263,10 @@ class PayOrderInput:
     amount: MoneyInput = strawberry.field(
         description="The initial payment, the balance, or everything outstanding."
     )
-    method: PaymentMethod
+    method: PaymentMethod = strawberry.field(
+        description="How to pay; some methods are for buyers in certain countries only "
+        "(PAYMENT_METHOD_NOT_AVAILABLE)."
+    )
     payment_source: str | None = strawberry.field(
         default=None,
         description="For CARD: the card token or (sandbox) test card number.",
@@ -211,8 +279,13 @@ class PayOrderInput:
 
 @strawberry.type
 class PayOrderPayload:
-    payment: Payment | None = None
-    order: Order | None = None
+    payment: Payment | None = strawberry.field(
+        default=None, description="The payment, PENDING or already settled."
+    )
+    order: Order | None = strawberry.field(
+        default=None,
+        description="The order after the payment (its status moves once the money is in escrow).",
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -227,8 +300,10 @@ class ReleaseFundsInput:
 
 @strawberry.type
 class ReleaseFundsPayload:
-    released: Money | None = None
-    order: Order | None = None
+    released: Money | None = strawberry.field(
+        default=None, description="The amount released to the supplier."
+    )
+    order: Order | None = strawberry.field(default=None, description="The order after the release.")
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
@@ -240,8 +315,10 @@ class ClaimLateShipmentRefundInput:
 
 @strawberry.type
 class ClaimLateShipmentRefundPayload:
-    refund: Refund | None = None
-    order: Order | None = None
+    refund: Refund | None = strawberry.field(
+        default=None, description="The refund of everything escrow held for the goods."
+    )
+    order: Order | None = strawberry.field(default=None, description="The order, now REFUNDED.")
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 

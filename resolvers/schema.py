@@ -18,6 +18,7 @@ from strawberry.extensions import (
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 
+from models import db
 from resolvers.accounts import AccountMutations, AccountQueries
 from resolvers.conventions import describe
 from resolvers.disputes import DisputeMutations, DisputeQueries
@@ -27,8 +28,10 @@ from resolvers.live import LiveSubscriptions
 from resolvers.messages import MessageMutations
 from resolvers.orders import OrderMutations, OrderQueries
 from resolvers.payments import PaymentMutations, PaymentQueries
+from resolvers.persisted import PersistedOperations
+from resolvers.prepared import PreparedSchema
+from resolvers.query_limits import Introspection, LimitedExecutor
 from resolvers.scalars import SCALARS
-from resolvers.shared_results import SharingExecutionContext
 from resolvers.suppliers import SupplierMutations, SupplierQueries
 from resolvers.trade_assurance import TradeAssuranceMutations, TradeAssuranceQueries
 
@@ -87,12 +90,38 @@ def _should_mask(error: GraphQLError) -> bool:
     return not isinstance(original, GraphQLError | GlobalIDValueError)
 
 
+class _Masking(MaskErrors):
+    """Unexpected errors become "Internal error."; a busy database (models.db.is_transient)
+    becomes TRY_AGAIN instead, so a client knows to retry rather than report a bug."""
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if not db.is_transient(original):
+            return super().anonymise_error(error)
+        return GraphQLError(
+            "the database was busy and nothing was changed; try again",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "TRY_AGAIN", "retryable": db.is_retryable(original)},
+        )
+
+
+def _masking() -> MaskErrors:
+    return _Masking(should_mask_error=_should_mask, error_message="Internal error.")
+
+
 def build_schema(
     *,
     max_depth: int = 10,
     max_aliases: int = 15,
     max_tokens: int = 2000,
     field_suggestions: bool = False,
+    persisted: PersistedOperations | None = None,
+    max_cost: int = 20_000,
+    introspection: Introspection = Introspection.ON,
+    execution_timeout: float = 10.0,
 ) -> strawberry.Schema:
     # The limit rules are built once: the validation cache is keyed by the rule classes,
     # and a limiter built per request makes new classes, so it would never hit.
@@ -107,14 +136,18 @@ def build_schema(
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
-        lambda: MaskErrors(should_mask_error=_should_mask, error_message="Internal error."),
+        _masking,
     ]
-    schema = strawberry.Schema(
+    # Operations seen (and valid) before skip the extensions: resolvers/prepared.py.
+    schema = PreparedSchema(
         query=_query_type(),
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        execution_context_class=SharingExecutionContext,  # live events: resolvers/live.py
+        # Cost and introspection (resolvers/query_limits.py); live results shared.
+        execution_context_class=LimitedExecutor.limited(max_cost, introspection, execution_timeout),
+        mask=_masking(),
+        persisted=persisted or PersistedOperations(),
         config=StrawberryConfig(
             disable_field_suggestions=not field_suggestions, scalar_map=SCALARS
         ),

@@ -13,6 +13,7 @@ from models import suppliers as directory
 from models.enums import TradeAssuranceStatus, Verification
 from models.errors import DomainError
 from resolvers.context import Info
+from resolvers.conventions import describe_values
 from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.money import Money
 from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
@@ -26,17 +27,60 @@ strawberry.enum(
     name="VerificationStatus",
     description="Outcome of third-party verification of the supplier.",
 )
+describe_values(
+    Verification,
+    {
+        Verification.NONE: "Not verified; the supplier cannot apply for Trade Assurance.",
+        Verification.VERIFIED: (
+            "Passed third-party verification of the business; may apply for Trade Assurance."
+        ),
+        Verification.ASSESSED: (
+            "Passed a third-party assessment of the company and its production; may apply for "
+            "Trade Assurance."
+        ),
+    },
+)
 strawberry.enum(
     TradeAssuranceStatus,
     name="TradeAssuranceStatus",
     description="Whether the supplier's orders are protected by Trade Assurance.",
 )
+describe_values(
+    TradeAssuranceStatus,
+    {
+        TradeAssuranceStatus.NONE: (
+            "No Trade Assurance (never approved); orders cannot be placed with the supplier."
+        ),
+        TradeAssuranceStatus.ACTIVE: (
+            "Approved with a limit: new orders are protected up to the remaining limit."
+        ),
+        TradeAssuranceStatus.SUSPENDED: (
+            "Suspended after an investigation: no new orders, hidden from Trade Assurance "
+            "search; open orders stay protected."
+        ),
+    },
+)
 strawberry.enum(directory.SupplierOrder, description="Sort order of supplier search results.")
+describe_values(
+    directory.SupplierOrder,
+    {
+        directory.SupplierOrder.RELEVANCE: (
+            "Best match of the search text first, then by rating (by rating alone without text)."
+        ),
+        directory.SupplierOrder.RATING: "Highest rating first.",
+        directory.SupplierOrder.TRADE_ASSURANCE_LIMIT: (
+            "Largest Trade Assurance limit first, suppliers without a limit last; ties by rating."
+        ),
+    },
+)
 
 
 @strawberry.type(description="A supplier's Trade Assurance standing.")
 class TradeAssurance:
-    status: TradeAssuranceStatus
+    status: TradeAssuranceStatus = strawberry.field(
+        description="ACTIVE: new orders are protected; SUSPENDED after an investigation; "
+        "NONE before approval."
+    )
     limit: Money | None = strawberry.field(description="Coverage granted by a mediator.")
     remaining_limit: Money | None = strawberry.field(
         description="Limit minus the coverage reserved by open orders."
@@ -47,16 +91,24 @@ class TradeAssurance:
 @strawberry.type(description="A supplier in the directory. Public to everyone.")
 class Supplier(relay.Node):
     id: relay.NodeID[int]
-    legal_name: str
-    country: CountryCode
-    categories: list[str]
+    legal_name: str = strawberry.field(description="The company's registered legal name.")
+    country: CountryCode = strawberry.field(
+        description="Where the supplier is registered (ISO 3166-1 alpha-2)."
+    )
+    categories: list[str] = strawberry.field(
+        description="Product categories the supplier sells in."
+    )
     keywords: list[str] = strawberry.field(description="Product keywords buyers search for.")
-    year_joined: int
+    year_joined: int = strawberry.field(description="The year the supplier joined the platform.")
     gold_supplier: bool = strawberry.field(description="Paid Gold Supplier membership.")
-    verification: Verification
+    verification: Verification = strawberry.field(
+        description="The outcome of third-party verification; needed to apply for Trade Assurance."
+    )
     rating: float = strawberry.field(description="Average buyer rating, 0 to 5 stars.")
     response_rate: int = strawberry.field(description="Share of inquiries answered, percent.")
-    trade_assurance: TradeAssurance
+    trade_assurance: TradeAssurance = strawberry.field(
+        description="Its Trade Assurance status, limit and remaining limit."
+    )
 
     @strawberry.field(
         description="Penalty points (total and history): the supplier's own users and "
@@ -132,13 +184,17 @@ class SupplierFilter:
     trade_assurance_only: bool = strawberry.field(
         default=False, description="Only suppliers with active Trade Assurance."
     )
-    country: CountryCode | None = None
+    country: CountryCode | None = strawberry.field(
+        default=None, description="Only suppliers registered in this country."
+    )
     category: str | None = strawberry.field(default=None, description="Exact category name.")
-    gold_only: bool = False
+    gold_only: bool = strawberry.field(default=False, description="Only Gold Suppliers.")
     verification: list[Verification] | None = strawberry.field(
         default=None, description="Any of these verification outcomes."
     )
-    min_rating: float | None = None
+    min_rating: float | None = strawberry.field(
+        default=None, description="Only suppliers rated at least this (0 to 5)."
+    )
 
     def to_domain(self) -> directory.SupplierFilter:
         return directory.SupplierFilter(
@@ -204,20 +260,28 @@ class UpdateSupplierProfileInput:
 
 @strawberry.type
 class UpdateSupplierProfilePayload:
-    supplier: Supplier | None = None
+    supplier: Supplier | None = strawberry.field(
+        default=None, description="The supplier with its new profile."
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.input
 class SetSupplierStandingInput:
     supplier_id: relay.GlobalID
-    gold_supplier: bool | None = None
-    verification: Verification | None = None
+    gold_supplier: bool | None = strawberry.field(
+        default=None, description="Gold Supplier membership; null leaves it unchanged."
+    )
+    verification: Verification | None = strawberry.field(
+        default=None, description="The verification outcome; null leaves it unchanged."
+    )
 
 
 @strawberry.type
 class SetSupplierStandingPayload:
-    supplier: Supplier | None = None
+    supplier: Supplier | None = strawberry.field(
+        default=None, description="The supplier with its new standing."
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 

@@ -15,6 +15,7 @@ from models.errors import DomainError
 from models.money import Money as DomainMoney
 from models.tables import TradeAssuranceApplication as ApplicationRow
 from resolvers.context import Info
+from resolvers.conventions import describe_values
 from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.money import Money, MoneyInput
 from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
@@ -25,12 +26,28 @@ strawberry.enum(
     name="ApplicationStatus",
     description="Where a Trade Assurance application is in its review.",
 )
+describe_values(
+    ApplicationStatus,
+    {
+        ApplicationStatus.PENDING: (
+            "Waiting for a mediator's decision (due within 2 business days by default)."
+        ),
+        ApplicationStatus.APPROVED: "Approved: Trade Assurance is active with the granted limit.",
+        ApplicationStatus.REJECTED: (
+            "Rejected, with the mediator's reason; the supplier may apply again."
+        ),
+    },
+)
 
 
 @strawberry.enum(description="A mediator's decision on an application.")
 class ReviewDecision(enum.Enum):
-    APPROVE = "APPROVE"
-    REJECT = "REJECT"
+    APPROVE = strawberry.enum_value(
+        "APPROVE", description="Grant Trade Assurance with the given `limit`; it is active at once."
+    )
+    REJECT = strawberry.enum_value(
+        "REJECT", description="Refuse, with a `reason` the supplier sees; it may apply again."
+    )
 
 
 def _money(minor: int | None, currency: str | None) -> Money | None:
@@ -40,9 +57,13 @@ def _money(minor: int | None, currency: str | None) -> Money | None:
 @strawberry.type(description="A supplier's request for Trade Assurance and its review.")
 class TradeAssuranceApplication(relay.Node):
     id: relay.NodeID[int]
-    status: ApplicationStatus
-    requested_limit: Money | None
-    submitted_at: dt.datetime
+    status: ApplicationStatus = strawberry.field(
+        description="PENDING until a mediator decides; then APPROVED or REJECTED."
+    )
+    requested_limit: Money | None = strawberry.field(
+        description="The limit the supplier asked for; null if none was named."
+    )
+    submitted_at: dt.datetime = strawberry.field(description="When the supplier applied.")
     review_due_at: dt.datetime = strawberry.field(
         description="When a decision is due (business days after submission)."
     )
@@ -50,9 +71,15 @@ class TradeAssuranceApplication(relay.Node):
     flagged_at: dt.datetime | None = strawberry.field(
         description="When the deadline sweep flagged it for the mediators (overdue review)."
     )
-    decided_at: dt.datetime | None
-    granted_limit: Money | None
-    rejection_reason: str | None
+    decided_at: dt.datetime | None = strawberry.field(
+        description="When a mediator decided; null while PENDING."
+    )
+    granted_limit: Money | None = strawberry.field(
+        description="The Trade Assurance limit granted; null unless APPROVED."
+    )
+    rejection_reason: str | None = strawberry.field(
+        description="Why it was rejected; null unless REJECTED."
+    )
     supplier_id: strawberry.Private[int]
 
     @classmethod
@@ -71,7 +98,7 @@ class TradeAssuranceApplication(relay.Node):
             supplier_id=a.supplier,
         )
 
-    @strawberry.field
+    @strawberry.field(description="The supplier that applied.")
     async def supplier(self, info: Info) -> Supplier:
         found = await info.context.suppliers.load(self.supplier_id)
         assert found is not None
@@ -145,14 +172,18 @@ class ApplyForTradeAssuranceInput:
 
 @strawberry.type
 class ApplyForTradeAssurancePayload:
-    application: TradeAssuranceApplication | None = None
+    application: TradeAssuranceApplication | None = strawberry.field(
+        default=None, description="The application, PENDING review."
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
 @strawberry.input
 class ReviewTradeAssuranceApplicationInput:
     application_id: relay.GlobalID
-    decision: ReviewDecision
+    decision: ReviewDecision = strawberry.field(
+        description="APPROVE (give `limit`) or REJECT (give `reason`)."
+    )
     limit: MoneyInput | None = strawberry.field(
         default=None, description="Required to approve: the Trade Assurance limit granted."
     )
@@ -161,8 +192,12 @@ class ReviewTradeAssuranceApplicationInput:
 
 @strawberry.type
 class ReviewTradeAssuranceApplicationPayload:
-    application: TradeAssuranceApplication | None = None
-    supplier: Supplier | None = None
+    application: TradeAssuranceApplication | None = strawberry.field(
+        default=None, description="The application, now APPROVED or REJECTED."
+    )
+    supplier: Supplier | None = strawberry.field(
+        default=None, description="The supplier, with Trade Assurance ACTIVE after an approval."
+    )
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -26,14 +27,16 @@ from models import config, db
 from models.accounts import AuthError, authenticate
 from models.live import Hub
 from resolvers.context import Context
+from resolvers.persisted import Mode, PersistedOperations, load_manifest
+from resolvers.query_limits import Introspection
 from resolvers.schema import build_schema
 from server import scheduler, web
 from server.auth import AuthGate, token_from_connection_params
-from server.limits import BodySizeLimit
+from server.limits import BodySizeLimit, GraphQLRequestGuard
 from server.payments import install as install_payments
+from server.rate_limit import RateLimiter
 from server.settings import Settings
 from server.uploads import (
-    MultipartPreflightGuard,
     attachment,
     complaint_attachment,
     dispute_evidence,
@@ -120,6 +123,14 @@ async def prepare_database(settings: Settings) -> None:
         )
 
 
+def persisted_operations(settings: Settings) -> PersistedOperations:
+    mode = Mode(settings.persisted_operations)
+    if mode is not Mode.TRUSTED:
+        return PersistedOperations(mode)
+    assert settings.trusted_documents is not None  # Settings.from_env requires it
+    return PersistedOperations(mode, load_manifest(Path(settings.trusted_documents)))
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     config.configure(settings.domain)
@@ -129,6 +140,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         max_aliases=settings.max_aliases,
         max_tokens=settings.max_tokens,
         field_suggestions=settings.development,
+        persisted=persisted_operations(settings),
+        max_cost=settings.max_query_cost,
+        introspection=Introspection(settings.introspection),
+        execution_timeout=settings.execution_timeout_seconds,
     )
     live = Hub(
         dsn=settings.database_url if db.is_postgres() else None,
@@ -136,6 +151,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         queue_size=settings.subscriber_queue,
     )
     limits = WebSocketLimits(per_principal=settings.ws_connections_per_principal)
+    limiter = RateLimiter(settings.rate_limit_per_minute, settings.anonymous_rate_limit_per_minute)
+    gate = functools.partial(AuthGate, limiter=limiter)  # one request budget per caller
     graphql = GatewayGraphQL(
         schema,
         live=live,
@@ -171,27 +188,27 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/graphql", AuthGate(MultipartPreflightGuard(graphql)), methods=["GET", "POST"]),
+            Route("/graphql", gate(GraphQLRequestGuard(graphql)), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", limits.wrap(graphql)),
             Route("/schema.graphql", schema_file),
             Route(
                 "/inspections/attachments/{attachment_id:int}",
-                AuthGate(request_response(attachment)),
+                gate(request_response(attachment)),
                 methods=["GET"],
             ),
             Route(
                 "/complaints/attachments/{attachment_id:int}",
-                AuthGate(request_response(complaint_attachment)),
+                gate(request_response(complaint_attachment)),
                 methods=["GET"],
             ),
             Route(
                 "/disputes/evidence/{attachment_id:int}",
-                AuthGate(request_response(dispute_evidence)),
+                gate(request_response(dispute_evidence)),
                 methods=["GET"],
             ),
             Route(
                 "/orders/messages/attachments/{attachment_id:int}",
-                AuthGate(request_response(message_attachment)),
+                gate(request_response(message_attachment)),
                 methods=["GET"],
             ),
             Route("/orders/{order_id}/live", web.live_order_page, methods=["GET"]),

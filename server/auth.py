@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import math
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from models.accounts import AuthError, Principal, authenticate
+from server.rate_limit import RateLimiter
+from server.responses import send_error
 
 
 def bearer(value: str | None) -> str | None:
@@ -32,10 +34,12 @@ def token_from_connection_params(params: dict[str, Any] | None) -> str | None:
 
 class AuthGate:
     """Resolve the HTTP caller once, before GraphQL runs. A presented but invalid credential
-    is refused with 401 and a coded error rather than silently treated as anonymous."""
+    is refused with 401 and a coded error rather than silently treated as anonymous; a
+    caller over its request rate (`limiter`) with 429."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter | None = None) -> None:
         self.app = app
+        self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         principal: Principal | None = None
@@ -54,21 +58,28 @@ class AuthGate:
                 except AuthError as e:
                     await _unauthorized(send, e.code, str(e))
                     return
+            if self.limiter is not None:
+                client = scope.get("client")
+                wait = self.limiter.take(principal, client[0] if client else None)
+                if wait:
+                    await _rate_limited(send, wait)
+                    return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
 
 
 async def _unauthorized(send: Send, code: str, message: str) -> None:
-    body = json.dumps({"errors": [{"message": message, "extensions": {"code": code}}]}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"www-authenticate", b'Bearer realm="trade-assurance"'),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
+    challenge = ((b"www-authenticate", b'Bearer realm="trade-assurance"'),)
+    await send_error(send, 401, code, message, challenge)
+
+
+async def _rate_limited(send: Send, wait: float) -> None:
+    seconds = max(1, math.ceil(wait))
+    await send_error(
+        send,
+        429,
+        "RATE_LIMITED",
+        f"too many requests; try again in {seconds} s",
+        ((b"retry-after", str(seconds).encode()),),
+        retryAfterSeconds=seconds,
     )
-    await send({"type": "http.response.body", "body": body})

@@ -1,27 +1,17 @@
-"""Request-body size limit, enforced while reading (a lying Content-Length does not help)."""
+"""The HTTP shape of a GraphQL request, checked before it is read: body size (enforced
+while reading: a lying Content-Length does not help), method and content type."""
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.responses import send_error
 
 
 class _TooLarge(Exception):
     pass
-
-
-def _error_body(limit: int) -> bytes:
-    return json.dumps(
-        {
-            "errors": [
-                {
-                    "message": f"request body exceeds {limit} bytes",
-                    "extensions": {"code": "REQUEST_TOO_LARGE"},
-                }
-            ]
-        }
-    ).encode()
 
 
 def is_multipart(scope: Scope) -> bool:
@@ -48,18 +38,7 @@ class BodySizeLimit:
         self.upload_paths = upload_paths
 
     async def _reject(self, send: Send, limit: int) -> None:
-        body = _error_body(limit)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 413, "REQUEST_TOO_LARGE", f"request body exceeds {limit} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -96,3 +75,66 @@ class BodySizeLimit:
         except _TooLarge:
             if not started:
                 await self._reject(send, limit)
+
+
+PREFLIGHT_HEADERS = (b"apollo-require-preflight", b"x-apollo-operation-name")
+
+
+def _header(scope: Scope, name: bytes) -> bytes:
+    return next((v for k, v in scope["headers"] if k == name), b"")
+
+
+class GraphQLRequestGuard:
+    """What a cross-site page could send is refused before GraphQL sees it:
+
+    - GET runs no operation (405, `Allow: POST`); it only opens GraphiQL (`Accept:
+      text/html`). Queries over GET would let a link or an image run them.
+    - POST bodies are `application/json`, or `multipart/form-data` (file uploads) with a
+      header no HTML form can set (`Apollo-Require-Preflight`, any non-empty value, or
+      `X-Apollo-Operation-Name`), which makes a browser send a CORS preflight first: a
+      form on another site can post neither (415, or 400 CSRF_PREFLIGHT_REQUIRED). We
+      authenticate with bearer tokens, not cookies, so there is no ambient credential to
+      abuse today; this keeps it so if one is ever added.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                await send_error(send, *refusal)
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _refusal(scope: Scope) -> tuple[Any, ...] | None:
+        if scope["method"] == "GET":
+            if b"text/html" in _header(scope, b"accept"):
+                return None
+            return (
+                405,
+                "METHOD_NOT_ALLOWED",
+                "send GraphQL operations with POST (GET only opens GraphiQL)",
+                ((b"allow", b"POST"),),
+            )
+        if scope["method"] != "POST":
+            return None  # the route answers 405 itself
+        if is_multipart(scope):
+            if any(k in PREFLIGHT_HEADERS and v.strip() for k, v in scope["headers"]):
+                return None
+            return (
+                400,
+                "CSRF_PREFLIGHT_REQUIRED",
+                "multipart requests need the header "
+                "'Apollo-Require-Preflight: true' (CSRF protection)",
+            )
+        kind = _header(scope, b"content-type").split(b";")[0].strip().lower()
+        if kind == b"application/json":
+            return None
+        return (
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send GraphQL operations as application/json (multipart/form-data for uploads)",
+        )

@@ -88,6 +88,16 @@ class Settings:
     # A multipart request to /graphql (a report with files) may be this large in all;
     # every other request body stays under max_body_bytes.
     max_upload_request_bytes: int = 20_000_000
+    # Operations sent by SHA-256: "apq" (automatic persisted queries), "trusted" (only the
+    # manifest's operations run), "off" (resolvers/persisted.py).
+    persisted_operations: str = "apq"
+    trusted_documents: str | None = None  # the manifest's path, for "trusted"
+    max_query_cost: int = 20_000  # fields, connections counted `first` times
+    introspection: str = "on"  # on, authenticated, partners, off
+    execution_timeout_seconds: float = 10.0  # a query's; 0: unbounded
+    # Requests per minute per principal, and per address without credentials; 0: off.
+    rate_limit_per_minute: int = 0
+    anonymous_rate_limit_per_minute: int = 0
 
     @property
     def development(self) -> bool:
@@ -182,4 +192,34 @@ class Settings:
             scheduler_interval_seconds=float(
                 os.environ.get("TA_SCHEDULER_INTERVAL_SECONDS") or "60"
             ),
+            persisted_operations=_persisted_mode(),
+            trusted_documents=os.environ.get("TA_TRUSTED_DOCUMENTS") or None,
+            max_query_cost=_int("TA_MAX_QUERY_COST", 20_000),
+            execution_timeout_seconds=float(os.environ.get("TA_EXECUTION_TIMEOUT_SECONDS") or 10),
+            # Off in development (a test suite or a benchmark is one very busy caller).
+            rate_limit_per_minute=_int(
+                "TA_RATE_LIMIT_PER_MINUTE", 0 if environment == "development" else 1200
+            ),
+            anonymous_rate_limit_per_minute=_int(
+                "TA_ANONYMOUS_RATE_LIMIT_PER_MINUTE", 0 if environment == "development" else 120
+            ),
+            introspection=_choice(
+                "TA_INTROSPECTION",
+                ("on", "authenticated", "partners", "off"),
+                "on" if environment == "development" else "partners",
+            ),
         )
+
+
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = os.environ.get(name) or default
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+def _persisted_mode() -> str:
+    mode = _choice("TA_PERSISTED_OPERATIONS", ("off", "apq", "trusted"), "apq")
+    if mode == "trusted" and not os.environ.get("TA_TRUSTED_DOCUMENTS"):
+        raise ValueError("TA_PERSISTED_OPERATIONS=trusted needs TA_TRUSTED_DOCUMENTS (a manifest)")
+    return mode

@@ -1,67 +1,19 @@
-"""File uploads at the edge: the CSRF guard on GraphQL multipart requests, and the
-authenticated download of inspection report attachments and complaint and dispute evidence
-files.
-
-Why the guard: a browser may send a `multipart/form-data` POST to another origin without
-a CORS preflight (it is a "simple request"), so a page on any site could submit forms to
-/graphql with the victim's ambient credentials. We authenticate with bearer tokens, not
-cookies, so there are none today; still, as Apollo Server and Strawberry recommend, a
-multipart request must carry a header no HTML form can set — `Apollo-Require-Preflight`
-(any non-empty value) or `X-Apollo-Operation-Name` — which makes a browser preflight it.
+"""The authenticated download of inspection report attachments and complaint, dispute and
+message files (the CSRF guard on multipart uploads is `server.limits.GraphQLRequestGuard`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from models import disputes, inspections, investigations, messages
 from models.accounts import Principal
 from models.errors import DomainError, ErrorCode
-from server.limits import is_multipart
-
-PREFLIGHT_HEADERS = (b"apollo-require-preflight", b"x-apollo-operation-name")
-
-
-class MultipartPreflightGuard:
-    """Refuse (400) a multipart request that lacks a preflight-forcing header."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and is_multipart(scope):
-            if not any(k in PREFLIGHT_HEADERS and v.strip() for k, v in scope["headers"]):
-                body = json.dumps(
-                    {
-                        "errors": [
-                            {
-                                "message": "multipart requests need the header "
-                                "'Apollo-Require-Preflight: true' (CSRF protection)",
-                                "extensions": {"code": "CSRF_PREFLIGHT_REQUIRED"},
-                            }
-                        ]
-                    }
-                ).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 400,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
 
 
 def _error(status: int, code: str, message: str) -> Response:

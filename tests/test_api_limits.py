@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -89,7 +90,29 @@ async def test_a_mutation_via_get_is_refused(api: Api) -> None:
     response = await api.http(
         "GET", params={"query": mutation}, headers={"Authorization": f"Bearer {buyer.token}"}
     )
-    assert 400 <= response.status_code < 500
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+    assert await ApiKey.count() == 0
+    query = await api.http("GET", params={"query": "{ viewer { role } }"})
+    assert query.status_code == 405  # no operation at all over GET
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "application/graphql", None],
+)
+async def test_only_json_bodies_are_taken(api: Api, content_type: str | None) -> None:
+    # What a cross-site HTML form (or a simple fetch) can send, refused before it runs.
+    buyer = await factories.buyer()
+    mutation = 'mutation { createApiKey(input: {name: "x", scopes: [READ]}) { secret } }'
+    headers = {"Authorization": f"Bearer {buyer.token}"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    body = json.dumps({"query": mutation})
+    response = await api.http("POST", content=body, headers=headers)
+    assert response.status_code == 415
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
     assert await ApiKey.count() == 0
 
 
@@ -154,3 +177,10 @@ async def test_the_contract_is_served(api: Api) -> None:
     assert response.status_code == 200
     assert response.text == CONTRACT
     assert response.headers["content-type"].startswith("application/graphql")
+
+
+async def test_batched_requests_are_refused(api: Api) -> None:
+    batch = [{"query": "{ viewer { role } }"}] * 50
+    response = await api.http("POST", json=batch)
+    assert response.status_code == 400
+    assert "batch" in response.text.lower()

@@ -40,7 +40,8 @@ def test_code_prints_exactly_the_contract() -> None:
 
 def test_differences_are_reported_for_a_breaking_change() -> None:
     contract = CONTRACT.read_text()
-    broken = contract.replace("  legalName: String!\n", "", 1)
+    broken = contract.replace('  """The registered legal name."""\n  legalName: String!\n', "", 1)
+    assert broken != contract
     assert any(
         line.startswith("BREAKING FIELD_REMOVED") for line in contract_differences(contract, broken)
     )

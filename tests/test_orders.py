@@ -4,10 +4,12 @@ cancellation, and who may touch an order."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+from typing import Any
 
 import pytest
 
-from models import config, orders
+from models import clock, config, orders
 from models.enums import OrderStatus, TradeAssuranceStatus
 from models.errors import DomainError, ErrorCode
 from models.tables import Order, OrderEvent, OrderLine, SupplierProfile
@@ -203,3 +205,24 @@ async def test_list_orders_shows_only_the_viewers_own() -> None:
     page2, _ = await orders.list_orders(s.principal, first=1, after_id=second.id)
     assert [o.id for o in page2] == [first.id]
     assert foreign.id not in {o.id for o in mine}
+
+
+async def test_list_orders_filters_by_creation_time_and_status(
+    frozen_clock: clock.FrozenClock,
+) -> None:
+    b, s, early = await confirmed_order()
+    frozen_clock.advance(days=2)
+    _, _, late = await confirmed_order(b, s)
+    await orders.cancel_order(b.principal, late.id, "not needed")
+    cut = early.created_at + dt.timedelta(days=1)
+
+    async def ids(**filters: Any) -> list[int]:
+        found, _ = await orders.list_orders(b.principal, first=10, after_id=None, **filters)
+        return [o.id for o in found]
+
+    assert await ids(created_from=cut) == [late.id]
+    assert await ids(created_to=cut) == [early.id]
+    assert await ids(created_from=early.created_at, created_to=late.created_at) == [early.id]
+    assert await ids(statuses=[OrderStatus.CANCELLED]) == [late.id]
+    both = [OrderStatus.CANCELLED, OrderStatus.AWAITING_INITIAL_PAYMENT]
+    assert await ids(statuses=both) == [late.id, early.id]
