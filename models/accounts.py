@@ -481,9 +481,11 @@ async def revoke_api_key(principal: Principal, key_id: int) -> ApiKey:
         if key is None or (
             key.company != principal.company_id and principal.role is not Role.MEDIATOR
         ):
-            raise DomainError(ErrorCode.NOT_FOUND, "no such API key", "id")
+            raise DomainError(ErrorCode.NOT_FOUND, "no such API key", "apiKeyId")
         if key.revoked_at is not None:
-            raise DomainError(ErrorCode.ALREADY_REVOKED, "this API key is already revoked", "id")
+            raise DomainError(
+                ErrorCode.ALREADY_REVOKED, "this API key is already revoked", "apiKeyId"
+            )
         key.revoked_at = clock.now()
         await key.save([ApiKey.revoked_at])
     forget_sessions()  # after commit: a look-up meanwhile could re-cache the live key

@@ -543,7 +543,12 @@ async def accept_modification(principal: Principal, modification_id: int) -> Ord
         if not found:
             raise DomainError(ErrorCode.NOT_FOUND, "no such modification", "modificationId")
         modification: OrderModification = found[0]
-        order, role = await lock_order(principal, modification.order)
+        try:
+            order, role = await lock_order(principal, modification.order)
+        except DomainError as e:
+            # Refused like a proposal that does not exist: an "orderId" the caller never
+            # sent would tell it this one does (found by tests/test_authorization.py).
+            raise DomainError(ErrorCode.NOT_FOUND, "no such modification", "modificationId") from e
         if modification.status != "PENDING":
             raise DomainError(
                 ErrorCode.MODIFICATION_NOT_PENDING,

@@ -284,8 +284,9 @@ class Investigation(relay.Node):
         return await _supplier(info, self.supplier_id)
 
     @strawberry.field(description="The accepted complaints it examines.")
-    async def complaints(self) -> list[Complaint]:
-        return [Complaint.of(c) for c in await investigations.complaints_of_investigation(self.id)]
+    async def complaints(self, info: Info) -> list[Complaint]:
+        found = await investigations.complaints_of_investigation(self.id, info.context.principal)
+        return [Complaint.of(c) for c in found]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
