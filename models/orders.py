@@ -546,6 +546,8 @@ async def accept_modification(principal: Principal, modification_id: int) -> Ord
         try:
             order, role = await lock_order(principal, modification.order)
         except DomainError as e:
+            if e.code is not ErrorCode.NOT_FOUND:
+                raise
             # Refused like a proposal that does not exist: an "orderId" the caller never
             # sent would tell it this one does (found by tests/test_authorization.py).
             raise DomainError(ErrorCode.NOT_FOUND, "no such modification", "modificationId") from e

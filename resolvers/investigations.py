@@ -283,7 +283,10 @@ class Investigation(relay.Node):
     async def supplier(self, info: Info) -> Supplier:
         return await _supplier(info, self.supplier_id)
 
-    @strawberry.field(description="The accepted complaints it examines.")
+    @strawberry.field(
+        description="The accepted complaints it examines: each shown to the buyer who filed "
+        "it and to mediators only (the supplier sees the investigation, not the complaints)."
+    )
     async def complaints(self, info: Info) -> list[Complaint]:
         found = await investigations.complaints_of_investigation(self.id, info.context.principal)
         return [Complaint.of(c) for c in found]
