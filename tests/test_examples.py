@@ -168,4 +168,4 @@ def test_an_example_exits_non_zero_on_errors_in_a_payload(demo_server: Server) -
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )  # fmt: skip
     assert declined.returncode == 1, declined.stdout
-    assert "error: payOrder:" in declined.stderr
+    assert "error: payOrder: PAYMENT_DECLINED" in declined.stderr
