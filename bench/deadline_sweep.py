@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench import gateway
+from bench import gateway, progress
 
 DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/ta_bench_deadlines"
 INDEX = "trade_order_next_deadline"
@@ -142,15 +142,24 @@ async def _measure(engine: str, orders: int, due: int) -> SweepResult:
         started = time.perf_counter()
         waiting = orders - due
         ended = waiting * 6 // 10  # completed long ago: no deadline left
-        await factories.bulk_orders(company, supplier_id, {None: ended}, now=now, due=False)
         not_due: dict[DeadlineKind | None, int] = dict(
             zip(kinds, _split(waiting - ended, len(kinds)), strict=True)
         )
-        await factories.bulk_orders(company, supplier_id, not_due, now=now, due=False)
         due_now: dict[DeadlineKind | None, int] = dict(
             zip(kinds, _split(due, len(kinds)), strict=True)
         )
-        await factories.bulk_orders(company, supplier_id, due_now, now=now, due=True)
+        phases: list[tuple[dict[DeadlineKind | None, int], bool]] = [
+            ({None: ended}, False),
+            (not_due, False),
+            (due_now, True),
+        ]
+        with progress.bar(orders, "seeding orders", "order") as seeding:
+            for counts, is_due in phases:
+                for kind, n in counts.items():  # one kind at a time, for the bar's sake
+                    await factories.bulk_orders(
+                        company, supplier_id, {kind: n}, now=now, due=is_due
+                    )
+                    seeding.update(n)
         await db.engine().run_ddl("ANALYZE")
         seed_s = time.perf_counter() - started
         print(f"seeded {orders:,} orders ({due:,} due) in {seed_s:.1f}s", flush=True)

@@ -56,7 +56,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from bench import gateway, setup
+from bench import gateway, progress, setup
 from bench.load import percentile
 from bench.setup import ERRORS, Actors
 from models.feed import Position
@@ -443,7 +443,9 @@ class _Generator:
                     for s, w in zip(self.subs, self.wants, strict=True)
                 ]
                 if self.subs:
-                    await self.all_subscribed.wait()
+                    subscribed = lambda: len(self.subs) - self.pending  # noqa: E731
+                    async with progress.watch(len(self.subs), "subscribing", "conn", subscribed):
+                        await self.all_subscribed.wait()
                 failed = [s.error for s in self.subs if s.error]
                 if failed:
                     raise RuntimeError(f"{len(failed)} connections failed, e.g. {failed[0]}")

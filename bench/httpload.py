@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import multiprocessing
+import operator
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from urllib.parse import urlparse
+
+from bench import progress
 
 MAX_FAILURE_SAMPLES = 5
 
@@ -126,7 +129,11 @@ async def _drive(
                 if measured:
                     result.latencies_ms.append(took_ms)
 
-        await asyncio.gather(*(worker(rd, wr) for rd, wr in conns))
+        # The bar reads how far the shared iterator got: nothing more per request.
+        label = f"{'measuring' if measured else 'warming up'} at {concurrency}"
+        sent = lambda: total - operator.length_hint(counter)  # noqa: E731
+        async with progress.watch(total, label, "req", sent):
+            await asyncio.gather(*(worker(rd, wr) for rd, wr in conns))
 
     try:
         await phase(warmup, measured=False)

@@ -11,12 +11,15 @@ import dataclasses
 import json
 import math
 import multiprocessing
+import operator
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import httpx
+
+from bench import progress
 
 MAX_FAILURE_SAMPLES = 10
 
@@ -88,7 +91,11 @@ async def _drive(
                         result.latencies_ms.append(took_ms)
                         result.payload_of.append(k)
 
-            await asyncio.gather(*(one_worker() for _ in range(concurrency)))
+            # The bar reads how far the shared iterator got: nothing more per request.
+            label = f"{'measuring' if measured else 'warming up'} at {concurrency}"
+            sent = lambda: total - operator.length_hint(counter)  # noqa: E731
+            async with progress.watch(total, label, "req", sent):
+                await asyncio.gather(*(one_worker() for _ in range(concurrency)))
 
         await phase(warmup, measured=False)
         started = time.perf_counter()

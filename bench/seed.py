@@ -19,6 +19,8 @@ from typing import Any
 import asyncpg
 from tqdm import tqdm
 
+from bench import progress
+
 BATCH = 5_000
 NOW = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)  # fixed, so reruns are identical
 
@@ -138,7 +140,7 @@ def _search_document(legal_name: str, categories: list[str], keywords: list[str]
 
 
 def _progress(count: int, engine: str) -> tqdm[Any]:
-    return tqdm(total=count, desc=f"seeding {engine}", unit="supplier", unit_scale=True)
+    return progress.bar(count, f"seeding {engine}", "supplier")
 
 
 def _sqlite_time(value: dt.datetime | None) -> str | None:

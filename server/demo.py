@@ -237,7 +237,8 @@ async def seed_demo() -> bool:
             role=Role.MEDIATOR,
             country="SG",
         )
-        for n in tqdm(range(SUPPLIER_COUNT), desc="demo suppliers", unit="supplier"):
+        # A progress bar on a terminal only (disable=None): logs and pipes stay plain.
+        for n in tqdm(range(SUPPLIER_COUNT), "demo suppliers", unit="supplier", disable=None):
             # Every fourth supplier is German, so the "led in Germany" search has results.
             country = "DE" if n % 4 == 0 else rng.choice(COUNTRIES)
             await _supplier(rng, n, _company_name(rng, n, country), country)
