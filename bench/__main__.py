@@ -7,7 +7,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bench import deadline_sweep, fanout, money_path, order_status, suite, supplier_search
+from bench import (
+    deadline_sweep,
+    fanout,
+    money_path,
+    order_cpu,
+    order_status,
+    suite,
+    supplier_search,
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -18,6 +26,7 @@ def parser() -> argparse.ArgumentParser:
     deadline_sweep.add_parser(sub)
     fanout.add_parser(sub)
     order_status.add_parser(sub)
+    order_cpu.add_parser(sub)
     suite.add_parser(sub)
     return p
 
