@@ -14,7 +14,7 @@ import contextvars
 import dataclasses
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from graphql import GraphQLError
 from prometheus_client import Counter, Histogram
@@ -104,18 +104,40 @@ class OperationMetrics(SchemaExtension):
 
     def _record(self, elapsed: float) -> None:
         context = self.execution_context
-        name = context.operation_name
-        info = current_request.get()
-        if info is not None:
-            if name:
-                info.operation = name if _NAME.fullmatch(name) else "other"
-            info.principal = getattr(context.context, "principal", None) or info.principal
         document = context.graphql_document
         kind = "unknown"  # a document that did not parse, or names no such operation
         if document is not None:
             with contextlib.suppress(RuntimeError):
                 kind = context.operation_type.value
-        OPERATIONS.labels(label_for(name), kind).observe(elapsed)
-        # The original errors: MaskErrors replaces the result's list, not this one.
-        for error in context.pre_execution_errors or ():
-            GRAPHQL_ERRORS.labels(_error_code(error, document is not None)).inc()
+        record_operation(
+            context.operation_name,
+            kind,
+            elapsed,
+            # The original errors: MaskErrors replaces the result's list, not this one.
+            context.pre_execution_errors,
+            getattr(context.context, "principal", None),
+            parsed=document is not None,
+        )
+
+
+def record_operation(
+    name: str | None,
+    kind: str,
+    elapsed: float,
+    errors: Iterable[GraphQLError] | None,
+    principal: Principal | None,
+    *,
+    parsed: bool = True,
+) -> None:
+    """One operation done: its metrics, and its name and caller for the access log. The
+    extension calls it, and so does the prepared path (resolvers/prepared.py), which
+    skips the extensions."""
+    info = current_request.get()
+    if info is not None:
+        if name:
+            info.operation = name if _NAME.fullmatch(name) else "other"
+        if principal is not None:
+            info.principal = principal
+    OPERATIONS.labels(label_for(name), kind).observe(elapsed)
+    for error in errors or ():
+        GRAPHQL_ERRORS.labels(_error_code(error, parsed)).inc()
