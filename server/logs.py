@@ -188,9 +188,9 @@ class RequestLog:
                 close_code = message.get("code", 1000)
             await send(message)
 
-        async def receive_close(message_source: Receive = receive) -> Message:
+        async def receive_close() -> Message:
             nonlocal close_code
-            message = await message_source()
+            message = await receive()
             if message["type"] == "websocket.disconnect" and close_code is None:
                 close_code = message.get("code", 1005)
             return message
