@@ -8,6 +8,7 @@ from strawberry import relay
 from models.errors import DomainError, ErrorCode
 from resolvers.conventions import describe_values
 from resolvers.error_codes import ERROR_CODES
+from resolvers.observability import count_business_error
 
 strawberry.enum(
     ErrorCode, description="Why a mutation was refused. Stable: clients may switch on it."
@@ -25,6 +26,7 @@ class UserError:
 
     @classmethod
     def of(cls, error: DomainError) -> "UserError":
+        count_business_error(error.code.value)  # every payload error is built here
         return cls(code=error.code, message=error.message, field=error.field)
 
 

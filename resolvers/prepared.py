@@ -14,6 +14,7 @@ with `python -m bench order-status --profile`: see docs/performance.md.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.utils.await_maybe import await_maybe
 
+from resolvers.observability import record_operation
 from resolvers.persisted import PersistedError, PersistedOperations
 
 MAX_PREPARED = 1024  # distinct operations kept; the oldest goes first
@@ -49,12 +51,15 @@ class PreparedSchema(strawberry.Schema):
         super().__init__(extensions=[*extensions, lambda: _Remember(self)], **kwargs)
         self._mask = mask
         self._persisted = persisted
-        self._prepared: dict[_Key, tuple[DocumentNode, OperationType]] = {}
+        # The document, its operation's type and name (for the metrics).
+        self._prepared: dict[_Key, tuple[DocumentNode, OperationType, str | None]] = {}
 
-    def remember(self, key: _Key, document: DocumentNode, kind: OperationType) -> None:
+    def remember(
+        self, key: _Key, document: DocumentNode, kind: OperationType, name: str | None
+    ) -> None:
         if len(self._prepared) >= MAX_PREPARED:
             del self._prepared[next(iter(self._prepared))]
-        self._prepared[key] = (document, kind)
+        self._prepared[key] = (document, kind, name)
 
     async def execute(
         self,
@@ -69,7 +74,9 @@ class PreparedSchema(strawberry.Schema):
         try:
             query = self._persisted.resolve(query, operation_extensions)
         except PersistedError as e:
-            return ExecutionResult(data=None, errors=[_refusal(e)], extensions={})
+            refusal = _refusal(e)
+            record_operation(operation_name, "unknown", 0.0, [refusal], None)
+            return ExecutionResult(data=None, errors=[refusal], extensions={})
         for attempt in range(1, RETRIES + 2):
             result = await self._execute_once(
                 query,
@@ -127,6 +134,7 @@ class PreparedSchema(strawberry.Schema):
                 allowed_operation_types,
                 operation_extensions,
             )
+        started = time.perf_counter()
         result = await await_maybe(
             execute(
                 self._schema,
@@ -141,6 +149,13 @@ class PreparedSchema(strawberry.Schema):
             )
         )
         errors: list[GraphQLError] | None = result.errors
+        record_operation(
+            prepared[2],
+            prepared[1].value,
+            time.perf_counter() - started,
+            errors,
+            getattr(context_value, "principal", None),
+        )  # what the OperationMetrics extension does on the full path
         if errors:
             self._process_errors(errors)  # logs them, drops field suggestions
             errors = self._mask._process_errors(errors)
@@ -198,4 +213,4 @@ class _Remember(SchemaExtension):
             return
         # The name the request gave (None: its only operation), as `execute` looks it up.
         named = context._provided_operation_name
-        self._schema.remember((context.query, named), document, kind)
+        self._schema.remember((context.query, named), document, kind, context.operation_name)

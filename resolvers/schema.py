@@ -26,6 +26,7 @@ from resolvers.inspections import InspectionMutations, InspectionQueries
 from resolvers.investigations import InvestigationMutations, InvestigationQueries
 from resolvers.live import LiveSubscriptions
 from resolvers.messages import MessageMutations
+from resolvers.observability import OperationMetrics
 from resolvers.orders import OrderMutations, OrderQueries
 from resolvers.payments import PaymentMutations, PaymentQueries
 from resolvers.persisted import PersistedOperations
@@ -136,6 +137,7 @@ def build_schema(
         lambda: MaxTokensLimiter(max_token_count=max_tokens),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
+        OperationMetrics,  # one hook per operation, none per field (resolvers/observability)
         _masking,
     ]
     # Operations seen (and valid) before skip the extensions: resolvers/prepared.py.

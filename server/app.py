@@ -1,5 +1,5 @@
 """The Starlette application: /graphql (HTTP, multipart uploads and WebSocket), /healthz,
-/readyz, inspection report downloads, and the payment provider's callback,
+/readyz, /metrics, inspection report downloads, and the payment provider's callback,
 /webhooks/payments."""
 
 from __future__ import annotations
@@ -27,12 +27,14 @@ from models import config, db
 from models.accounts import AuthError, authenticate
 from models.live import Hub
 from resolvers.context import Context
+from resolvers.observability import current_request
 from resolvers.persisted import Mode, PersistedOperations, load_manifest
 from resolvers.query_limits import Introspection
 from resolvers.schema import build_schema
-from server import scheduler, web
+from server import metrics, scheduler, web
 from server.auth import AuthGate, token_from_connection_params
 from server.limits import BodySizeLimit, GraphQLRequestGuard
+from server.logs import RequestLog
 from server.payments import install as install_payments
 from server.rate_limit import RateLimiter
 from server.settings import Settings
@@ -81,6 +83,8 @@ class GatewayGraphQL(GraphQL[Context, None]):
         except AuthError as e:
             raise ConnectionRejectionError({"code": e.code, "message": str(e)}) from e
         self.limits.admit(context.principal, context.request.scope)
+        if (info := current_request.get()) is not None:
+            info.principal = context.principal  # for the connection's close log line
         return {"role": context.principal.role.value}
 
     async def render_graphql_ide(self, request: Request) -> Response:
@@ -150,6 +154,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         poll_interval=settings.live_poll_seconds,
         queue_size=settings.subscriber_queue,
     )
+    metrics.watch_hub(live)
     limits = WebSocketLimits(per_principal=settings.ws_connections_per_principal)
     limiter = RateLimiter(settings.rate_limit_per_minute, settings.anonymous_rate_limit_per_minute)
     gate = functools.partial(AuthGate, limiter=limiter)  # one request budget per caller
@@ -179,7 +184,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             gc.collect()
             gc.freeze()
             try:
-                async with scheduler.running(settings.scheduler_interval_seconds):
+                async with scheduler.running(
+                    settings.scheduler_interval_seconds, settings.ledger_check_minutes
+                ):
                     yield
             finally:
                 await live.stop()
@@ -216,9 +223,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             payment_webhook,  # not behind AuthGate: the provider signs its calls instead
+            *(
+                [Route("/metrics", metrics.endpoint(settings.metrics_token), methods=["GET"])]
+                if settings.metrics
+                else []
+            ),
         ],
         middleware=[
-            Middleware(ExposeAbort),
+            Middleware(ExposeAbort),  # first: it needs uvicorn's own `send`
+            Middleware(RequestLog),  # the request id, on every response (413s too)
             Middleware(
                 BodySizeLimit,
                 max_bytes=settings.max_body_bytes,

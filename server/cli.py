@@ -18,9 +18,16 @@ from server.settings import Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import logging.config
+
     import uvicorn
 
+    from server.logs import log_config
+
     settings = Settings.from_env()
+    log_level = os.environ.get("TA_LOG_LEVEL", "info")
+    logging_config = log_config(settings.log_format, log_level)  # JSON lines by default
+    logging.config.dictConfig(logging_config)
     host = args.host or settings.host
     port = args.port or settings.port
     if args.demo:
@@ -47,7 +54,9 @@ def _serve(args: argparse.Namespace) -> int:
         host=host,
         port=port,
         workers=args.workers,
-        log_level=os.environ.get("TA_LOG_LEVEL", "info"),
+        log_level=log_level,
+        log_config=logging_config,  # each worker applies it
+        access_log=False,  # server/logs.py writes the access log, with the request id
         ws="websockets-sansio",
     )
     return 0

@@ -13,7 +13,9 @@ import sys
 from models import db, ledger
 
 
-async def _check() -> tuple[list[str], ledger.LedgerTotals]:
+async def check() -> tuple[list[str], ledger.LedgerTotals]:
+    """The violations (none: the books are sound) and the ledger's size; the server's
+    scheduler runs it too (server/scheduler.py)."""
     return await ledger.check(), await ledger.totals()
 
 
@@ -25,7 +27,7 @@ def run() -> int:
             file=sys.stderr,
         )
         return 3
-    problems, totals = asyncio.run(_check())
+    problems, totals = asyncio.run(check())
     for problem in problems:
         print(problem)
     summary = f"{totals.postings} postings, {totals.transactions} transactions"

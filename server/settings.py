@@ -59,6 +59,15 @@ def _method_days(raw: str | None) -> tuple[tuple[str, int], ...]:
     return tuple(pairs.items())
 
 
+def _log_format(raw: str | None) -> str:
+    """TA_LOG_FORMAT: json (the default: one JSON object a line, for log collectors) or
+    text (for reading on a terminal during development)."""
+    value = (raw or "json").strip().lower()
+    if value not in ("json", "text"):
+        raise ValueError(f"TA_LOG_FORMAT must be json or text, not {raw!r}")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     database_url: str | None
@@ -98,6 +107,13 @@ class Settings:
     # Requests per minute per principal, and per address without credentials; 0: off.
     rate_limit_per_minute: int = 0
     anonymous_rate_limit_per_minute: int = 0
+    # Minutes between two ledger checks in each server process (and one at start); 0: off.
+    ledger_check_minutes: float = 60.0
+    # /metrics: on by default in development only; with a token, scrapes must send it
+    # (`Authorization: Bearer …`). See the README's Operations section.
+    metrics: bool = True
+    metrics_token: str | None = None
+    log_format: str = "json"  # or "text", for reading on a terminal
 
     @property
     def development(self) -> bool:
@@ -208,6 +224,10 @@ class Settings:
                 ("on", "authenticated", "partners", "off"),
                 "on" if environment == "development" else "partners",
             ),
+            ledger_check_minutes=float(os.environ.get("TA_LEDGER_CHECK_MINUTES") or "60"),
+            metrics=_bool("TA_METRICS", environment == "development"),
+            metrics_token=os.environ.get("TA_METRICS_TOKEN") or None,
+            log_format=_log_format(os.environ.get("TA_LOG_FORMAT")),
         )
 
 

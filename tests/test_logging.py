@@ -1,0 +1,180 @@
+"""Structured logs and the request id, against a real uvicorn gateway: the X-Request-ID
+header on every response, JSON lines carrying it, and no secret in them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from resolvers.observability import RequestInfo, current_request
+from server.logs import RequestIdFilter, log_config
+from tests import factories
+from tests.api import Server, cli_env, wait_ready
+from tests.logged_server import start_logged_server
+
+GENERATED = re.compile(r"[0-9a-f]{32}")
+LOG_IN = """mutation LogIn($email: String!, $password: String!) {
+  login(input: {email: $email, password: $password}) { token errors { code } } }"""
+
+
+@pytest.fixture(scope="module")
+def logged(
+    database: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, Path]]:
+    log = tmp_path_factory.mktemp("logs") / "gateway.log"
+    env = cli_env(TA_LOG_LEVEL="info", TA_LOG_FORMAT="json", TA_MAX_BODY_BYTES="4000")
+    server = start_logged_server(env, log)
+    try:
+        assert wait_ready(server), log.read_text()
+        yield server, log
+    finally:
+        server.stop()
+
+
+def lines(log: Path) -> list[dict[str, Any]]:
+    """Every line the gateway wrote after start-up's banner: each must be a JSON object."""
+    out = []
+    for line in log.read_text().splitlines():
+        if line.startswith("{"):
+            out.append(json.loads(line))
+    return out
+
+
+def access_line(log: Path, request_id: str, message: str = "") -> dict[str, Any]:
+    """The access line of a request, once the server has written it (it comes after the
+    response, so poll)."""
+    deadline = time.monotonic() + 10
+    while True:
+        for entry in lines(log):
+            if (
+                entry.get("logger") == "trade_assurance.access"
+                and entry.get("request_id") == request_id
+                and message in entry["message"]
+            ):
+                return entry
+        assert time.monotonic() < deadline, f"no access line for {request_id}"
+        time.sleep(0.05)
+
+
+def test_the_request_id_is_echoed_or_generated_on_every_response(
+    logged: tuple[Server, Path],
+) -> None:
+    server, _ = logged
+    given = server.get("/healthz")
+    assert GENERATED.fullmatch(given.headers["x-request-id"])
+    with httpx.Client(base_url=server.base, timeout=5) as client:
+        echoed = client.get("/healthz", headers={"X-Request-ID": "probe-1.a_B"})
+        assert echoed.headers["x-request-id"] == "probe-1.a_B"
+        for insane in ["x" * 65, "has space", "semi;colon"]:
+            replaced = client.get("/healthz", headers={"X-Request-ID": insane})
+            assert GENERATED.fullmatch(replaced.headers["x-request-id"]), insane
+        missing = client.get("/no/such/page", headers={"X-Request-ID": "lost-404"})
+        assert missing.status_code == 404 and missing.headers["x-request-id"] == "lost-404"
+        too_large = client.post(
+            "/graphql",
+            content=json.dumps({"query": "{ __typename }", "pad": "x" * 5000}),
+            headers={"Content-Type": "application/json", "X-Request-ID": "big-413"},
+        )
+        assert too_large.status_code == 413 and too_large.headers["x-request-id"] == "big-413"
+        refused = client.post(
+            "/graphql",
+            json={"query": "{ __typename }"},
+            headers={"Authorization": "Bearer tat_nonsense", "X-Request-ID": "bad-401"},
+        )
+        assert refused.status_code == 401 and refused.headers["x-request-id"] == "bad-401"
+
+
+async def test_access_lines_are_json_with_the_request_id_and_no_secrets(
+    logged: tuple[Server, Path],
+) -> None:
+    server, log = logged
+    buyer = await factories.buyer()
+    async with httpx.AsyncClient(base_url=server.base, timeout=10) as client:
+        login = await client.post(
+            "/graphql",
+            json={"query": LOG_IN, "variables": {"email": buyer.email,
+                                                 "password": factories.PASSWORD}},
+            headers={"X-Request-ID": "login-1"},
+        )  # fmt: skip
+        token = login.json()["data"]["login"]["token"]
+        assert token
+        viewer = await client.post(
+            "/graphql",
+            json={"query": "query Me { viewer { role } }"},
+            headers={"Authorization": f"Bearer {token}", "X-Request-ID": "viewer-1"},
+        )
+        assert viewer.json()["data"]["viewer"]["role"] == "BUYER"
+
+    entry = access_line(log, "login-1")
+    assert entry["method"] == "POST" and entry["path"] == "/graphql"
+    assert entry["status"] == 200 and entry["operation"] == "LogIn"
+    assert isinstance(entry["duration_ms"], float | int) and "time" in entry
+    me = access_line(log, "viewer-1")
+    assert me["operation"] == "Me"
+    assert me["principal"] == f"user:{buyer.principal.user_id}" and me["role"] == "BUYER"
+
+    text = log.read_text()
+    for secret in [factories.PASSWORD, token, buyer.token]:
+        assert secret not in text
+    assert "authorization" not in text.lower()
+
+
+async def test_websocket_connections_get_a_request_id(logged: tuple[Server, Path]) -> None:
+    server, log = logged
+    buyer = await factories.buyer()
+    async with websockets.connect(
+        server.ws_url,
+        subprotocols=[websockets.Subprotocol("graphql-transport-ws")],
+        additional_headers={"X-Request-ID": "socket-7"},
+    ) as socket:
+        assert socket.response is not None
+        assert socket.response.headers["x-request-id"] == "socket-7"
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {buyer.token}"}}
+        await socket.send(json.dumps(init))
+        assert json.loads(await socket.recv())["type"] == "connection_ack"
+    assert access_line(log, "socket-7", "websocket connected")["path"] == "/graphql"
+    closed = access_line(log, "socket-7", "websocket closed")
+    assert closed["principal"] == f"user:{buyer.principal.user_id}"
+    assert closed["close_code"] is not None
+    assert buyer.token not in log.read_text()
+
+
+def test_every_line_written_under_a_request_carries_its_id() -> None:
+    """The filter stamps any logger's records, not only the access log's."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    handler.addFilter(RequestIdFilter())
+    logger = logging.getLogger("tests.somewhere.deep")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info("outside")
+        token = current_request.set(RequestInfo("inside-1"))
+        try:
+            logger.info("inside")
+        finally:
+            current_request.reset(token)
+    finally:
+        logger.removeHandler(handler)
+    assert [getattr(r, "request_id", "unset") for r in records] == [None, "inside-1"]
+
+
+def test_text_format_is_available_for_development() -> None:
+    config = log_config("text", "debug")
+    assert "%(request_id)s" in config["formatters"]["default"]["format"]
+    assert config["root"]["level"] == "DEBUG"
+    assert config["loggers"]["uvicorn.access"]["propagate"] is False
