@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 class Server:
     process: subprocess.Popen[str]
     port: int
+    # The process's output goes to this file, not a pipe: a pipe nobody reads fills up
+    # (a few hundred log lines) and the server stalls writing to it.
+    log: Path
 
     @property
     def base(self) -> str:
@@ -135,6 +139,9 @@ class Server:
     def get(self, path: str) -> httpx.Response:
         return httpx.get(f"{self.base}{path}", timeout=5)
 
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
     def stop(self) -> str:
         """Stop the process (if running) and return everything it printed."""
         if self.process.poll() is None:
@@ -143,23 +150,28 @@ class Server:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        out, _ = self.process.communicate()
-        return out
+                self.process.wait(10)
+        return self.output()
 
 
-def start_server(env: dict[str, str] | None = None, port: int | None = None) -> Server:
+def start_server(
+    env: dict[str, str] | None = None, port: int | None = None, log: Path | None = None
+) -> Server:
     """A gateway process on `port` (a free one by default; the same port again restarts it
-    where clients expect it)."""
+    where clients expect it), its output in `log` (a temporary file by default)."""
     port = port or free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own console script
-        [CLI, "serve", "--port", str(port)],
-        env=env or cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-    )
-    return Server(process, port)
+    if log is None:
+        log = Path(tempfile.mkdtemp(prefix="ta-server-")) / "output.log"
+    with log.open("w") as out:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(  # noqa: S603 - our own console script
+            [CLI, "serve", "--port", str(port)],
+            env=env or cli_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+        )
+    return Server(process, port, log)
 
 
 def wait_ready(server: Server, timeout: float = 30) -> bool:

@@ -18,8 +18,7 @@ import websockets
 from resolvers.observability import RequestInfo, current_request
 from server.logs import RequestIdFilter, log_config
 from tests import factories
-from tests.api import Server, cli_env, wait_ready
-from tests.logged_server import start_logged_server
+from tests.api import Server, cli_env, start_server, wait_ready
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 LOG_IN = """mutation LogIn($email: String!, $password: String!) {
@@ -32,7 +31,7 @@ def logged(
 ) -> Iterator[tuple[Server, Path]]:
     log = tmp_path_factory.mktemp("logs") / "gateway.log"
     env = cli_env(TA_LOG_LEVEL="info", TA_LOG_FORMAT="json", TA_MAX_BODY_BYTES="4000")
-    server = start_logged_server(env, log)
+    server = start_server(env, log=log)
     try:
         assert wait_ready(server), log.read_text()
         yield server, log

@@ -20,8 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from models import clock, ledger
 from models.db import write_transaction
 from tests import factories
-from tests.api import Api, Server, cli_env, gid, make_app, wait_ready
-from tests.logged_server import start_logged_server
+from tests.api import Api, Server, cli_env, gid, make_app, start_server, wait_ready
 
 pytest_plugins = ("tests.api_plugin",)
 
@@ -71,7 +70,7 @@ async def post(server: Server, query: str, token: str | None = None, **extra: An
 def gateway(database: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One gateway for the module: its metrics only grow, so tests compare before/after."""
     log = tmp_path_factory.mktemp("metrics") / "gateway.log"
-    server = start_logged_server(cli_env(), log)
+    server = start_server(cli_env(), log=log)
     try:
         assert wait_ready(server), log.read_text()
         yield server
@@ -156,7 +155,7 @@ async def test_the_ledger_check_runs_at_start_up(gateway: Server) -> None:
 
 @contextlib.asynccontextmanager
 async def scheduled_gateway(tmp_path: Path, **env: str) -> AsyncIterator[Server]:
-    server = start_logged_server(cli_env(**env), tmp_path / "gateway.log")
+    server = start_server(cli_env(**env), log=tmp_path / "gateway.log")
     try:
         assert wait_ready(server), (tmp_path / "gateway.log").read_text()
         yield server
