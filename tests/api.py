@@ -7,6 +7,7 @@ import a plugin itself to rewrite its asserts, and test modules import this one 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +174,17 @@ def start_server(
             cwd=ROOT,
         )
     return Server(process, port, log)
+
+
+@contextlib.contextmanager
+def serving(**env: str) -> Iterator[Server]:
+    """A ready gateway process on the test database with these settings, stopped after."""
+    server = start_server(cli_env(**env))
+    try:
+        assert wait_ready(server), server.stop()
+        yield server
+    finally:
+        server.stop()
 
 
 def wait_ready(server: Server, timeout: float = 30) -> bool:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.api import Api, Server, make_app, start_server, wait_ready
+from tests.api import Api, Server, make_app, serving
 
 
 @pytest.fixture
@@ -18,9 +18,5 @@ def api() -> Api:
 @pytest.fixture(scope="module")
 def live_server(database: None) -> Iterator[Server]:
     """A real uvicorn gateway on the test database, for the whole module."""
-    server = start_server()
-    try:
-        assert wait_ready(server), server.stop()
+    with serving() as server:
         yield server
-    finally:
-        server.stop()

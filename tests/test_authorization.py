@@ -77,7 +77,7 @@ from resolvers.policy import (
 from resolvers.schema import build_schema
 from server.payments.sandbox import CARD_SUCCEEDS
 from tests import conftest, factories
-from tests.api import cli_env, gid, make_app, start_server, wait_ready
+from tests.api import gid, make_app, serving
 from tests.test_live import ws
 
 pytest_plugins = ("tests.api_plugin",)
@@ -1302,12 +1302,8 @@ async def test_subscription(world: World, field: str) -> None:
 
 @pytest.fixture(scope="module")
 def gateway(world: World) -> Iterator[Any]:
-    server = start_server(cli_env(TA_LIVE_POLL_SECONDS="0.05"))
-    try:
-        assert wait_ready(server), server.stop()
+    with serving(TA_LIVE_POLL_SECONDS="0.05") as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def test_over_a_real_websocket_a_foreign_order_is_refused(world: World, gateway: Any) -> None:

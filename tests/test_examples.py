@@ -16,7 +16,7 @@ from strawberry.relay import from_base64
 from models import feed
 from models.tables import OrderEvent
 from server.demo import seed_demo
-from tests.api import ROOT, Server, cli_env, start_server, wait_ready
+from tests.api import ROOT, Server, serving
 
 EXAMPLES = ROOT / "examples"
 
@@ -31,12 +31,8 @@ async def demo_data(database: None) -> AsyncIterator[None]:
 def demo_server(demo_data: None) -> Iterator[Server]:
     """One gateway per test (every test empties the tables, which a running reader would
     not expect); it polls often, for on SQLite only the poll sees the examples' commits."""
-    server = start_server(cli_env(TA_LIVE_POLL_SECONDS="0.05"))
-    try:
-        assert wait_ready(server), server.stop()
+    with serving(TA_LIVE_POLL_SECONDS="0.05") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def command(server: Server, script: str, *args: str) -> list[str]:

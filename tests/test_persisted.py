@@ -18,7 +18,7 @@ from models.tables import ApiKey
 from resolvers.persisted import Mode, PersistedError, PersistedOperations, load_manifest, sha256
 from server.settings import Settings
 from tests import factories
-from tests.api import Api, Server, bearer, cli_env, make_app, start_server, wait_ready
+from tests.api import Api, Server, bearer, make_app, serving
 
 VIEWER = "query Viewer { viewer { role } }"
 CREATE_KEY = 'mutation { createApiKey(input: {name: "x", scopes: [READ]}) { secret } }'
@@ -121,13 +121,8 @@ async def test_trusted_documents_run_only_the_manifests_operations(manifest: Pat
 
 @pytest.fixture
 def trusted_server(manifest: Path, database: None) -> Iterator[Server]:
-    env = cli_env(TA_PERSISTED_OPERATIONS="trusted", TA_TRUSTED_DOCUMENTS=str(manifest))
-    server = start_server(env)
-    try:
-        assert wait_ready(server), server.stop()
+    with serving(TA_PERSISTED_OPERATIONS="trusted", TA_TRUSTED_DOCUMENTS=str(manifest)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 async def test_trusted_documents_hold_over_the_websocket(trusted_server: Server) -> None:

@@ -16,7 +16,7 @@ from models import accounts
 from models.tables import ApiKey
 from resolvers.prepared import RETRIES
 from tests import factories
-from tests.api import Api, Server, bearer, cli_env, gid, make_app, start_server, wait_ready
+from tests.api import Api, Server, bearer, gid, make_app, serving
 from tests.conftest import ENGINE, TEST_DATABASE_URL
 
 NEW_KEY = 'mutation { createApiKey(input: {name: "k", scopes: [READ]}) { secret } }'
@@ -92,12 +92,8 @@ async def test_what_is_not_run_again(
 
 @pytest.fixture
 def impatient_server(database: None) -> Iterator[Server]:
-    server = start_server(cli_env(TA_PG_LOCK_TIMEOUT_MS="300"))
-    try:
-        assert wait_ready(server), server.stop()
+    with serving(TA_PG_LOCK_TIMEOUT_MS="300") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.skipif(ENGINE != "postgres", reason="PostgreSQL's row locks and lock_timeout")
