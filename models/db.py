@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import asyncpg
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
@@ -66,7 +67,8 @@ def make_engine(database_url: str | None) -> Engine[Any]:
 # and may simply run again); 55P03 lock not available, 57014 statement cancelled (a
 # timeout: running again at once would likely wait as long).
 RETRYABLE_STATES = frozenset({"40001", "40P01"})
-TRANSIENT_STATES = RETRYABLE_STATES | {"55P03", "57014"}
+# 57P01-57P03: the server shutting down or starting; class 08: the connection was lost.
+TRANSIENT_STATES = RETRYABLE_STATES | {"55P03", "57014", "57P01", "57P02", "57P03"}
 
 
 def is_retryable(error: BaseException | None) -> bool:
@@ -75,10 +77,14 @@ def is_retryable(error: BaseException | None) -> bool:
 
 def is_transient(error: BaseException | None) -> bool:
     """A failure of the moment, not of the request: the database was busy (a lock or
-    statement timeout, a deadlock, a serialization failure; SQLite's busy timeout)."""
+    statement timeout, a deadlock, a serialization failure; SQLite's busy timeout) or
+    the connection to it was lost."""
     if isinstance(error, sqlite3.OperationalError):
         return "locked" in str(error) or "busy" in str(error)
-    return getattr(error, "sqlstate", None) in TRANSIENT_STATES
+    if isinstance(error, OSError | asyncpg.InterfaceError | asyncpg.InternalClientError):
+        return True  # the connection went away (a restart, a failover): the pool renews it
+    state = getattr(error, "sqlstate", None)
+    return state in TRANSIENT_STATES or (isinstance(state, str) and state.startswith("08"))
 
 
 def engine() -> Engine[Any]:
