@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import strawberry
 from graphql import DocumentNode, GraphQLError, execute, get_operation_ast
@@ -33,7 +33,13 @@ from resolvers.persisted import PersistedError, PersistedOperations
 MAX_PREPARED = 1024  # distinct operations kept; the oldest goes first
 RETRIES = 2  # a mutation hit by a deadlock or a serialization failure runs this often again
 
-_Key = tuple[str, str | None]
+_Key = tuple[str, str | None]  # the text and the operation name the request gave
+
+
+class _Prepared(NamedTuple):
+    document: DocumentNode
+    kind: OperationType
+    name: str | None  # the operation's own name (for the metrics)
 
 
 class PreparedSchema(strawberry.Schema):
@@ -51,15 +57,14 @@ class PreparedSchema(strawberry.Schema):
         super().__init__(extensions=[*extensions, lambda: _Remember(self)], **kwargs)
         self._mask = mask
         self._persisted = persisted
-        # The document, its operation's type and name (for the metrics).
-        self._prepared: dict[_Key, tuple[DocumentNode, OperationType, str | None]] = {}
+        self._prepared: dict[_Key, _Prepared] = {}
 
     def remember(
         self, key: _Key, document: DocumentNode, kind: OperationType, name: str | None
     ) -> None:
         if len(self._prepared) >= MAX_PREPARED:
             del self._prepared[next(iter(self._prepared))]
-        self._prepared[key] = (document, kind, name)
+        self._prepared[key] = _Prepared(document, kind, name)
 
     async def execute(
         self,
@@ -105,9 +110,9 @@ class PreparedSchema(strawberry.Schema):
         if not errors or any(not (e.extensions or {}).get("retryable") for e in errors):
             return False
         prepared = self._prepared.get((query, operation_name)) if query else None
-        if prepared is None or prepared[1] is not OperationType.MUTATION:
+        if prepared is None or prepared.kind is not OperationType.MUTATION:
             return False
-        operation = get_operation_ast(prepared[0], operation_name)
+        operation = get_operation_ast(prepared.document, operation_name)
         return operation is not None and len(operation.selection_set.selections) == 1
 
     async def _execute_once(
@@ -122,7 +127,7 @@ class PreparedSchema(strawberry.Schema):
     ) -> ExecutionResult:
         prepared = self._prepared.get((query, operation_name)) if query else None
         allowed = allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES
-        if prepared is None or prepared[1] not in allowed:
+        if prepared is None or prepared.kind not in allowed:
             # First sight, invalid, or not allowed here (a mutation over GET): the full
             # path, which validates, refuses and reports as always.
             return await super().execute(
@@ -138,7 +143,7 @@ class PreparedSchema(strawberry.Schema):
         result = await await_maybe(
             execute(
                 self._schema,
-                prepared[0],
+                prepared.document,
                 root_value=root_value,
                 context_value=context_value,
                 variable_values=variable_values,
@@ -150,8 +155,8 @@ class PreparedSchema(strawberry.Schema):
         )
         errors: list[GraphQLError] | None = result.errors
         record_operation(
-            prepared[2],
-            prepared[1].value,
+            prepared.name,
+            prepared.kind.value,
             time.perf_counter() - started,
             errors,
             getattr(context_value, "principal", None),
