@@ -947,3 +947,49 @@ async def test_escrow_model() -> None:
         clock.reset_clock()
         provider._provider = previous
     assert STATS["steps"] > 0
+
+
+# --- regressions found by the model ------------------------------------------------------
+
+
+async def test_no_late_shipment_refund_claim_under_an_open_dispute(
+    frozen_clock: clock.FrozenClock,
+) -> None:
+    """Found by the model: a buyer with an open late-shipment dispute claimed the
+    late-shipment refund, which emptied escrow and ended the order REFUNDED under the
+    open dispute; a mediator then decided it for the supplier and the order went
+    REFUNDED -> COMPLETED. The claim is now refused while the dispute is open (its
+    outcome decides the money), and the dispute is decided as usual."""
+    previous = provider._provider
+    provider.set_provider(SandboxProvider())
+    try:
+        buyer, _, order = await factories.confirmed_order()
+        await payments.pay_order(
+            buyer.principal, order.id, usd(order.total_minor), PaymentMethod.CARD,
+            idempotency_key="pay", source=CARD_SUCCEEDS,
+        )  # fmt: skip
+        frozen_clock.advance(days=31)
+        await sweep.run_sweep()
+        assert (await order_row(order.id)).status == S.OVERDUE.value
+        dispute = await disputes.open_dispute(
+            buyer.principal, order.id, reason=DisputeReason.LATE_SHIPMENT,
+            requested=usd(1_000_00), description="late", idempotency_key="open",
+        )  # fmt: skip
+        before = await fingerprint()
+        with pytest.raises(DomainError) as refused:
+            await lifecycle.claim_late_shipment_refund(
+                buyer.principal, order.id, idempotency_key="claim"
+            )
+        assert refused.value.code is ErrorCode.DISPUTE_ALREADY_OPEN
+        assert await fingerprint() == before
+        frozen_clock.advance(days=8)
+        await sweep.run_sweep()  # escalates the dispute
+        mediator = await factories.staff()
+        await disputes.resolve_dispute(
+            mediator.principal, dispute.id, DisputeDecision.RELEASE_TO_SUPPLIER,
+            reason="decided", idempotency_key="resolve",
+        )  # fmt: skip
+        assert (await order_row(order.id)).status == S.COMPLETED.value
+        await check_invariants()
+    finally:
+        provider._provider = previous
