@@ -257,6 +257,11 @@ async def check_invariants() -> None:
         assert m.released + m.refunded + m.refund_pending <= m.paid, f"order {o.id}: {m}"
         assert m.paid == succeeded[o.id], f"order {o.id}: ledger {m.paid}, payments {succeeded}"
         assert m.paid <= o.total_minor, f"order {o.id}: paid {m.paid} of {o.total_minor}"
+        # An order waiting for money has some left to pay (else it waits for ever).
+        if o.status in (S.AWAITING_INITIAL_PAYMENT.value, S.AWAITING_BALANCE.value):
+            assert m.paid < o.total_minor, f"order {o.id} is {o.status}, fully paid"
+        if o.status == S.AWAITING_INITIAL_PAYMENT.value:
+            assert m.paid < o.initial_minor, f"order {o.id} is {o.status}, initial paid"
         if o.status in ENDED:
             assert m.held == 0, f"order {o.id} is {o.status} and escrow holds {m.held}"
         if o.status == S.CANCELLED.value:
@@ -990,6 +995,43 @@ async def test_no_late_shipment_refund_claim_under_an_open_dispute(
             reason="decided", idempotency_key="resolve",
         )  # fmt: skip
         assert (await order_row(order.id)).status == S.COMPLETED.value
+        await check_invariants()
+    finally:
+        provider._provider = previous
+
+
+@pytest.mark.parametrize("initial", [0, 1_500_00])
+async def test_a_modification_down_to_what_was_paid_leaves_nothing_due(initial: int) -> None:
+    """Found by the model: accepting a modification that brings the total down to what
+    was paid (or the initial payment down to it) left the order waiting for a payment
+    of 0, which the ledger refused after the provider was asked: the order was stuck.
+    Now the status follows the new terms, and a payment of 0 is refused up front."""
+    previous = provider._provider
+    provider.set_provider(SandboxProvider())
+    try:
+        buyer, supplier, order = await factories.confirmed_order()
+        if initial:  # 1,500.00 of 3,000.00 paid; the new total is 1,500.00
+            await payments.pay_order(
+                buyer.principal, order.id, usd(initial), PaymentMethod.CARD,
+                idempotency_key="pay", source=CARD_SUCCEEDS,
+            )  # fmt: skip
+            terms = factories.contract(quantity=1)
+            expected = S.PAID
+        else:  # nothing paid; the initial payment becomes 0: the balance is due
+            terms = factories.contract(initial_payment_minor=0)
+            expected = S.AWAITING_BALANCE
+        with pytest.raises(DomainError) as zero:
+            await payments.pay_order(
+                buyer.principal, order.id, usd(0), PaymentMethod.CARD,
+                idempotency_key="zero", source=CARD_SUCCEEDS,
+            )  # fmt: skip
+        assert zero.value.code is ErrorCode.INVALID_AMOUNT
+        proposal = await orders.propose_modification(buyer.principal, order.id, terms, "less")
+        accepted = await orders.accept_modification(supplier.principal, proposal.id)
+        assert accepted.status == expected.value
+        assert accepted.next_deadline_at == (
+            accepted.shipping_deadline if initial else accepted.payment_deadline
+        )
         await check_invariants()
     finally:
         provider._provider = previous
