@@ -42,6 +42,7 @@ from models.enums import (
     Scope,
 )
 from models.errors import DomainError, ErrorCode
+from models.lifecycle import refuse_while_disputed
 from models.money import Money
 from models.orders import (
     check_status,
@@ -580,6 +581,7 @@ async def claim_refund(principal: Principal, order_id: int, *, idempotency_key: 
                 "orderId",
             )
         check_status(order, PRE_SHIPMENT, "claim a refund for")
+        await refuse_while_disputed(order.id)
         if await Payment.exists().where(
             (Payment.order == order.id)
             & (Payment.status == PaymentStatus.PENDING.value)

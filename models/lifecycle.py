@@ -205,6 +205,7 @@ async def claim_late_shipment_refund(
         require_scope(principal, Scope.PAYMENTS)
         now = clock.now()
         _check_late(order, now)
+        await refuse_while_disputed(order.id)
         held = await ledger.held(order.id)
         if held <= 0:
             raise DomainError(
@@ -237,6 +238,19 @@ async def has_open_dispute(order_id: int) -> bool:
             & Dispute.status.is_in([DisputeStatus.OPEN.value, DisputeStatus.ESCALATED.value])
         )
     )
+
+
+async def refuse_while_disputed(order_id: int) -> None:
+    """A refund claim on an order with an open dispute is refused: the dispute's outcome
+    decides the money. (Claiming emptied escrow and ended the order REFUNDED under the
+    open dispute, which a mediator could then decide for the supplier: REFUNDED ->
+    COMPLETED, found by tests/test_escrow_model.py.)"""
+    if await has_open_dispute(order_id):
+        raise DomainError(
+            ErrorCode.DISPUTE_ALREADY_OPEN,
+            "this order has an open dispute; its outcome decides the refund",
+            "orderId",
+        )
 
 
 async def release_held_and_complete(

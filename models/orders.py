@@ -521,6 +521,17 @@ async def _check_modification_fits(order: Order, contract: Contract) -> None:
         raise DomainError(
             ErrorCode.INVALID_CURRENCY, "the currency of an order cannot change", "currency"
         )
+    if await Payment.exists().where(
+        (Payment.order == order.id)
+        & (Payment.status == PaymentStatus.PENDING.value)
+        & Payment.inspection.is_null()
+    ):
+        # Its outcome could take the paid total above the new contract's.
+        raise DomainError(
+            ErrorCode.PAYMENT_IN_PROGRESS,
+            "a payment for this order is still pending; wait for its outcome",
+            "orderId",
+        )
     paid = await succeeded_minor(order.id)
     if contract.total_minor < paid:
         raise DomainError(
@@ -565,9 +576,21 @@ async def accept_modification(principal: Principal, modification_id: int) -> Ord
         contract = Contract.from_json(modification.contract)
         await _check_modification_fits(order, contract)
         now = clock.now()
+        old = order.status
         _apply_terms(order, contract)
         if order.status != OrderStatus.PENDING_CONFIRMATION.value:
             await _reserve_coverage(order, await _check_protected_or_current(order.supplier))
+            # What is due follows the new terms: a total brought down to what was paid
+            # leaves nothing to pay (PAID), an initial payment brought down to it (or to
+            # nothing) leaves the balance. Otherwise the order waited for a payment of 0.
+            paid = await succeeded_minor(order.id)
+            if paid >= order.total_minor:
+                order.status = OrderStatus.PAID.value
+            elif paid >= order.initial_minor:
+                order.status = OrderStatus.AWAITING_BALANCE.value
+            order.next_deadline_at = deadlines.next_due(
+                order, anything_paid=paid > 0, payment_pending=False
+            )
         order.version += 1
         order.updated_at = now
         await order.save()
@@ -576,7 +599,7 @@ async def accept_modification(principal: Principal, modification_id: int) -> Ord
         modification.decided_at = now
         await modification.save()
         await events.record(
-            order.id, "MODIFICATION_ACCEPTED", old_status=order.status, new_status=order.status,
+            order.id, "MODIFICATION_ACCEPTED", old_status=old, new_status=order.status,
             actor=events.Actor.of(principal), at=now, reason=f"contract version {order.version}",
         )  # fmt: skip
     return order

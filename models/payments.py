@@ -136,6 +136,8 @@ async def pay_order(
             return await payment_result(previous)
         _require_buyer(principal, role, "pay")
         check_status(order, PAYABLE, "pay")
+        if amount.minor <= 0:  # nothing to charge; the ledger refuses a posting of 0
+            raise DomainError(ErrorCode.INVALID_AMOUNT, "a payment is positive", "amount")
         if amount.currency != order.currency:
             raise DomainError(
                 ErrorCode.INVALID_CURRENCY, f"this order is paid in {order.currency}",

@@ -15,6 +15,7 @@ import pytest
 from models import (
     clock,
     config,
+    disputes,
     events,
     inspections,
     ledger,
@@ -24,7 +25,13 @@ from models import (
     provider,
     sweep,
 )
-from models.enums import InspectionResult, InspectionStatus, OrderStatus, PaymentMethod
+from models.enums import (
+    DisputeReason,
+    InspectionResult,
+    InspectionStatus,
+    OrderStatus,
+    PaymentMethod,
+)
 from models.errors import DomainError, ErrorCode
 from models.inspections import AttachmentUpload
 from models.money import Money
@@ -399,6 +406,25 @@ async def test_failed_inspection_refunds_the_fee_and_lets_the_buyer_claim() -> N
     )
     kinds = [e.kind for e in (await orders.events_of([order.id]))[order.id]]
     assert kinds[-3:] == ["REFUND_STARTED", "INSPECTION_REFUND_CLAIMED", "REFUND_SETTLED"]
+
+
+async def test_no_claim_while_a_dispute_is_open() -> None:
+    """A failed inspection is grounds for a dispute; while one is open the dispute's
+    outcome decides the money, so the pre-shipment refund claim is refused (it emptied
+    escrow and ended the order under the open dispute; see tests/test_escrow_model.py)."""
+    b, _, insp, order, inspection = await accepted()
+    await inspections.submit_report(
+        insp.principal, inspection.id, InspectionResult.FAILED, "short by 1", []
+    )
+    await disputes.open_dispute(
+        b.principal, order.id, reason=DisputeReason.QUALITY_NOT_AS_AGREED,
+        requested=Money(1_000_00, USD), description="failed inspection",
+        idempotency_key="dispute",
+    )  # fmt: skip
+    await refused(
+        ErrorCode.DISPUTE_ALREADY_OPEN,
+        inspections.claim_refund(b.principal, order.id, idempotency_key="claim"),
+    )
 
 
 async def test_no_claim_after_shipment_or_without_held_money() -> None:
