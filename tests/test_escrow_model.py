@@ -17,9 +17,9 @@ nothing; a repeated idempotency key with the same input gives the same answer an
 no money, with another input it is refused; a burst of conflicting transitions has at
 most one winner; a sweep after a jump of the clock leaves no deadline due.
 
-Bounded for CI (15 examples of up to 25 steps per engine). The seed is random per run and
-printed; to replay a failure, rerun with the seed it printed (Hypothesis's
-`@reproduce_failure` blob is printed too):
+Bounded for CI (15 examples of up to 25 steps per engine), from a fixed seed;
+`TA_MODEL_SEED=random` explores from a new one. The seed is printed; to replay a
+failure, rerun with it (Hypothesis's `@reproduce_failure` blob is printed too):
 
     TA_MODEL_SEED=1234 .venv/bin/pytest -q -s tests/test_escrow_model.py
 
@@ -119,7 +119,10 @@ ENDED = frozenset({S.COMPLETED.value, S.REFUNDED.value, S.CANCELLED.value})
 
 EXAMPLES = int(os.environ.get("TA_MODEL_EXAMPLES") or 15)
 STEPS = int(os.environ.get("TA_MODEL_STEPS") or 25)
-SEED = int(os.environ.get("TA_MODEL_SEED") or secrets.randbelow(2**32))
+# CI runs one fixed seed, so what lands is what was run; TA_MODEL_SEED=random explores
+# (and prints the seed it picked), any number replays.
+_SEED = os.environ.get("TA_MODEL_SEED") or "20261126"
+SEED = secrets.randbelow(2**32) if _SEED == "random" else int(_SEED)
 
 # Who acts: the order's parties, a mediator, a buyer and a supplier with no part in it.
 # The parties are drawn more often, so that transitions also go through.
