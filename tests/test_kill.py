@@ -240,6 +240,8 @@ async def test_sigkill_under_load_loses_nothing_acknowledged_and_applies_nothing
         async with asyncio.timeout(120):
             await asyncio.gather(*clients)
         await _check(load)
+        resent = await _resend_money_mutations(load)
+        pending = await Payment.count().where(Payment.status == "PENDING")
     finally:
         for task in clients:
             task.cancel()
@@ -252,6 +254,8 @@ async def test_sigkill_under_load_loses_nothing_acknowledged_and_applies_nothing
         "operations_answered": load.ops,
         "answers_lost": load.lost,
         "money_retries": load.money_retries,
+        "money_mutations_resent_after_the_last_restart": resent,
+        "card_payments_left_pending": pending,
         "acknowledged": {
             "orders": len(load.orders),
             "payments": len(load.payments),
@@ -269,6 +273,26 @@ def _write_summary(directory: Path, summary: dict[str, Any]) -> None:
     text = json.dumps(summary, indent=2)
     (directory / f"kill-{ENGINE}.json").write_text(text)  # one per engine
     (directory / "kill.json").write_text(text)  # the last run's
+
+
+async def _resend_money_mutations(load: Load) -> int:
+    """Every acknowledged payment and release sent once more with its key: the first
+    answer comes back and not a cent moves."""
+    postings = await LedgerPosting.count()
+    sent = 0
+    async with httpx.AsyncClient(timeout=30) as client:
+        for key, (order_id, payment_id, _) in load.payments.items():
+            variables = {"id": gid("Order", order_id), "key": key, "card": CARD_SUCCEEDS}
+            again = await load.send(client, PAY, variables, load.buyer.token)
+            assert _pk(again["payment"]["id"]) == payment_id, again
+            sent += 1
+        for key, order_id in load.releases.items():
+            variables = {"id": gid("Order", order_id), "key": key}
+            released = await load.send(client, RELEASE, variables, load.buyer.token)
+            assert released == {"released": {"amount": "1000.00"}, "errors": []}, released
+            sent += 1
+    assert await LedgerPosting.count() == postings
+    return sent
 
 
 async def _check(load: Load) -> None:
