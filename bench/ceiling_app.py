@@ -9,10 +9,8 @@ uvicorn --factory bench.ceiling_app:create_app` (bench/order_servers.py does).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -89,22 +87,8 @@ def create_app() -> Starlette:
         page = {"hasNextPage": has_next, "endCursor": cursors[-1] if cursors else None}
         return _answer({"orders": {"edges": edges, "pageInfo": page}})
 
-    async def ready(_: Request) -> Response:
-        return JSONResponse({"status": "ready"})
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await reads.start()
-        try:
-            yield
-        finally:
-            await reads.stop()
-
-    return Starlette(
-        routes=[
-            Route("/order-status", order_status, methods=["POST"]),
-            Route("/order-list", order_list, methods=["POST"]),
-            Route("/readyz", ready),
-        ],
-        lifespan=lifespan,
+    return r.serving(
+        reads,
+        Route("/order-status", order_status, methods=["POST"]),
+        Route("/order-list", order_list, methods=["POST"]),
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -22,10 +23,14 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from models.accounts import _SESSION_SQL  # the gateway's token look-up, verbatim
 from models.events import MESSAGE_SENT
@@ -316,3 +321,21 @@ ORDER_LIST = """query OrderList($first: Int!) {
     pageInfo { hasNextPage endCursor }
   }
 }"""
+
+
+def serving(reads: Reads, *routes: Route) -> Starlette:
+    """A server over `reads` (opened and closed with the app) with these routes and the
+    `/readyz` the harness waits for: the ceiling's and the peer's shared frame."""
+
+    async def ready(_: Request) -> Response:
+        return JSONResponse({"status": "ready"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await reads.start()
+        try:
+            yield
+        finally:
+            await reads.stop()
+
+    return Starlette(routes=[*routes, Route("/readyz", ready)], lifespan=lifespan)

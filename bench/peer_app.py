@@ -12,13 +12,12 @@ uvicorn --factory bench.peer_app:create_app` (bench/order_servers.py does).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import inspect
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from graphql import (
@@ -228,18 +227,4 @@ def create_app() -> Starlette:
             out["errors"] = [e.formatted for e in result.errors]
         return Response(r.dumps(out), media_type="application/json")
 
-    async def ready(_: Request) -> Response:
-        return JSONResponse({"status": "ready"})
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await reads.start()
-        try:
-            yield
-        finally:
-            await reads.stop()
-
-    return Starlette(
-        routes=[Route("/graphql", graphql, methods=["POST"]), Route("/readyz", ready)],
-        lifespan=lifespan,
-    )
+    return r.serving(reads, Route("/graphql", graphql, methods=["POST"]))

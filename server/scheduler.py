@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from models import sweep
 from server import ledger_check, metrics
@@ -20,39 +20,38 @@ from server import ledger_check, metrics
 log = logging.getLogger("trade_assurance.scheduler")
 
 
-async def run_forever(interval_seconds: float) -> None:
+async def _every(interval_seconds: float, job: Callable[[], Awaitable[None]], what: str) -> None:
+    """Run `job` now and then every interval; a failure is logged and tried again."""
     while True:
         try:
-            report = await sweep.run_sweep()
+            await job()
         except asyncio.CancelledError:
             raise
         except Exception:
-            metrics.count_sweep(None)
-            log.exception("deadline sweep failed; trying again in %ss", interval_seconds)
-        else:
-            metrics.count_sweep(report)
+            log.exception("%s failed; trying again in %ss", what, interval_seconds)
         await asyncio.sleep(interval_seconds)
 
 
-async def check_ledger_forever(interval_seconds: float) -> None:
-    while True:
-        try:
-            problems, totals = await ledger_check.check()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # no verdict: the gauges keep the last one, with its time
-            log.exception("ledger check failed to run; trying again in %ss", interval_seconds)
-        else:
-            metrics.LEDGER_CHECK.record(len(problems))
-            summary = f"{totals.postings} postings, {totals.transactions} transactions"
-            if problems:
-                log.error(
-                    "ledger BROKEN: %s violation(s) in %s; first: %s",
-                    len(problems), summary, problems[0],
-                )  # fmt: skip
-            else:
-                log.info("ledger OK: %s", summary)
-        await asyncio.sleep(interval_seconds)
+async def _sweep() -> None:
+    try:
+        report = await sweep.run_sweep()
+    except Exception:
+        metrics.count_sweep(None)
+        raise
+    metrics.count_sweep(report)
+
+
+async def _check_ledger() -> None:
+    # If the check cannot run, the gauges keep the last verdict, with its time.
+    problems, totals = await ledger_check.check()
+    metrics.LEDGER_CHECK.record(len(problems))
+    summary = f"{totals.postings} postings, {totals.transactions} transactions"
+    if problems:
+        log.error(
+            "ledger BROKEN: %s violation(s) in %s; first: %s", len(problems), summary, problems[0]
+        )
+    else:
+        log.info("ledger OK: %s", summary)
 
 
 @contextlib.asynccontextmanager
@@ -61,13 +60,11 @@ async def running(interval_seconds: float, ledger_check_minutes: float = 0) -> A
     lifespan (either is off when its interval is 0)."""
     tasks: list[asyncio.Task[None]] = []
     if interval_seconds > 0:
-        tasks.append(asyncio.create_task(run_forever(interval_seconds), name="deadline-scheduler"))
+        sweeps = _every(interval_seconds, _sweep, "deadline sweep")
+        tasks.append(asyncio.create_task(sweeps, name="deadline-scheduler"))
     if ledger_check_minutes > 0:
-        tasks.append(
-            asyncio.create_task(
-                check_ledger_forever(ledger_check_minutes * 60), name="ledger-check"
-            )
-        )
+        checks = _every(ledger_check_minutes * 60, _check_ledger, "ledger check")
+        tasks.append(asyncio.create_task(checks, name="ledger-check"))
     try:
         yield
     finally:
