@@ -192,8 +192,10 @@ class Hub:
             events = await feed.read_after(self.position, limit=BATCH)
             if not events:
                 return
-            self.position = events[-1].position
+            # Moved on only once delivered: a failed credential check (the database
+            # went away) reads the same events again at the next wake-up.
             await self._deliver(events)
+            self.position = events[-1].position
             if len(events) < BATCH:
                 return
 

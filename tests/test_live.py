@@ -199,6 +199,29 @@ async def test_a_subscriber_that_stops_reading_is_cut_off_and_others_go_on() -> 
         assert not hub.subscribed(stalled)
 
 
+async def test_events_whose_delivery_failed_are_delivered_at_the_next_wake_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database going away between reading events and checking their recipients'
+    credentials must not move the hub past them."""
+    b, _, order = await factories.confirmed_order()
+    recheck = accounts.recheck
+    failures = [ConnectionResetError("cut")]
+
+    async def flaky(principals: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await recheck(principals)
+
+    monkeypatch.setattr(accounts, "recheck", flaky)
+    async with running_hub() as hub:
+        subscriber, _ = hub.subscribe(b.principal, order.id)
+        await _note(order.id, "before")
+        await _note(order.id, "after")
+        assert await _drain(subscriber, 2) == ["before", "after"]
+        assert not failures
+
+
 @pytest.mark.skipif(ENGINE != "postgres", reason="PostgreSQL's LISTEN connection")
 async def test_hub_survives_its_listener_being_terminated_during_a_burst() -> None:
     _, _, order = await factories.confirmed_order()
