@@ -29,6 +29,10 @@ class DomainConfig:
     # The deadline sweep retries a refund not yet paid out this many minutes after it was
     # started, then backs off: the wait doubles after each failed attempt (up to 6 hours).
     refund_retry_minutes: int = 5
+    # The sweep asks the provider about a payment still PENDING this many minutes after
+    # it was made (its process may have died before recording the answer), and again
+    # after as long while it stays pending.
+    payment_reconcile_minutes: int = 10
     # Units of the limit currency per unit of another currency, e.g. {"EUR": "1.08"}:
     # recorded on an order when it is confirmed (coverage in another currency).
     exchange_rates: tuple[tuple[str, str], ...] = (

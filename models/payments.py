@@ -640,6 +640,76 @@ async def retry_due_refunds() -> list[Refund]:
     return done
 
 
+async def claim_unanswered_payments(limit: int = 20) -> list[int]:
+    """PENDING payments older than `payment_reconcile_minutes` and not asked about for as
+    long, oldest first; each is marked asked in the same transaction, under its row lock
+    (`SKIP LOCKED` on PostgreSQL), so concurrent sweepers ask about different ones. The
+    age keeps the sweep away from a payment whose request is still talking to the
+    provider: "never arrived" must mean it never will."""
+    now = clock.now()
+    before = now - dt.timedelta(minutes=config.current().payment_reconcile_minutes)
+    async with write_transaction():
+        query = (
+            Payment.objects()
+            .where(
+                (Payment.status == PaymentStatus.PENDING.value)
+                & (Payment.created_at <= before)
+                & (Payment.checked_at.is_null() | (Payment.checked_at <= before))
+            )
+            .order_by(Payment.created_at)
+            .limit(limit)
+        )
+        due: list[Payment] = await (query.lock_rows(skip_locked=True) if is_postgres() else query)
+        for payment in due:
+            payment.checked_at = now
+            await sql.save_columns(payment, [Payment.checked_at])
+    return [p.id for p in due]
+
+
+async def reconcile_payment(payment_id: int) -> str | None:
+    """Ask the provider what became of a PENDING payment and record it as its answer or
+    callback would have: charged (into escrow), declined, or never arrived (failed as
+    `provider_unavailable`: nothing moved, the buyer pays again). Still pending (a bank
+    transfer on its way) is left for its callback. The status it now has, None if the
+    provider could not be asked."""
+    try:
+        answer = await provider().charge_status(payment_reference(payment_id))
+    except ProviderUnavailable:
+        return None
+    if answer is None:
+        settled = await _settle(payment_id, succeeded=False, reason="provider_unavailable")
+    elif answer.outcome is ChargeOutcome.PENDING:
+        return PaymentStatus.PENDING.value
+    else:
+        settled = await _settle(
+            payment_id,
+            succeeded=answer.outcome is ChargeOutcome.SUCCEEDED,
+            provider_reference=answer.provider_reference,
+            reason=answer.failure_reason,
+        )
+    if settled is None:  # settled meanwhile, by its request or a callback
+        return None
+    log.warning("payment %s had no recorded answer: the provider says %s", payment_id,
+                settled[0].status)  # fmt: skip
+    return str(settled[0].status)
+
+
+async def reconcile_pending_payments() -> list[int]:
+    """The sweep: every PENDING payment left without the provider's answer (its process
+    died between the two), asked about and settled; the ids it settled."""
+    settled: list[int] = []
+    while claimed := await claim_unanswered_payments():
+        for payment_id in claimed:
+            try:
+                status = await reconcile_payment(payment_id)
+            except Exception:
+                log.exception("reconciling payment %s failed", payment_id)
+                continue
+            if status not in (None, PaymentStatus.PENDING.value):
+                settled.append(payment_id)
+    return settled
+
+
 async def flag_late(refund_id: int) -> bool:
     """The sweep: a refund not paid out by its due date is flagged for the mediators,
     once, with an order event (the due date and the flag are checked again under the

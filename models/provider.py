@@ -4,6 +4,12 @@ The domain starts a payment or refund as a PENDING row, commits, calls the provi
 outside any transaction, then records the outcome in a new transaction. A provider that
 answers PENDING (bank transfer, e-Checking, Boleto) completes later through a signed
 callback (`server/payments`), which calls `models.payments.handle_provider_event`.
+
+Our reference is the provider's idempotency key: a charge or refund sent again with the
+same reference answers as the first time and moves no money twice (a settled refund is
+not paid out again; a failed one is a new attempt). A process killed between the
+provider's answer and recording it leaves a PENDING payment; the reconciling sweep asks
+`charge_status` about it (`models.payments.reconcile_pending_payments`).
 """
 
 from __future__ import annotations
@@ -59,6 +65,10 @@ class PaymentProvider(Protocol):
     async def charge(self, request: ChargeRequest) -> ChargeResult: ...
 
     async def refund(self, request: RefundRequest) -> RefundResult: ...
+
+    async def charge_status(self, reference: str) -> ChargeResult | None:
+        """What became of the charge with our `reference`; None if it never arrived."""
+        ...
 
 
 class ProviderUnavailable(Exception):

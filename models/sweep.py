@@ -38,6 +38,8 @@ class SweepReport:
     refunds_retried: list[int] = dataclasses.field(default_factory=list)
     refunds_settled: list[int] = dataclasses.field(default_factory=list)  # of those retried
     refunds_flagged: list[int] = dataclasses.field(default_factory=list)  # late, newly flagged
+    # PENDING payments left without the provider's answer, settled by asking it.
+    payments_reconciled: list[int] = dataclasses.field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -54,13 +56,14 @@ class SweepReport:
             f"refunds retried: {len(self.refunds_retried)}, settled: {len(self.refunds_settled)}"
         )
         out.append(f"refunds flagged late: {len(self.refunds_flagged)}")
+        out.append(f"payments reconciled with the provider: {len(self.payments_reconciled)}")
         return out
 
     @property
     def anything(self) -> bool:
         return bool(
             self.total or self.applications_flagged or self.failed or self.disputes_escalated
-            or self.refunds_retried or self.refunds_flagged
+            or self.refunds_retried or self.refunds_flagged or self.payments_reconciled
         )  # fmt: skip
 
 
@@ -147,7 +150,8 @@ async def _flag_late_refunds() -> list[int]:
 
 async def run_sweep(*, max_orders: int | None = None, batch: int = BATCH) -> SweepReport:
     """One sweep: every due order (up to `max_orders`), then the application queue, the
-    automatic dispute escalations, the refund retries and the late-refund flags.
+    automatic dispute escalations, the refund retries, the late-refund flags and the
+    payments to reconcile with the provider.
 
     An order whose transition fails is logged and left for the next sweep; its batch is
     rolled back and redone one order per transaction, so the others still go through."""
@@ -185,6 +189,7 @@ async def run_sweep(*, max_orders: int | None = None, batch: int = BATCH) -> Swe
     report.refunds_retried = [r.id for r in retried]
     report.refunds_settled = [r.id for r in retried if r.status == RefundStatus.SETTLED.value]
     report.refunds_flagged = await _flag_late_refunds()
+    report.payments_reconciled = await payments.reconcile_pending_payments()
     if report.anything:
         log.info("deadline sweep: %s", "; ".join(report.lines()))
     return report

@@ -388,6 +388,23 @@ class Payment(Table):
     failure_reason = Text(null=True, default=None)
     created_at = Timestamptz()
     settled_at = Timestamptz(null=True, default=None)
+    # When the reconciling sweep last asked the provider about this PENDING payment.
+    checked_at = Timestamptz(null=True, default=None)
+
+
+class SandboxOperation(Table):
+    """The sandbox payment provider's own memory (server/payments/sandbox.py): what it
+    answered to each of our references, as a real provider keeps on its side. It makes
+    a repeated charge or refund with one reference answer as the first time (no second
+    charge or payout) and lets the reconciling sweep ask about a charge whose answer a
+    crashed process never recorded. Not domain data: nothing of ours reads it."""
+
+    id = Serial(primary_key=True)
+    reference = Varchar(length=64, unique=True)  # ours: pay_12, ref_7
+    outcome = Varchar(length=16)  # SUCCEEDED, DECLINED, PENDING; SETTLED, FAILED
+    provider_reference = Varchar(length=64)
+    failure_reason = Text(null=True, default=None)
+    created_at = Timestamptz()
 
 
 class Refund(Table):
@@ -563,6 +580,7 @@ ALL_TABLES: list[type[Table]] = [
     Payment,
     Dispute,  # before Refund, which names the dispute it came from
     Refund,
+    SandboxOperation,
     LedgerPosting,
     IdempotencyRecord,
     ProviderEvent,

@@ -14,6 +14,7 @@ with `python -m bench order-status --profile`: see docs/performance.md.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -27,6 +28,7 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.utils.await_maybe import await_maybe
 
+from models.db import is_transient
 from resolvers.observability import record_operation
 from resolvers.persisted import PersistedError, PersistedOperations
 
@@ -40,6 +42,9 @@ class _Prepared(NamedTuple):
     document: DocumentNode
     kind: OperationType
     name: str | None  # the operation's own name (for the metrics)
+
+
+log = logging.getLogger("trade_assurance.graphql")
 
 
 class PreparedSchema(strawberry.Schema):
@@ -58,6 +63,19 @@ class PreparedSchema(strawberry.Schema):
         self._mask = mask
         self._persisted = persisted
         self._prepared: dict[_Key, _Prepared] = {}
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: Any | None = None
+    ) -> None:
+        """Strawberry logs each error with its traceback; a busy or unreachable database
+        (answered TRY_AGAIN) gets one line instead: a restart would flood the log."""
+        unexpected = []
+        for error in errors:
+            if is_transient(error.original_error):
+                log.warning("answered TRY_AGAIN: %s", type(error.original_error).__name__)
+            else:
+                unexpected.append(error)
+        super().process_errors(unexpected, execution_context)
 
     def remember(
         self, key: _Key, document: DocumentNode, kind: OperationType, name: str | None

@@ -21,6 +21,7 @@ from starlette.routing import Mount, Route, WebSocketRoute, request_response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from models import config, db
@@ -82,6 +83,13 @@ class GatewayGraphQL(GraphQL[Context, None]):
             context.principal = await authenticate(secret, cached=False)
         except AuthError as e:
             raise ConnectionRejectionError({"code": e.code, "message": str(e)}) from e
+        except Exception as e:
+            if not db.is_transient(e):
+                raise
+            # The database is away (a restart): not "Forbidden" but 1013 Try Again Later;
+            # strawberry's handler ends the connection quietly on WebSocketDisconnected.
+            await context.request.close(code=1013, reason="database unavailable; try again")
+            raise WebSocketDisconnected from e
         self.limits.admit(context.principal, context.request.scope)
         if (info := current_request.get()) is not None:
             info.principal = context.principal  # for the connection's close log line

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from models.accounts import AuthError, Principal, authenticate
+from models.db import is_transient
 from server.rate_limit import RateLimiter
 from server.responses import send_error
 
@@ -58,6 +59,11 @@ class AuthGate:
                 except AuthError as e:
                     await _unauthorized(send, e.code, str(e))
                     return
+                except Exception as e:
+                    if not is_transient(e):
+                        raise
+                    await _unavailable(send)  # the database is away: a restart, a failover
+                    return
             if self.limiter is not None:
                 client = scope.get("client")
                 wait = self.limiter.take(principal, client[0] if client else None)
@@ -71,6 +77,15 @@ class AuthGate:
 async def _unauthorized(send: Send, code: str, message: str) -> None:
     challenge = ((b"www-authenticate", b'Bearer realm="trade-assurance"'),)
     await send_error(send, 401, code, message, challenge)
+
+
+async def _unavailable(send: Send) -> None:
+    """The credential could not be looked up because the database is away for a moment:
+    503 and TRY_AGAIN, as a request caught later in the same outage gets."""
+    await send_error(
+        send, 503, "TRY_AGAIN", "the database is unavailable for a moment; try again",
+        ((b"retry-after", b"1"),),
+    )  # fmt: skip
 
 
 async def _rate_limited(send: Send, wait: float) -> None:

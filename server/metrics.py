@@ -43,7 +43,7 @@ SWEEP_ITEMS = Counter(
     "ta_deadline_sweep_items_total",
     "What the scheduler's sweeps did, by kind (order_<new status>, order_skipped, "
     "order_failed, application_flagged, dispute_escalated, refund_retried, refund_settled, "
-    "refund_flagged).",
+    "refund_flagged, payment_reconciled).",
     ["kind"],
 )
 
@@ -67,6 +67,7 @@ def count_sweep(report: SweepReport | None) -> None:
         refund_retried=len(report.refunds_retried),
         refund_settled=len(report.refunds_settled),
         refund_flagged=len(report.refunds_flagged),
+        payment_reconciled=len(report.payments_reconciled),
     )
     for kind, n in items.items():
         if n:

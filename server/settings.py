@@ -165,6 +165,9 @@ class Settings:
                     "TA_REFUND_START_BUSINESS_DAYS", defaults.refund_start_business_days
                 ),
                 refund_retry_minutes=_int("TA_REFUND_RETRY_MINUTES", defaults.refund_retry_minutes),
+                payment_reconcile_minutes=_int(
+                    "TA_PAYMENT_RECONCILE_MINUTES", defaults.payment_reconcile_minutes
+                ),
                 exchange_rates=_rates(os.environ.get("TA_EXCHANGE_RATES"))
                 or defaults.exchange_rates,
                 claim_window_days=_int("TA_CLAIM_WINDOW_DAYS", defaults.claim_window_days),

@@ -274,11 +274,16 @@ def quick_server(database: None) -> Iterator[Server]:
 
 
 async def _collect(
-    server: Server, token: str, query: str, variables: dict[str, Any], count: int
+    server: Server,
+    token: str,
+    query: str,
+    variables: dict[str, Any],
+    count: int,
+    within: float = 20,
 ) -> list[dict[str, Any]]:
     got: list[dict[str, Any]] = []
     async with ws(server, token) as session:
-        async with asyncio.timeout(20):
+        async with asyncio.timeout(within):
             async for result in session.subscribe(GraphQLRequest(query, variable_values=variables)):
                 got.append(result)
                 if len(got) == count:

@@ -4,6 +4,7 @@ idempotency, concurrency and crashes. Every test ends with a clean `ledger.check
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator
 
@@ -13,6 +14,7 @@ from models import clock, events, ledger, payments, provider
 from models.enums import OrderStatus, PaymentMethod
 from models.errors import DomainError, ErrorCode
 from models.money import Money
+from models.provider import ChargeRequest, ChargeResult, RefundRequest, RefundResult
 from models.tables import LedgerPosting, Order, OrderEvent, Payment, Refund
 from server.payments.sandbox import (
     CARD_DECLINED,
@@ -21,7 +23,7 @@ from server.payments.sandbox import (
     SandboxProvider,
 )
 from tests.conftest import ENGINE
-from tests.factories import buyer, confirmed_order
+from tests.factories import Actor, buyer, confirmed_order
 
 USD = "USD"
 
@@ -311,3 +313,104 @@ async def test_one_key_racing_on_two_orders_is_refused_not_crashed() -> None:
     [refused] = [r for r in results if not isinstance(r, payments.Release)]
     assert isinstance(refused, DomainError)
     assert refused.code is ErrorCode.IDEMPOTENCY_KEY_REUSED
+
+
+# --- reconciling payments whose answer was never recorded ------------------------------------
+
+
+@dataclasses.dataclass
+class DiesAroundTheCall:
+    """The sandbox, in a process killed while charging: before the request reaches the
+    provider (`reached=False`) or after it answered, before the answer is recorded."""
+
+    sandbox: SandboxProvider
+    reached: bool
+    asked: int = 0
+
+    async def charge(self, request: ChargeRequest) -> ChargeResult:
+        if self.reached:
+            await self.sandbox.charge(request)
+        raise RuntimeError("the process died here")
+
+    async def refund(self, request: RefundRequest) -> RefundResult:
+        return await self.sandbox.refund(request)
+
+    async def charge_status(self, reference: str) -> ChargeResult | None:
+        self.asked += 1
+        return await self.sandbox.charge_status(reference)
+
+
+async def _lost_answer(
+    sandbox: SandboxProvider, *, reached: bool, **kw: object
+) -> tuple[Actor, int]:
+    """A payment left PENDING by a process that died around the provider call; its buyer."""
+    b, _, order = await confirmed_order()
+    provider.set_provider(DiesAroundTheCall(sandbox, reached))
+    with pytest.raises(RuntimeError):
+        await _pay(order, b, 1_500_00, "k1", **kw)
+    provider.set_provider(sandbox)
+    payment = await Payment.objects().where(Payment.order == order.id).first()
+    assert payment is not None and payment.status == "PENDING"
+    return b, payment.id
+
+
+async def test_a_charge_whose_answer_was_lost_is_settled_by_asking_the_provider(
+    sandbox: SandboxProvider, frozen_clock: clock.FrozenClock
+) -> None:
+    _, payment_id = await _lost_answer(sandbox, reached=True)
+    assert await payments.reconcile_pending_payments() == []  # its request may be running
+    frozen_clock.advance(minutes=10)
+    assert await payments.reconcile_pending_payments() == [payment_id]
+    payment = await Payment.objects().get(Payment.id == payment_id)
+    assert payment is not None and payment.status == "SUCCEEDED"
+    answer = await sandbox.charge_status(payments.payment_reference(payment_id))
+    assert answer is not None and payment.provider_reference == answer.provider_reference
+    money = (await ledger.order_money([payment.order]))[payment.order]
+    assert (money.paid, money.fees) == (1_500_00, 42_00)
+    assert await _status(payment.order) == OrderStatus.AWAITING_BALANCE
+    frozen_clock.advance(minutes=10)
+    assert await payments.reconcile_pending_payments() == []  # once
+
+
+async def test_a_declined_charge_whose_answer_was_lost_fails(
+    sandbox: SandboxProvider, frozen_clock: clock.FrozenClock
+) -> None:
+    _, payment_id = await _lost_answer(sandbox, reached=True, source=CARD_DECLINED)
+    frozen_clock.advance(minutes=10)
+    assert await payments.reconcile_pending_payments() == [payment_id]
+    payment = await Payment.objects().get(Payment.id == payment_id)
+    assert payment is not None
+    assert (payment.status, payment.failure_reason) == ("FAILED", "card_declined")
+    assert await LedgerPosting.count() == 0
+
+
+async def test_a_charge_that_never_reached_the_provider_fails_and_can_be_paid_again(
+    sandbox: SandboxProvider, frozen_clock: clock.FrozenClock
+) -> None:
+    b, payment_id = await _lost_answer(sandbox, reached=False)
+    frozen_clock.advance(minutes=10)
+    assert await payments.reconcile_pending_payments() == [payment_id]
+    payment = await Payment.objects().get(Payment.id == payment_id)
+    assert payment is not None
+    assert (payment.status, payment.failure_reason) == ("FAILED", "provider_unavailable")
+    order = await Order.objects().get(Order.id == payment.order)
+    assert order is not None
+    assert (await _pay(order, b, 1_500_00, "k2")).payment.status == "SUCCEEDED"
+
+
+async def test_a_pending_bank_transfer_is_asked_about_once_per_period(
+    sandbox: SandboxProvider, frozen_clock: clock.FrozenClock
+) -> None:
+    b, _, order = await confirmed_order()
+    result = await _pay(order, b, 1_500_00, "tt", method=PaymentMethod.TT, source=None)
+    asking = DiesAroundTheCall(sandbox, reached=True)
+    provider.set_provider(asking)
+    frozen_clock.advance(minutes=10)
+    assert await payments.reconcile_pending_payments() == []  # still on its way
+    assert await payments.reconcile_pending_payments() == []
+    assert asking.asked == 1
+    frozen_clock.advance(minutes=10)
+    assert await payments.reconcile_pending_payments() == []
+    assert asking.asked == 2
+    payment = await Payment.objects().get(Payment.id == result.payment.id)
+    assert payment is not None and payment.status == "PENDING"

@@ -19,16 +19,24 @@ from models.provider import (
 )
 from server.app import create_app
 from server.payments import PaymentSettingsError
-from server.payments.sandbox import SandboxProvider, build_event, send_callback
+from server.payments.sandbox import (
+    CARD_PROCESSING_ERROR,
+    SandboxProvider,
+    build_event,
+    send_callback,
+)
 from server.settings import DEFAULT_PAYMENT_WEBHOOK_SECRET, Settings
 from tests.api import Server, cli_env, run_cli, start_server, wait_ready
 
 
 def charge_request(
-    method: PaymentMethod, source: str | None = None, amount_minor: int = 150_000
+    method: PaymentMethod,
+    source: str | None = None,
+    amount_minor: int = 150_000,
+    reference: str = "pay_1",
 ) -> ChargeRequest:
     return ChargeRequest(
-        reference="pay_1",
+        reference=reference,
         method=method,
         currency="USD",
         amount_minor=amount_minor,
@@ -38,9 +46,11 @@ def charge_request(
     )
 
 
-def refund_request(amount_minor: int, method: PaymentMethod = PaymentMethod.CARD) -> RefundRequest:
+def refund_request(
+    amount_minor: int, method: PaymentMethod = PaymentMethod.CARD, reference: str = "ref_1"
+) -> RefundRequest:
     return RefundRequest(
-        reference="ref_1",
+        reference=reference,
         method=method,
         currency="USD",
         amount_minor=amount_minor,
@@ -145,16 +155,61 @@ async def test_fail_refunds_fails_every_refund() -> None:
 async def test_references_are_unique_and_well_formed() -> None:
     sandbox = SandboxProvider()
     charges = [
-        (await sandbox.charge(charge_request(PaymentMethod.CARD, "4242424242424242")))
-        for _ in range(200)
+        await sandbox.charge(charge_request(PaymentMethod.CARD, CARD, reference=f"pay_{n}"))
+        for n in range(200)
     ]
-    refunds = [(await sandbox.refund(refund_request(1_000))) for _ in range(200)]
+    refunds = [
+        await sandbox.refund(refund_request(1_000, reference=f"ref_{n}")) for n in range(200)
+    ]
     references = [r.provider_reference for r in charges] + [r.provider_reference for r in refunds]
     assert len(set(references)) == 400
     for ref in references:
         prefix, _, digits = ref.rpartition("_")
         assert prefix in ("sbx_ch", "sbx_re")
         assert len(digits) == 24 and int(digits, 16) >= 0
+
+
+CARD = "4242424242424242"
+
+
+async def test_a_charge_sent_again_answers_as_the_first_time() -> None:
+    """Our reference is the idempotency key: no second charge, whatever is sent again."""
+    sandbox = SandboxProvider()
+    first = await sandbox.charge(charge_request(PaymentMethod.CARD, CARD))
+    again = await sandbox.charge(charge_request(PaymentMethod.CARD, "4000000000000002"))
+    assert again == first
+    declined = await sandbox.charge(
+        charge_request(PaymentMethod.CARD, "4000000000000002", reference="pay_2")
+    )
+    assert (
+        await sandbox.charge(charge_request(PaymentMethod.CARD, CARD, reference="pay_2"))
+    ) == declined
+
+
+async def test_a_settled_refund_is_not_paid_out_twice_and_a_failed_one_is_tried_again() -> None:
+    settled = await SandboxProvider().refund(refund_request(1_000))
+    assert await SandboxProvider(fail_refunds=True).refund(refund_request(1_000)) == settled
+    failed = await SandboxProvider(fail_refunds=True).refund(
+        refund_request(1_000, reference="ref_2")
+    )
+    assert not failed.settled
+    retried = await SandboxProvider().refund(refund_request(1_000, reference="ref_2"))
+    assert retried.settled and retried.provider_reference != failed.provider_reference
+
+
+async def test_charge_status_tells_what_became_of_a_charge() -> None:
+    sandbox = SandboxProvider()
+    assert await sandbox.charge_status("pay_1") is None  # never arrived
+    answered = await sandbox.charge(charge_request(PaymentMethod.CARD, CARD))
+    assert await sandbox.charge_status("pay_1") == answered
+    pending = await sandbox.charge(charge_request(PaymentMethod.TT, reference="pay_2"))
+    assert await sandbox.charge_status("pay_2") == pending
+    assert pending.outcome is ChargeOutcome.PENDING
+    with pytest.raises(ProviderUnavailable):  # a processing error: nothing was received
+        await sandbox.charge(
+            charge_request(PaymentMethod.CARD, CARD_PROCESSING_ERROR, reference="pay_3")
+        )
+    assert await sandbox.charge_status("pay_3") is None
 
 
 def test_the_sandbox_satisfies_the_provider_protocol() -> None:

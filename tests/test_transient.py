@@ -130,3 +130,20 @@ async def test_a_transaction_stuck_on_a_row_lock_does_not_hang_other_requests(
         body = {"query": CANCEL, "variables": {"id": gid("Order", stuck.id)}}
         answer = (await client.post("/graphql", json=body, headers=bearer(b.token))).json()
     assert answer["data"]["cancelOrder"]["order"]["status"] == "CANCELLED"  # once free
+
+
+async def test_a_credential_look_up_that_meets_an_outage_is_told_to_try_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bearer token is looked up before GraphQL runs: a database restart there is a
+    503 TRY_AGAIN with Retry-After, not an internal error."""
+    buyer = await factories.buyer()
+
+    async def away(*_: Any, **__: Any) -> Any:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr("server.auth.authenticate", away)
+    response = await Api(make_app()).post(ORDER, buyer.token)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["errors"][0]["extensions"]["code"] == "TRY_AGAIN"

@@ -34,6 +34,13 @@ except:
 
 Provider references look like ``sbx_ch_<24 hex digits>`` for charges and
 ``sbx_re_<24 hex digits>`` for refunds; each is unique.
+
+Like a real provider, the sandbox remembers what it answered to each of our references
+(the `sandbox_operation` table, its own side of the database): a charge sent again with
+a reference it has seen answers as the first time, a settled refund is not paid out
+twice, and `charge_status` tells the reconciling sweep what became of a charge whose
+answer a crashed process never recorded. A pending T/T charge stays PENDING in its
+memory; the callback a person sends by hand completes it on our side only.
 """
 
 from __future__ import annotations
@@ -43,7 +50,8 @@ import json
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from models import clock
+from models import clock, sql
+from models.db import write_transaction
 from models.enums import PaymentMethod
 from models.payments import PROVIDER_EVENT_TYPES
 from models.provider import (
@@ -87,6 +95,27 @@ class SandboxProvider:
     fail_refunds: bool = False
 
     async def charge(self, request: ChargeRequest) -> ChargeResult:
+        result = self._answer(request)
+        outcome, provider_reference, reason = await _remember(
+            _KEEP_FIRST, request.reference, result.outcome.value, result.provider_reference,
+            result.failure_reason,
+        )  # fmt: skip
+        return ChargeResult(ChargeOutcome(outcome), provider_reference, reason)
+
+    async def charge_status(self, reference: str) -> ChargeResult | None:
+        rows = await sql.fetch(
+            "SELECT outcome, provider_reference, failure_reason FROM sandbox_operation"
+            " WHERE reference = {}",
+            reference,
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        return ChargeResult(
+            ChargeOutcome(row["outcome"]), row["provider_reference"], row["failure_reason"]
+        )
+
+    def _answer(self, request: ChargeRequest) -> ChargeResult:
         if request.method is PaymentMethod.CARD:
             return self._card(request.source)
         if request.method in _PENDING_METHODS:
@@ -107,11 +136,51 @@ class SandboxProvider:
         return ChargeResult(ChargeOutcome.DECLINED, _reference("ch"), reason)
 
     async def refund(self, request: RefundRequest) -> RefundResult:
+        result = self._payout(request)
+        outcome, provider_reference, reason = await _remember(
+            _KEEP_SETTLED, request.reference, _SETTLED if result.settled else _FAILED,
+            result.provider_reference, result.failure_reason,
+        )  # fmt: skip
+        return RefundResult(outcome == _SETTLED, provider_reference, reason)
+
+    def _payout(self, request: RefundRequest) -> RefundResult:
         if self.fail_refunds:
             return RefundResult(False, _reference("re"), "sandbox_forced_failure")
         if request.amount_minor % 100 == REFUND_REJECTED_SUFFIX:
             return RefundResult(False, _reference("re"), "bank_rejected")
         return RefundResult(True, _reference("re"))
+
+
+_SETTLED, _FAILED = "SETTLED", "FAILED"
+_INSERT = (
+    "INSERT INTO sandbox_operation"
+    " (reference, outcome, provider_reference, failure_reason, created_at)"
+    " VALUES ({}, {}, {}, {}, {}) ON CONFLICT (reference)"
+)
+# A charge's first answer stands; a refund's stands once settled (a failed one is
+# tried again).
+_KEEP_FIRST = _INSERT + " DO NOTHING"
+_KEEP_SETTLED = _INSERT + (
+    " DO UPDATE SET outcome = excluded.outcome,"
+    " provider_reference = excluded.provider_reference,"
+    " failure_reason = excluded.failure_reason, created_at = excluded.created_at"
+    " WHERE sandbox_operation.outcome <> 'SETTLED'"
+)
+
+
+async def _remember(
+    statement: str, reference: str, outcome: str, provider_reference: str, reason: str | None
+) -> tuple[str, str, str | None]:
+    """Record this answer to `reference` as `statement` says; the answer that stands."""
+    async with write_transaction():
+        await sql.fetch(statement, reference, outcome, provider_reference, reason, clock.now())
+        rows = await sql.fetch(
+            "SELECT outcome, provider_reference, failure_reason FROM sandbox_operation"
+            " WHERE reference = {}",
+            reference,
+        )
+    row = rows[0]
+    return str(row["outcome"]), str(row["provider_reference"]), row["failure_reason"]
 
 
 # --- the provider's side of the callback, for completing pending payments by hand --------
