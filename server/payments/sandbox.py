@@ -103,17 +103,8 @@ class SandboxProvider:
         return ChargeResult(ChargeOutcome(outcome), provider_reference, reason)
 
     async def charge_status(self, reference: str) -> ChargeResult | None:
-        rows = await sql.fetch(
-            "SELECT outcome, provider_reference, failure_reason FROM sandbox_operation"
-            " WHERE reference = {}",
-            reference,
-        )
-        if not rows:
-            return None
-        row = rows[0]
-        return ChargeResult(
-            ChargeOutcome(row["outcome"]), row["provider_reference"], row["failure_reason"]
-        )
+        found = await _recorded(reference)
+        return None if found is None else ChargeResult(ChargeOutcome(found[0]), *found[1:])
 
     def _answer(self, request: ChargeRequest) -> ChargeResult:
         if request.method is PaymentMethod.CARD:
@@ -174,11 +165,20 @@ async def _remember(
     """Record this answer to `reference` as `statement` says; the answer that stands."""
     async with write_transaction():
         await sql.fetch(statement, reference, outcome, provider_reference, reason, clock.now())
-        rows = await sql.fetch(
-            "SELECT outcome, provider_reference, failure_reason FROM sandbox_operation"
-            " WHERE reference = {}",
-            reference,
-        )
+        found = await _recorded(reference)
+    assert found is not None
+    return found
+
+
+async def _recorded(reference: str) -> tuple[str, str, str | None] | None:
+    """The answer recorded for `reference`: outcome, provider reference, failure reason."""
+    rows = await sql.fetch(
+        "SELECT outcome, provider_reference, failure_reason FROM sandbox_operation"
+        " WHERE reference = {}",
+        reference,
+    )
+    if not rows:
+        return None
     row = rows[0]
     return str(row["outcome"]), str(row["provider_reference"]), row["failure_reason"]
 
