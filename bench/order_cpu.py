@@ -6,7 +6,7 @@ a busy machine, where requests/s over HTTP are not: process CPU time (the client
 included, the same in every run) and wall time per request. `--mode status` (default):
 one order with its supplier, money and events; `--mode list`: 100 orders (the
 order-status benchmark's list query) with buyer, supplier and payments. `--profile N`
-prints the N costliest functions (cProfile, cumulative) of the timed requests. Run it at
+prints the N costliest functions (cProfile; `--sort`) of the timed requests. Run it at
 two commits to see what a change gained (docs/performance.md)."""
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--requests", type=int, help="timed requests (status 2000, list 200)")
     p.add_argument("--warmup", type=int, help="untimed requests first (status 200, list 20)")
     p.add_argument("--profile", type=int, default=0, metavar="N", help="print N functions")
+    p.add_argument("--sort", default="cumulative", help="profile order (e.g. tottime)")
     p.set_defaults(run=run)
 
 
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     listing = args.mode == "list"
     requests = args.requests or (200 if listing else 2000)
     warmup = args.warmup if args.warmup is not None else (20 if listing else 200)
-    print(json.dumps(asyncio.run(_measure(args.mode, requests, warmup, args.profile))))
+    print(json.dumps(asyncio.run(_measure(args.mode, requests, warmup, args.profile, args.sort))))
     return 0
 
 
@@ -74,7 +75,9 @@ async def _body(mode: str) -> tuple[dict[str, Any], str]:
     return {"query": ORDER_LIST, "variables": {"first": LIST_SIZE}}, buyer.token
 
 
-async def _measure(mode: str, requests: int, warmup: int, profile: int) -> dict[str, Any]:
+async def _measure(
+    mode: str, requests: int, warmup: int, profile: int, sort: str
+) -> dict[str, Any]:
     import httpx
 
     from server.app import create_app
@@ -100,7 +103,7 @@ async def _measure(mode: str, requests: int, warmup: int, profile: int) -> dict[
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             if profiler is not None:
                 profiler.disable()
-                pstats.Stats(profiler).sort_stats("cumulative").print_stats(profile)
+                pstats.Stats(profiler).sort_stats(sort).print_stats(profile)
     return {
         "mode": mode,
         "requests": requests,

@@ -4,16 +4,18 @@ transitions (create, confirm, modify, cancel)."""
 import datetime as dt
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
 
-from models import deadlines, lifecycle, orders
+from models import deadlines, ledger, lifecycle, orders
 from models.enums import DeadlineKind, Incoterm, OrderStatus, Role, ShippingMethod
 from models.errors import DomainError
 from models.money import Money as DomainMoney
+from models.suppliers import Supplier as SupplierRow
+from models.tables import Company as CompanyRow
 from models.tables import Order as OrderRow
 from models.tables import OrderEvent as OrderEventRow
 from resolvers.accounts import Company
@@ -22,6 +24,7 @@ from resolvers.conventions import describe_values
 from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.money import Money
 from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
+from resolvers.preload import Preloaded, preload, selected
 from resolvers.scalars import CountryCode, CurrencyCode
 from resolvers.suppliers import Supplier
 
@@ -164,6 +167,16 @@ def _money(minor: int | None, currency: str) -> Money | None:
 
 def _money_(minor: int, currency: str) -> Money:
     return Money(amount=DomainMoney(minor, currency).amount, currency=CurrencyCode(currency))
+
+
+def _company(found: CompanyRow | None) -> Company:
+    assert found is not None  # an order's buyer exists (foreign key)
+    return Company.of(found)
+
+
+def _supplier(found: SupplierRow | None) -> Supplier:
+    assert found is not None  # an order's supplier exists (foreign key)
+    return Supplier.of(found)
 
 
 @strawberry.type(description="One line of the contract.")
@@ -344,9 +357,11 @@ class Order(relay.Node):
         description="When the system next acts on this order by itself (null: nothing due)."
     )
     row: strawberry.Private[OrderRow]
+    # The page's relations read up front (resolvers/preload.py); None: the DataLoaders.
+    preloaded: strawberry.Private[Preloaded | None] = None
 
     @classmethod
-    def of(cls, o: OrderRow) -> "Order":
+    def of(cls, o: OrderRow, preloaded: Preloaded | None = None) -> "Order":
         return cls(
             id=o.id,
             status=OrderStatus(o.status),
@@ -384,29 +399,50 @@ class Order(relay.Node):
             completed_at=o.completed_at,
             next_deadline_at=o.next_deadline_at,
             row=o,
+            preloaded=preloaded,
         )
+
+    # The fields below that read relations are plain functions: with the page preloaded
+    # they return the value itself, so graphql-core completes them on its fast path;
+    # otherwise they return an awaitable (the DataLoader's), which graphql-core awaits
+    # just as it would an async resolver's. The casts say so to the type checker; the
+    # annotation is what the schema shows.
+
+    async def _money_loaded(self, info: Info) -> ledger.OrderMoney | None:
+        p = self.preloaded
+        if p is not None and p.money is not None:
+            return p.money.get(self.row.id)
+        return await info.context.order_money.load(self.row.id)
 
     @strawberry.field(description="Every deadline that applies to the order so far.")
     async def deadlines(self, info: Info) -> list[OrderDeadline]:
-        m = await info.context.order_money.load(self.row.id)
+        m = await self._money_loaded(info)
         return [
             OrderDeadline(kind=d.kind, due_at=d.due_at, passed=d.passed, met=d.met)
             for d in deadlines.of_order(self.row, paid_minor=m.paid if m else 0)
         ]
 
     @strawberry.field(description="The buying company.")
-    async def buyer(self, info: Info) -> Company:
-        found = await info.context.companies.load(self.row.buyer)
-        assert found is not None
-        return Company.of(found)
+    def buyer(self, info: Info) -> Company:
+        p = self.preloaded
+        if p is not None and p.companies is not None:
+            return _company(p.companies.get(self.row.buyer))
+        return cast(Company, self._load_buyer(info))
+
+    async def _load_buyer(self, info: Info) -> Company:
+        return _company(await info.context.companies.load(self.row.buyer))
 
     @strawberry.field(
         description="The selling supplier (with active Trade Assurance when the order was placed)."
     )
-    async def supplier(self, info: Info) -> Supplier:
-        found = await info.context.suppliers.load(self.row.supplier)
-        assert found is not None
-        return Supplier.of(found)
+    def supplier(self, info: Info) -> Supplier:
+        p = self.preloaded
+        if p is not None and p.suppliers is not None:
+            return _supplier(p.suppliers.get(self.row.supplier))
+        return cast(Supplier, self._load_supplier(info))
+
+    async def _load_supplier(self, info: Info) -> Supplier:
+        return _supplier(await info.context.suppliers.load(self.row.supplier))
 
     @strawberry.field(description="The contract's product lines.")
     async def lines(self, info: Info) -> list[OrderLine]:
@@ -433,8 +469,16 @@ class Order(relay.Node):
         ]
 
     @strawberry.field(description="Paid, held, released and refunded amounts, from the ledger.")
-    async def money(self, info: Info) -> OrderMoney:
-        m = await info.context.order_money.load(self.row.id)
+    def money(self, info: Info) -> OrderMoney:
+        p = self.preloaded
+        if p is not None and p.money is not None:
+            return self._order_money(p.money.get(self.row.id))
+        return cast(OrderMoney, self._load_money(info))
+
+    async def _load_money(self, info: Info) -> OrderMoney:
+        return self._order_money(await info.context.order_money.load(self.row.id))
+
+    def _order_money(self, m: ledger.OrderMoney | None) -> OrderMoney:
         c = self.row.currency
         if m is None:
             zero = _money_(0, c)
@@ -455,7 +499,7 @@ class Order(relay.Node):
         "after delivery."
     )
     async def coverage(self, info: Info) -> Coverage:
-        m = await info.context.order_money.load(self.row.id)
+        m = await self._money_loaded(info)
         cover = orders.coverage(self.row, m.paid if m else 0)
         c = self.row.currency
         return Coverage(
@@ -472,9 +516,17 @@ class Order(relay.Node):
     @strawberry.field(
         description="Payments into escrow for the goods, oldest first, failed ones included."
     )
-    async def payments(
+    def payments(
         self, info: Info
     ) -> list[Annotated["Payment", strawberry.lazy("resolvers.payments")]]:
+        from resolvers.payments import Payment
+
+        p = self.preloaded
+        if p is not None and p.payments is not None:
+            return [Payment.of(row) for row in p.payments.get(self.row.id, ())]
+        return cast("list[Payment]", self._load_payments(info))
+
+    async def _load_payments(self, info: Info) -> list["Payment"]:
         from resolvers.payments import Payment
 
         return [Payment.of(p) for p in await info.context.order_payments.load(self.row.id)]
@@ -524,7 +576,13 @@ class Order(relay.Node):
         )
 
     @strawberry.field(description="The timeline: every state change and money movement.")
-    async def events(self, info: Info) -> list[OrderEvent]:
+    def events(self, info: Info) -> list[OrderEvent]:
+        p = self.preloaded
+        if p is not None and p.events is not None:
+            return [OrderEvent.of(e) for e in p.events.get(self.row.id, ())]
+        return cast("list[OrderEvent]", self._load_events(info))
+
+    async def _load_events(self, info: Info) -> list[OrderEvent]:
         return [OrderEvent.of(e) for e in await info.context.order_events.load(self.row.id)]
 
     @classmethod
@@ -572,7 +630,11 @@ class OrderQueries:
         principal = info.context.require_principal()
         order_id = row_id(id.node_id) if id.type_name == "Order" else -1
         found = await orders.get_orders(principal, [order_id])
-        return Order.of(found[order_id]) if order_id in found else None
+        if order_id not in found:
+            return None
+        row = found[order_id]
+        fields = selected(info.selected_fields[0].selections)
+        return Order.of(row, await preload([row], fields))
 
     @strawberry.field(description="Your orders, newest first (all orders for mediators).")
     async def orders(
@@ -598,7 +660,11 @@ class OrderQueries:
             )
         except DomainError as e:
             raise GraphQLError(e.message, extensions={"code": e.code.value}) from None
-        edges = [relay.Edge(node=Order.of(o), cursor=encode_cursor("order", o.id)) for o in rows]
+        fields = selected(info.selected_fields[0].selections, "edges", "node")
+        loaded = await preload(rows, fields)
+        edges = [
+            relay.Edge(node=Order.of(o, loaded), cursor=encode_cursor("order", o.id)) for o in rows
+        ]
         return OrderConnection(
             edges=edges,
             page_info=page_info(edges, has_next=has_next, has_previous=after is not None),
