@@ -34,6 +34,13 @@ LIST_SIZE = 100
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("order-cpu", help=__doc__.splitlines()[0], description=__doc__)
     p.add_argument("--mode", choices=("status", "list"), default="status")
+    p.add_argument(
+        "--app",
+        choices=("gateway", "peer", "ceiling"),
+        default="gateway",
+        help="what answers: the gateway, or (over the same orders) the graphql-core peer "
+        "or the bare Starlette ceiling of `python -m bench order-status`",
+    )
     p.add_argument("--requests", type=int, help="timed requests (status 2000, list 200)")
     p.add_argument("--warmup", type=int, help="untimed requests first (status 200, list 20)")
     p.add_argument("--profile", type=int, default=0, metavar="N", help="print N functions")
@@ -48,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     listing = args.mode == "list"
     requests = args.requests or (200 if listing else 2000)
     warmup = args.warmup if args.warmup is not None else (20 if listing else 200)
-    print(json.dumps(asyncio.run(_measure(args.mode, requests, warmup, args.profile, args.sort))))
+    print(json.dumps(asyncio.run(_measure(args, requests, warmup))))
     return 0
 
 
@@ -75,36 +82,64 @@ async def _body(mode: str) -> tuple[dict[str, Any], str]:
     return {"query": ORDER_LIST, "variables": {"first": LIST_SIZE}}, buyer.token
 
 
-async def _measure(
-    mode: str, requests: int, warmup: int, profile: int, sort: str
-) -> dict[str, Any]:
-    import httpx
-
+async def _measure(args: argparse.Namespace, requests: int, warmup: int) -> dict[str, Any]:
     from server.app import create_app
 
     app = create_app()
     async with app.router.lifespan_context(app):
-        body, token = await _body(mode)
-        headers = {"Authorization": f"Bearer {token}"}
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            answer = None
-            for _ in range(max(warmup, 1)):
-                answer = await client.post("/graphql", json=body, headers=headers)
-            assert answer is not None
-            if answer.status_code != 200 or b'"errors"' in answer.content:
-                raise SystemExit(f"order {mode} failed: {answer.text}")
-            profiler = cProfile.Profile() if profile else None
-            if profiler is not None:
-                profiler.enable()
-            cpu, wall = time.process_time(), time.perf_counter()
-            for _ in range(requests):
-                await client.post("/graphql", json=body, headers=headers)
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            if profiler is not None:
-                profiler.disable()
-                pstats.Stats(profiler).sort_stats(sort).print_stats(profile)
+        body, token = await _body(args.mode)
+        if args.app == "gateway":
+            return await _time(app, "/graphql", body, token, args, requests, warmup)
+    # The peer and the ceiling read the file the gateway wrote, as in `order-status`.
+    os.environ["BENCH_READS_ENGINE"] = "sqlite"
+    os.environ["BENCH_READS_LOCATION"] = os.path.join(
+        os.environ["TA_DATA_DIR"], "trade_assurance.sqlite3"
+    )
+    if args.app == "peer":
+        from bench.peer_app import create_app as create_peer
+
+        other, path = create_peer(), "/graphql"
+    else:
+        from bench.ceiling_app import create_app as create_ceiling
+
+        other, path = create_ceiling(), f"/order-{args.mode}"
+    async with other.router.lifespan_context(other):
+        return await _time(other, path, body, token, args, requests, warmup)
+
+
+async def _time(
+    app: Any,
+    path: str,
+    body: dict[str, Any],
+    token: str,
+    args: argparse.Namespace,
+    requests: int,
+    warmup: int,
+) -> dict[str, Any]:
+    import httpx
+
+    mode, profile = args.mode, args.profile
+    headers = {"Authorization": f"Bearer {token}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        answer = None
+        for _ in range(max(warmup, 1)):
+            answer = await client.post(path, json=body, headers=headers)
+        assert answer is not None
+        if answer.status_code != 200 or b'"errors"' in answer.content:
+            raise SystemExit(f"order {mode} failed: {answer.text}")
+        profiler = cProfile.Profile() if profile else None
+        if profiler is not None:
+            profiler.enable()
+        cpu, wall = time.process_time(), time.perf_counter()
+        for _ in range(requests):
+            await client.post(path, json=body, headers=headers)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        if profiler is not None:
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats(args.sort).print_stats(profile)
     return {
+        "app": args.app,
         "mode": mode,
         "requests": requests,
         "cpu_us_per_request": round(cpu / requests * 1e6),

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from graphql import GraphQLObjectType, GraphQLResolveInfo, GraphQLSchema
+from strawberry import relay
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
@@ -47,11 +48,46 @@ def thin_resolvers(schema: GraphQLSchema, config: StrawberryConfig) -> int:
                 or field.extensions
             ):
                 continue
-            thin = _thin(field, config)
+            thin = _node_id(t, field, config) or _thin(field, config)
             if thin is not None:
                 gfield.resolve = thin
                 replaced += 1
     return replaced
+
+
+def _node_id(
+    t: GraphQLObjectType, field: StrawberryField, config: StrawberryConfig
+) -> Callable[..., Any] | None:
+    """A Node's `id` as relay.Node._id makes it, for a type that keeps Strawberry's
+    `resolve_id` and `resolve_typename` (the NodeID attribute; the type's name, which is
+    `info.path.typename` there): without the Info, the class look-ups and the checks
+    around them. Anything else (a subclass's instance, a missing id) takes the general
+    path, which raises as before."""
+    resolver = field.base_resolver
+    fn = resolver.wrapped_func if resolver is not None else None
+    if getattr(fn, "__qualname__", None) != "Node._id" or not callable(fn):
+        return None
+    if getattr(fn, "__module__", None) != relay.Node.__module__:
+        return None
+    definition = t.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    origin = getattr(definition, "origin", None)
+    if not (isinstance(origin, type) and issubclass(origin, relay.Node)):
+        return None
+    for hook in ("resolve_id", "resolve_typename"):
+        if getattr(origin, hook).__func__ is not getattr(relay.Node, hook).__func__:
+            return None
+    attribute, type_name = origin.resolve_id_attr(), t.name
+    general = _thin(field, config)
+    assert general is not None
+
+    def node_id(root: Any, info: GraphQLResolveInfo[Any]) -> Any:
+        value = getattr(root, attribute, None) if type(root) is origin else None
+        if value is None:
+            return general(root, info)
+        return relay.GlobalID(type_name=type_name, node_id=str(value))
+
+    node_id._is_default = False  # type: ignore[attr-defined]
+    return node_id
 
 
 def _thin(field: StrawberryField, config: StrawberryConfig) -> Callable[..., Any] | None:
@@ -72,12 +108,30 @@ def _thin(field: StrawberryField, config: StrawberryConfig) -> Callable[..., Any
     info_name = resolver.info_parameter.name if resolver.info_parameter else None
     info_class = config.info_class
 
-    def call(source: Any, info: GraphQLResolveInfo[Any]) -> Any:
-        kwargs: dict[str, Any] = dict.fromkeys(named_source, source)
-        if info_name is not None:
-            kwargs[info_name] = info_class(_raw_info=info, _field=field)
-        # As StrawberryField.get_result calls it (`self` first, when it takes one).
-        return fn(source, **kwargs) if as_self else fn(**kwargs)
+    # As StrawberryField.get_result calls it: `self` first when it takes one, then the
+    # source and the Info by the names it gives them. The two shapes of nearly every
+    # resolver here get a closure of their own.
+    if as_self and not named_source and info_name is None:
 
-    call._is_default = False  # type: ignore[attr-defined]
-    return call
+        def of_self(source: Any, _: GraphQLResolveInfo[Any]) -> Any:
+            return fn(source)
+
+        resolve: Callable[..., Any] = of_self
+    elif as_self and not named_source and info_name is not None:
+        name = info_name
+
+        def of_self_info(source: Any, info: GraphQLResolveInfo[Any]) -> Any:
+            return fn(source, **{name: info_class(_raw_info=info, _field=field)})
+
+        resolve = of_self_info
+    else:
+
+        def call(source: Any, info: GraphQLResolveInfo[Any]) -> Any:
+            kwargs: dict[str, Any] = dict.fromkeys(named_source, source)
+            if info_name is not None:
+                kwargs[info_name] = info_class(_raw_info=info, _field=field)
+            return fn(source, **kwargs) if as_self else fn(**kwargs)
+
+        resolve = call
+    resolve._is_default = False  # type: ignore[attr-defined]
+    return resolve

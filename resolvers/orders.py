@@ -633,7 +633,7 @@ class OrderQueries:
         if order_id not in found:
             return None
         row = found[order_id]
-        fields = selected(info.selected_fields[0].selections)
+        fields = selected(info._raw_info)
         return Order.of(row, await preload([row], fields))
 
     @strawberry.field(description="Your orders, newest first (all orders for mediators).")
@@ -660,7 +660,7 @@ class OrderQueries:
             )
         except DomainError as e:
             raise GraphQLError(e.message, extensions={"code": e.code.value}) from None
-        fields = selected(info.selected_fields[0].selections, "edges", "node")
+        fields = selected(info._raw_info, "edges", "node")
         loaded = await preload(rows, fields)
         edges = [
             relay.Edge(node=Order.of(o, loaded), cursor=encode_cursor("order", o.id)) for o in rows

@@ -14,10 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
-from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField, Selection
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLResolveInfo,
+    InlineFragmentNode,
+    SelectionSetNode,
+)
 
 from models import accounts, ledger, orders, payments, suppliers
 from models.tables import Company, Order, OrderEvent, Payment
@@ -46,18 +53,32 @@ _NEEDS = {
 }
 
 
-def selected(selections: Iterable[Selection], *path: str) -> set[str]:
-    """The field names selected at `path` below `selections`, through fragments."""
+def selected(info: GraphQLResolveInfo[Any], *path: str) -> set[str]:
+    """The field names selected at `path` below the field being resolved, through
+    fragments (on the document itself: Strawberry's `selected_fields` converts every
+    argument and directive on the way, about a quarter of an order status's execution)."""
     names: set[str] = set()
-    for s in selections:
-        if isinstance(s, FragmentSpread | InlineFragment):
-            names |= selected(s.selections, *path)
-        elif isinstance(s, SelectedField):
-            if not path:
-                names.add(s.name)
-            elif s.name == path[0]:
-                names |= selected(s.selections, *path[1:])
+    for node in info.field_nodes:
+        _collect(node.selection_set, path, info.fragments, names)
     return names
+
+
+def _collect(
+    selections: SelectionSetNode | None,
+    path: Sequence[str],
+    fragments: Mapping[str, FragmentDefinitionNode],
+    names: set[str],
+) -> None:
+    for s in selections.selections if selections is not None else ():
+        if isinstance(s, FieldNode):
+            if not path:
+                names.add(s.name.value)
+            elif s.name.value == path[0]:
+                _collect(s.selection_set, path[1:], fragments, names)
+        elif isinstance(s, InlineFragmentNode):
+            _collect(s.selection_set, path, fragments, names)
+        elif isinstance(s, FragmentSpreadNode) and s.name.value in fragments:
+            _collect(fragments[s.name.value].selection_set, path, fragments, names)
 
 
 async def preload(rows: Sequence[Order], fields: set[str]) -> Preloaded | None:
