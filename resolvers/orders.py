@@ -312,6 +312,37 @@ class Receipt:
     )
 
 
+def _shipping_terms(o: OrderRow) -> ShippingTerms:
+    return ShippingTerms(
+        incoterm=Incoterm(o.incoterm),
+        method=ShippingMethod(o.shipping_method),
+        destination_country=CountryCode(o.destination_country),
+    )
+
+
+def _shipment(o: OrderRow) -> Shipment | None:
+    if o.shipped_at is None:
+        return None
+    return Shipment(
+        carrier=o.carrier or "",
+        tracking_number=o.tracking_number or "",
+        method=ShippingMethod(o.shipment_method or o.shipping_method),
+        shipped_at=o.shipped_at,
+        recorded_at=o.shipment_recorded_at or o.shipped_at,
+        late=o.shipped_late,
+    )
+
+
+def _receipt(o: OrderRow) -> Receipt | None:
+    if o.received_at is None:
+        return None
+    return Receipt(
+        received_at=o.received_at,
+        automatic=o.receipt_auto,
+        claim_window_ends_at=o.claim_window_ends_at or o.received_at,
+    )
+
+
 @strawberry.type(description="An order: the purchase contract between a buyer and a supplier.")
 class Order(relay.Node):
     id: relay.NodeID[int]
@@ -322,15 +353,24 @@ class Order(relay.Node):
     contract_version: int = strawberry.field(
         description="1 for the contract as created; +1 for each accepted modification."
     )
-    total: Money = strawberry.field(description="Sum of the line totals, in the order's currency.")
+    # Money and nested objects are made only when selected (resolvers below the class).
+    total: Money = strawberry.field(
+        resolver=lambda self: _money_(self.row.total_minor, self.row.currency),
+        description="Sum of the line totals, in the order's currency.",
+    )
     initial_payment: Money = strawberry.field(
-        description="The deposit due first (0 up to the total)."
+        resolver=lambda self: _money_(self.row.initial_minor, self.row.currency),
+        description="The deposit due first (0 up to the total).",
     )
     balance: Money = strawberry.field(
-        description="Total minus the initial payment; due before shipment."
+        resolver=lambda self: _money_(
+            self.row.total_minor - self.row.initial_minor, self.row.currency
+        ),
+        description="Total minus the initial payment; due before shipment.",
     )
     shipping_terms: ShippingTerms = strawberry.field(
-        description="Incoterm, shipping method and destination country."
+        resolver=lambda self: _shipping_terms(self.row),
+        description="Incoterm, shipping method and destination country.",
     )
     shipping_deadline: dt.datetime = strawberry.field(
         description="The supplier ships (export clearance or carrier pickup) by then; "
@@ -345,10 +385,12 @@ class Order(relay.Node):
         description="When the other party confirmed the contract; null until then."
     )
     shipment: Shipment | None = strawberry.field(
-        description="The shipment the supplier recorded; null until shipped."
+        resolver=lambda self: _shipment(self.row),
+        description="The shipment the supplier recorded; null until shipped.",
     )
     receipt: Receipt | None = strawberry.field(
-        description="Receipt of the goods and the claim window; null until received."
+        resolver=lambda self: _receipt(self.row),
+        description="Receipt of the goods and the claim window; null until received.",
     )
     completed_at: dt.datetime | None = strawberry.field(
         description="When the claim window ended and the held balance was released."
@@ -367,35 +409,10 @@ class Order(relay.Node):
             status=OrderStatus(o.status),
             drafted_by=Role(o.drafted_by),
             contract_version=o.version,
-            total=_money_(o.total_minor, o.currency),
-            initial_payment=_money_(o.initial_minor, o.currency),
-            balance=_money_(o.total_minor - o.initial_minor, o.currency),
-            shipping_terms=ShippingTerms(
-                incoterm=Incoterm(o.incoterm),
-                method=ShippingMethod(o.shipping_method),
-                destination_country=CountryCode(o.destination_country),
-            ),
             shipping_deadline=o.shipping_deadline,
             payment_deadline=o.payment_deadline,
             created_at=o.created_at,
             confirmed_at=o.confirmed_at,
-            shipment=Shipment(
-                carrier=o.carrier or "",
-                tracking_number=o.tracking_number or "",
-                method=ShippingMethod(o.shipment_method or o.shipping_method),
-                shipped_at=o.shipped_at,
-                recorded_at=o.shipment_recorded_at or o.shipped_at,
-                late=o.shipped_late,
-            )
-            if o.shipped_at is not None
-            else None,
-            receipt=Receipt(
-                received_at=o.received_at,
-                automatic=o.receipt_auto,
-                claim_window_ends_at=o.claim_window_ends_at or o.received_at,
-            )
-            if o.received_at is not None
-            else None,
             completed_at=o.completed_at,
             next_deadline_at=o.next_deadline_at,
             row=o,
