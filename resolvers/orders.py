@@ -443,7 +443,10 @@ class Order(relay.Node):
     def buyer(self, info: Info) -> Company:
         p = self.preloaded
         if p is not None and p.companies is not None:
-            return _company(p.companies.get(self.row.buyer))
+            key = ("Company", self.row.buyer)
+            if key not in p.made:
+                p.made[key] = _company(p.companies.get(self.row.buyer))
+            return cast(Company, p.made[key])
         return cast(Company, self._load_buyer(info))
 
     async def _load_buyer(self, info: Info) -> Company:
@@ -455,7 +458,10 @@ class Order(relay.Node):
     def supplier(self, info: Info) -> Supplier:
         p = self.preloaded
         if p is not None and p.suppliers is not None:
-            return _supplier(p.suppliers.get(self.row.supplier))
+            key = ("Supplier", self.row.supplier)
+            if key not in p.made:
+                p.made[key] = _supplier(p.suppliers.get(self.row.supplier))
+            return cast(Supplier, p.made[key])
         return cast(Supplier, self._load_supplier(info))
 
     async def _load_supplier(self, info: Info) -> Supplier:

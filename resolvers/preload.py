@@ -39,6 +39,9 @@ class Preloaded:
     money: Mapping[int, ledger.OrderMoney] | None = None
     events: Mapping[int, list[OrderEvent]] | None = None
     payments: Mapping[int, list[Payment]] | None = None
+    # The GraphQL objects made from them, by kind and id: the orders of a page mostly
+    # share one buyer and a few suppliers, and the objects are not changed once made.
+    made: dict[tuple[str, int], Any] = dataclasses.field(default_factory=dict)
 
 
 # Which selected Order fields need which kind of row.
@@ -100,4 +103,7 @@ async def preload(rows: Sequence[Order], fields: set[str]) -> Preloaded | None:
     if "payments" in kinds:
         reads["payments"] = payments.payments_of(ids)
     found = await asyncio.gather(*reads.values())
-    return Preloaded(**dict(zip(reads, found, strict=True)))
+    loaded = Preloaded()
+    for kind, rows_of_kind in zip(reads, found, strict=True):
+        setattr(loaded, kind, rows_of_kind)
+    return loaded
