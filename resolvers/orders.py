@@ -355,7 +355,7 @@ class Order(relay.Node):
     )
     # Money and nested objects are made only when selected (resolvers below the class).
     total: Money = strawberry.field(
-        resolver=lambda self: _money_(self.row.total_minor, self.row.currency),
+        resolver=lambda self: _money_(vars(self.row)["total_minor"], vars(self.row)["currency"]),
         description="Sum of the line totals, in the order's currency.",
     )
     initial_payment: Money = strawberry.field(
@@ -404,17 +404,20 @@ class Order(relay.Node):
 
     @classmethod
     def of(cls, o: OrderRow, preloaded: Preloaded | None = None) -> "Order":
+        # The column values, as Piccolo's descriptors read them (`obj.__dict__[name]`),
+        # without a descriptor and a property per value: pages make 100 of these.
+        d = vars(o)
         return cls(
-            id=o.id,
-            status=OrderStatus(o.status),
-            drafted_by=Role(o.drafted_by),
-            contract_version=o.version,
-            shipping_deadline=o.shipping_deadline,
-            payment_deadline=o.payment_deadline,
-            created_at=o.created_at,
-            confirmed_at=o.confirmed_at,
-            completed_at=o.completed_at,
-            next_deadline_at=o.next_deadline_at,
+            id=d["id"],
+            status=OrderStatus(d["status"]),
+            drafted_by=Role(d["drafted_by"]),
+            contract_version=d["version"],
+            shipping_deadline=d["shipping_deadline"],
+            payment_deadline=d["payment_deadline"],
+            created_at=d["created_at"],
+            confirmed_at=d["confirmed_at"],
+            completed_at=d["completed_at"],
+            next_deadline_at=d["next_deadline_at"],
             row=o,
             preloaded=preloaded,
         )
@@ -443,9 +446,10 @@ class Order(relay.Node):
     def buyer(self, info: Info) -> Company:
         p = self.preloaded
         if p is not None and p.companies is not None:
-            key = ("Company", self.row.buyer)
+            buyer = vars(self.row)["buyer"]
+            key = ("Company", buyer)
             if key not in p.made:
-                p.made[key] = _company(p.companies.get(self.row.buyer))
+                p.made[key] = _company(p.companies.get(buyer))
             return cast(Company, p.made[key])
         return cast(Company, self._load_buyer(info))
 
@@ -458,9 +462,10 @@ class Order(relay.Node):
     def supplier(self, info: Info) -> Supplier:
         p = self.preloaded
         if p is not None and p.suppliers is not None:
-            key = ("Supplier", self.row.supplier)
+            supplier = vars(self.row)["supplier"]
+            key = ("Supplier", supplier)
             if key not in p.made:
-                p.made[key] = _supplier(p.suppliers.get(self.row.supplier))
+                p.made[key] = _supplier(p.suppliers.get(supplier))
             return cast(Supplier, p.made[key])
         return cast(Supplier, self._load_supplier(info))
 
@@ -546,7 +551,7 @@ class Order(relay.Node):
 
         p = self.preloaded
         if p is not None and p.payments is not None:
-            return [Payment.of(row) for row in p.payments.get(self.row.id, ())]
+            return [Payment.of(row) for row in p.payments.get(self.id, ())]
         return cast("list[Payment]", self._load_payments(info))
 
     async def _load_payments(self, info: Info) -> list["Payment"]:
