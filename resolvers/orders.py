@@ -4,16 +4,18 @@ transitions (create, confirm, modify, cancel)."""
 import datetime as dt
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
 
-from models import deadlines, lifecycle, orders
+from models import deadlines, ledger, lifecycle, orders
 from models.enums import DeadlineKind, Incoterm, OrderStatus, Role, ShippingMethod
 from models.errors import DomainError
 from models.money import Money as DomainMoney
+from models.suppliers import Supplier as SupplierRow
+from models.tables import Company as CompanyRow
 from models.tables import Order as OrderRow
 from models.tables import OrderEvent as OrderEventRow
 from resolvers.accounts import Company
@@ -22,6 +24,7 @@ from resolvers.conventions import describe_values
 from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.money import Money
 from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
+from resolvers.preload import Preloaded, preload, selected
 from resolvers.scalars import CountryCode, CurrencyCode
 from resolvers.suppliers import Supplier
 
@@ -166,6 +169,16 @@ def _money_(minor: int, currency: str) -> Money:
     return Money(amount=DomainMoney(minor, currency).amount, currency=CurrencyCode(currency))
 
 
+def _company(found: CompanyRow | None) -> Company:
+    assert found is not None  # an order's buyer exists (foreign key)
+    return Company.of(found)
+
+
+def _supplier(found: SupplierRow | None) -> Supplier:
+    assert found is not None  # an order's supplier exists (foreign key)
+    return Supplier.of(found)
+
+
 @strawberry.type(description="One line of the contract.")
 class OrderLine:
     product_name: str = strawberry.field(description="The product, as named in the contract.")
@@ -299,6 +312,37 @@ class Receipt:
     )
 
 
+def _shipping_terms(o: OrderRow) -> ShippingTerms:
+    return ShippingTerms(
+        incoterm=Incoterm(o.incoterm),
+        method=ShippingMethod(o.shipping_method),
+        destination_country=CountryCode(o.destination_country),
+    )
+
+
+def _shipment(o: OrderRow) -> Shipment | None:
+    if o.shipped_at is None:
+        return None
+    return Shipment(
+        carrier=o.carrier or "",
+        tracking_number=o.tracking_number or "",
+        method=ShippingMethod(o.shipment_method or o.shipping_method),
+        shipped_at=o.shipped_at,
+        recorded_at=o.shipment_recorded_at or o.shipped_at,
+        late=o.shipped_late,
+    )
+
+
+def _receipt(o: OrderRow) -> Receipt | None:
+    if o.received_at is None:
+        return None
+    return Receipt(
+        received_at=o.received_at,
+        automatic=o.receipt_auto,
+        claim_window_ends_at=o.claim_window_ends_at or o.received_at,
+    )
+
+
 @strawberry.type(description="An order: the purchase contract between a buyer and a supplier.")
 class Order(relay.Node):
     id: relay.NodeID[int]
@@ -309,15 +353,24 @@ class Order(relay.Node):
     contract_version: int = strawberry.field(
         description="1 for the contract as created; +1 for each accepted modification."
     )
-    total: Money = strawberry.field(description="Sum of the line totals, in the order's currency.")
+    # Money and nested objects are made only when selected (resolvers below the class).
+    total: Money = strawberry.field(
+        resolver=lambda self: _money_(vars(self.row)["total_minor"], vars(self.row)["currency"]),
+        description="Sum of the line totals, in the order's currency.",
+    )
     initial_payment: Money = strawberry.field(
-        description="The deposit due first (0 up to the total)."
+        resolver=lambda self: _money_(self.row.initial_minor, self.row.currency),
+        description="The deposit due first (0 up to the total).",
     )
     balance: Money = strawberry.field(
-        description="Total minus the initial payment; due before shipment."
+        resolver=lambda self: _money_(
+            self.row.total_minor - self.row.initial_minor, self.row.currency
+        ),
+        description="Total minus the initial payment; due before shipment.",
     )
     shipping_terms: ShippingTerms = strawberry.field(
-        description="Incoterm, shipping method and destination country."
+        resolver=lambda self: _shipping_terms(self.row),
+        description="Incoterm, shipping method and destination country.",
     )
     shipping_deadline: dt.datetime = strawberry.field(
         description="The supplier ships (export clearance or carrier pickup) by then; "
@@ -332,10 +385,12 @@ class Order(relay.Node):
         description="When the other party confirmed the contract; null until then."
     )
     shipment: Shipment | None = strawberry.field(
-        description="The shipment the supplier recorded; null until shipped."
+        resolver=lambda self: _shipment(self.row),
+        description="The shipment the supplier recorded; null until shipped.",
     )
     receipt: Receipt | None = strawberry.field(
-        description="Receipt of the goods and the claim window; null until received."
+        resolver=lambda self: _receipt(self.row),
+        description="Receipt of the goods and the claim window; null until received.",
     )
     completed_at: dt.datetime | None = strawberry.field(
         description="When the claim window ended and the held balance was released."
@@ -344,69 +399,78 @@ class Order(relay.Node):
         description="When the system next acts on this order by itself (null: nothing due)."
     )
     row: strawberry.Private[OrderRow]
+    # The page's relations read up front (resolvers/preload.py); None: the DataLoaders.
+    preloaded: strawberry.Private[Preloaded | None] = None
 
     @classmethod
-    def of(cls, o: OrderRow) -> "Order":
+    def of(cls, o: OrderRow, preloaded: Preloaded | None = None) -> "Order":
+        # The column values, as Piccolo's descriptors read them (`obj.__dict__[name]`),
+        # without a descriptor and a property per value: pages make 100 of these.
+        d = vars(o)
         return cls(
-            id=o.id,
-            status=OrderStatus(o.status),
-            drafted_by=Role(o.drafted_by),
-            contract_version=o.version,
-            total=_money_(o.total_minor, o.currency),
-            initial_payment=_money_(o.initial_minor, o.currency),
-            balance=_money_(o.total_minor - o.initial_minor, o.currency),
-            shipping_terms=ShippingTerms(
-                incoterm=Incoterm(o.incoterm),
-                method=ShippingMethod(o.shipping_method),
-                destination_country=CountryCode(o.destination_country),
-            ),
-            shipping_deadline=o.shipping_deadline,
-            payment_deadline=o.payment_deadline,
-            created_at=o.created_at,
-            confirmed_at=o.confirmed_at,
-            shipment=Shipment(
-                carrier=o.carrier or "",
-                tracking_number=o.tracking_number or "",
-                method=ShippingMethod(o.shipment_method or o.shipping_method),
-                shipped_at=o.shipped_at,
-                recorded_at=o.shipment_recorded_at or o.shipped_at,
-                late=o.shipped_late,
-            )
-            if o.shipped_at is not None
-            else None,
-            receipt=Receipt(
-                received_at=o.received_at,
-                automatic=o.receipt_auto,
-                claim_window_ends_at=o.claim_window_ends_at or o.received_at,
-            )
-            if o.received_at is not None
-            else None,
-            completed_at=o.completed_at,
-            next_deadline_at=o.next_deadline_at,
+            id=d["id"],
+            status=OrderStatus(d["status"]),
+            drafted_by=Role(d["drafted_by"]),
+            contract_version=d["version"],
+            shipping_deadline=d["shipping_deadline"],
+            payment_deadline=d["payment_deadline"],
+            created_at=d["created_at"],
+            confirmed_at=d["confirmed_at"],
+            completed_at=d["completed_at"],
+            next_deadline_at=d["next_deadline_at"],
             row=o,
+            preloaded=preloaded,
         )
+
+    # The fields below that read relations are plain functions: with the page preloaded
+    # they return the value itself, so graphql-core completes them on its fast path;
+    # otherwise they return an awaitable (the DataLoader's), which graphql-core awaits
+    # just as it would an async resolver's. The casts say so to the type checker; the
+    # annotation is what the schema shows.
+
+    async def _money_loaded(self, info: Info) -> ledger.OrderMoney | None:
+        p = self.preloaded
+        if p is not None and p.money is not None:
+            return p.money.get(self.row.id)
+        return await info.context.order_money.load(self.row.id)
 
     @strawberry.field(description="Every deadline that applies to the order so far.")
     async def deadlines(self, info: Info) -> list[OrderDeadline]:
-        m = await info.context.order_money.load(self.row.id)
+        m = await self._money_loaded(info)
         return [
             OrderDeadline(kind=d.kind, due_at=d.due_at, passed=d.passed, met=d.met)
             for d in deadlines.of_order(self.row, paid_minor=m.paid if m else 0)
         ]
 
     @strawberry.field(description="The buying company.")
-    async def buyer(self, info: Info) -> Company:
-        found = await info.context.companies.load(self.row.buyer)
-        assert found is not None
-        return Company.of(found)
+    def buyer(self, info: Info) -> Company:
+        p = self.preloaded
+        if p is not None and p.companies is not None:
+            buyer = vars(self.row)["buyer"]
+            key = ("Company", buyer)
+            if key not in p.made:
+                p.made[key] = _company(p.companies.get(buyer))
+            return cast(Company, p.made[key])
+        return cast(Company, self._load_buyer(info))
+
+    async def _load_buyer(self, info: Info) -> Company:
+        return _company(await info.context.companies.load(self.row.buyer))
 
     @strawberry.field(
         description="The selling supplier (with active Trade Assurance when the order was placed)."
     )
-    async def supplier(self, info: Info) -> Supplier:
-        found = await info.context.suppliers.load(self.row.supplier)
-        assert found is not None
-        return Supplier.of(found)
+    def supplier(self, info: Info) -> Supplier:
+        p = self.preloaded
+        if p is not None and p.suppliers is not None:
+            supplier = vars(self.row)["supplier"]
+            key = ("Supplier", supplier)
+            if key not in p.made:
+                p.made[key] = _supplier(p.suppliers.get(supplier))
+            return cast(Supplier, p.made[key])
+        return cast(Supplier, self._load_supplier(info))
+
+    async def _load_supplier(self, info: Info) -> Supplier:
+        return _supplier(await info.context.suppliers.load(self.row.supplier))
 
     @strawberry.field(description="The contract's product lines.")
     async def lines(self, info: Info) -> list[OrderLine]:
@@ -433,8 +497,16 @@ class Order(relay.Node):
         ]
 
     @strawberry.field(description="Paid, held, released and refunded amounts, from the ledger.")
-    async def money(self, info: Info) -> OrderMoney:
-        m = await info.context.order_money.load(self.row.id)
+    def money(self, info: Info) -> OrderMoney:
+        p = self.preloaded
+        if p is not None and p.money is not None:
+            return self._order_money(p.money.get(self.row.id))
+        return cast(OrderMoney, self._load_money(info))
+
+    async def _load_money(self, info: Info) -> OrderMoney:
+        return self._order_money(await info.context.order_money.load(self.row.id))
+
+    def _order_money(self, m: ledger.OrderMoney | None) -> OrderMoney:
         c = self.row.currency
         if m is None:
             zero = _money_(0, c)
@@ -455,7 +527,7 @@ class Order(relay.Node):
         "after delivery."
     )
     async def coverage(self, info: Info) -> Coverage:
-        m = await info.context.order_money.load(self.row.id)
+        m = await self._money_loaded(info)
         cover = orders.coverage(self.row, m.paid if m else 0)
         c = self.row.currency
         return Coverage(
@@ -472,9 +544,17 @@ class Order(relay.Node):
     @strawberry.field(
         description="Payments into escrow for the goods, oldest first, failed ones included."
     )
-    async def payments(
+    def payments(
         self, info: Info
     ) -> list[Annotated["Payment", strawberry.lazy("resolvers.payments")]]:
+        from resolvers.payments import Payment
+
+        p = self.preloaded
+        if p is not None and p.payments is not None:
+            return [Payment.of(row) for row in p.payments.get(self.id, ())]
+        return cast("list[Payment]", self._load_payments(info))
+
+    async def _load_payments(self, info: Info) -> list["Payment"]:
         from resolvers.payments import Payment
 
         return [Payment.of(p) for p in await info.context.order_payments.load(self.row.id)]
@@ -524,7 +604,13 @@ class Order(relay.Node):
         )
 
     @strawberry.field(description="The timeline: every state change and money movement.")
-    async def events(self, info: Info) -> list[OrderEvent]:
+    def events(self, info: Info) -> list[OrderEvent]:
+        p = self.preloaded
+        if p is not None and p.events is not None:
+            return [OrderEvent.of(e) for e in p.events.get(self.row.id, ())]
+        return cast("list[OrderEvent]", self._load_events(info))
+
+    async def _load_events(self, info: Info) -> list[OrderEvent]:
         return [OrderEvent.of(e) for e in await info.context.order_events.load(self.row.id)]
 
     @classmethod
@@ -572,7 +658,11 @@ class OrderQueries:
         principal = info.context.require_principal()
         order_id = row_id(id.node_id) if id.type_name == "Order" else -1
         found = await orders.get_orders(principal, [order_id])
-        return Order.of(found[order_id]) if order_id in found else None
+        if order_id not in found:
+            return None
+        row = found[order_id]
+        fields = selected(info._raw_info)
+        return Order.of(row, await preload([row], fields))
 
     @strawberry.field(description="Your orders, newest first (all orders for mediators).")
     async def orders(
@@ -598,7 +688,11 @@ class OrderQueries:
             )
         except DomainError as e:
             raise GraphQLError(e.message, extensions={"code": e.code.value}) from None
-        edges = [relay.Edge(node=Order.of(o), cursor=encode_cursor("order", o.id)) for o in rows]
+        fields = selected(info._raw_info, "edges", "node")
+        loaded = await preload(rows, fields)
+        edges = [
+            relay.Edge(node=Order.of(o, loaded), cursor=encode_cursor("order", o.id)) for o in rows
+        ]
         return OrderConnection(
             edges=edges,
             page_info=page_info(edges, has_next=has_next, has_previous=after is not None),

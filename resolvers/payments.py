@@ -96,16 +96,18 @@ class Payment:
 
     @classmethod
     def of(cls, p: PaymentRow) -> "Payment":
+        d = vars(p)  # the column values, as Piccolo's descriptors read them, but directly
+        currency = d["currency"]
         return cls(
-            id=relay.GlobalID("Payment", str(p.id)),
-            reference=payments.payment_reference(p.id),
-            method=PaymentMethod(p.method),
-            status=PaymentStatus(p.status),
-            amount=_money_(p.amount_minor, p.currency),
-            fee=_money_(p.fee_minor, p.currency),
-            failure_reason=p.failure_reason,
-            created_at=p.created_at,
-            settled_at=p.settled_at,
+            id=relay.GlobalID("Payment", str(d["id"])),
+            reference=payments.payment_reference(d["id"]),
+            method=PaymentMethod(d["method"]),
+            status=PaymentStatus(d["status"]),
+            amount=_money_(d["amount_minor"], currency),
+            fee=_money_(d["fee_minor"], currency),
+            failure_reason=d["failure_reason"],
+            created_at=d["created_at"],
+            settled_at=d["settled_at"],
         )
 
 

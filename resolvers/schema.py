@@ -22,6 +22,7 @@ from models import db
 from resolvers.accounts import AccountMutations, AccountQueries
 from resolvers.conventions import describe
 from resolvers.disputes import DisputeMutations, DisputeQueries
+from resolvers.fast_fields import thin_resolvers
 from resolvers.inspections import InspectionMutations, InspectionQueries
 from resolvers.investigations import InvestigationMutations, InvestigationQueries
 from resolvers.live import LiveSubscriptions
@@ -155,4 +156,5 @@ def build_schema(
         ),
     )
     describe(schema._schema)  # what the conventions say, where a definition says nothing
+    thin_resolvers(schema._schema, schema.config)  # resolvers/fast_fields.py
     return schema

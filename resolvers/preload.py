@@ -1,0 +1,109 @@
+"""An order page's relations, read once for the whole page before its fields resolve.
+
+graphql-core completes a field whose resolver returns an awaitable on its slow path (a
+coroutine, a future, a gather over the list's items), and everything below it on that
+path too. With a DataLoader behind `buyer`, `supplier`, `payments`, `money` and `events`,
+a page of 100 orders took that path 300 to 500 times, which was most of its CPU time
+(docs/performance.md, session 5). `order` and `orders` know which of these the operation
+selects, so they read each kind once for all the page's orders, with the same domain
+functions and statements the DataLoaders use, and the fields resolve synchronously from
+what was read. Responses are the same; the number of statements too (one per kind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLResolveInfo,
+    InlineFragmentNode,
+    SelectionSetNode,
+)
+
+from models import accounts, ledger, orders, payments, suppliers
+from models.tables import Company, Order, OrderEvent, Payment
+
+
+@dataclasses.dataclass(slots=True)
+class Preloaded:
+    """What was read for a page; None: not selected, left to the field's DataLoader."""
+
+    companies: Mapping[int, Company] | None = None
+    suppliers: Mapping[int, suppliers.Supplier] | None = None
+    money: Mapping[int, ledger.OrderMoney] | None = None
+    events: Mapping[int, list[OrderEvent]] | None = None
+    payments: Mapping[int, list[Payment]] | None = None
+    # The GraphQL objects made from them, by kind and id: the orders of a page mostly
+    # share one buyer and a few suppliers, and the objects are not changed once made.
+    made: dict[tuple[str, int], Any] = dataclasses.field(default_factory=dict)
+
+
+# Which selected Order fields need which kind of row.
+_NEEDS = {
+    "buyer": "companies",
+    "supplier": "suppliers",
+    "money": "money",
+    "deadlines": "money",
+    "coverage": "money",
+    "events": "events",
+    "payments": "payments",
+}
+
+
+def selected(info: GraphQLResolveInfo[Any], *path: str) -> set[str]:
+    """The field names selected at `path` below the field being resolved, through
+    fragments (on the document itself: Strawberry's `selected_fields` converts every
+    argument and directive on the way, about a quarter of an order status's execution)."""
+    names: set[str] = set()
+    for node in info.field_nodes:
+        _collect(node.selection_set, path, info.fragments, names)
+    return names
+
+
+def _collect(
+    selections: SelectionSetNode | None,
+    path: Sequence[str],
+    fragments: Mapping[str, FragmentDefinitionNode],
+    names: set[str],
+) -> None:
+    for s in selections.selections if selections is not None else ():
+        if isinstance(s, FieldNode):
+            if not path:
+                names.add(s.name.value)
+            elif s.name.value == path[0]:
+                _collect(s.selection_set, path[1:], fragments, names)
+        elif isinstance(s, InlineFragmentNode):
+            _collect(s.selection_set, path, fragments, names)
+        elif isinstance(s, FragmentSpreadNode) and s.name.value in fragments:
+            _collect(fragments[s.name.value].selection_set, path, fragments, names)
+
+
+async def preload(rows: Sequence[Order], fields: set[str]) -> Preloaded | None:
+    """Read what `fields` (selected on each of `rows`) need, one statement per kind,
+    concurrently (PostgreSQL's pool serves them side by side, as it did the loaders)."""
+    kinds = {_NEEDS[f] for f in fields if f in _NEEDS}
+    if not rows or not kinds:
+        return None
+    ids = [o.id for o in rows]
+    reads: dict[str, Awaitable[Mapping[int, Any]]] = {}
+    if "companies" in kinds:
+        reads["companies"] = accounts.get_companies(list(dict.fromkeys(o.buyer for o in rows)))
+    if "suppliers" in kinds:
+        reads["suppliers"] = suppliers.get_suppliers(list(dict.fromkeys(o.supplier for o in rows)))
+    if "money" in kinds:
+        reads["money"] = ledger.order_money(ids)
+    if "events" in kinds:
+        reads["events"] = orders.events_of(ids)
+    if "payments" in kinds:
+        reads["payments"] = payments.payments_of(ids)
+    found = await asyncio.gather(*reads.values())
+    loaded = Preloaded()
+    for kind, rows_of_kind in zip(reads, found, strict=True):
+        setattr(loaded, kind, rows_of_kind)
+    return loaded
