@@ -50,7 +50,7 @@ from models.enums import (
 from models.errors import DomainError, ErrorCode
 from models.inspections import AttachmentUpload, check_attachments, read_verified, store_file
 from models.money import Money
-from models.orders import coverage, lock_order, require_scope, succeeded_minor, visibility
+from models.orders import coverage, lock_order, require_scope, succeeded_minor, visible_orders
 from models.sql import get as get_row
 from models.tables import (
     Dispute,
@@ -813,10 +813,8 @@ async def resolve_dispute(
 
 
 def _visible(principal: Principal) -> Any:
-    condition = visibility(principal)
-    if condition is None:
-        return None
-    return Dispute.order.is_in(Order.select(Order.id).where(condition))
+    visible = visible_orders(principal)
+    return None if visible is None else Dispute.order.is_in(visible)
 
 
 async def get_disputes(principal: Principal, ids: Sequence[int]) -> dict[int, Dispute]:

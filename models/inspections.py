@@ -53,7 +53,7 @@ from models.orders import (
     move_to,
     require_scope,
     supplier_company,
-    visibility,
+    visible_orders,
 )
 from models.tables import (
     Company,
@@ -621,7 +621,7 @@ def inspection_visibility(principal: Principal) -> Any:
         return None
     if principal.acting_role is Role.INSPECTOR:
         return Inspection.inspector == principal.company_id
-    return Inspection.order.is_in(Order.select(Order.id).where(visibility(principal)))
+    return Inspection.order.is_in(visible_orders(principal))
 
 
 async def get_inspections(principal: Principal, ids: Sequence[int]) -> dict[int, Inspection]:

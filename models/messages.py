@@ -21,7 +21,7 @@ from models.db import write_transaction
 from models.enums import Role, Scope
 from models.errors import DomainError, ErrorCode
 from models.inspections import AttachmentUpload
-from models.tables import Dispute, Order, OrderMessage, OrderMessageAttachment
+from models.tables import Dispute, OrderMessage, OrderMessageAttachment
 
 MAX_BODY = 4_000
 
@@ -155,9 +155,9 @@ async def get_messages(principal: Principal, ids: Sequence[int]) -> dict[int, Or
     if not ids:
         return {}
     query = OrderMessage.objects().where(OrderMessage.id.is_in(list(ids)))
-    condition = orders.visibility(principal)
-    if condition is not None:
-        query = query.where(OrderMessage.order.is_in(Order.select(Order.id).where(condition)))
+    visible = orders.visible_orders(principal)
+    if visible is not None:
+        query = query.where(OrderMessage.order.is_in(visible))
     return {m.id: m for m in await query}
 
 

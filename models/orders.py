@@ -11,6 +11,8 @@ from collections.abc import Hashable, Sequence
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, TypeVar
 
+from piccolo.query import WhereRaw
+
 from models import clock, config, deadlines, events, sql
 from models.accounts import Principal
 from models.db import for_update, is_postgres, write_transaction
@@ -646,21 +648,19 @@ def visibility_key(principal: Principal) -> Hashable:
     return (principal.role, principal.acting_role, principal.company_id, principal.scopes)
 
 
-def visibility(principal: Principal) -> Any:
-    """A Piccolo condition selecting the orders this caller may see."""
-    if principal.role is Role.MEDIATOR:
+def visible_orders(principal: Principal) -> Any:
+    """A subquery of the ids of the orders this caller may see, for `X.order.is_in(…)`;
+    None for all (mediators). The rule itself is `_visible_sql`, shared with the plain
+    statements of the order reads."""
+    condition, values = _visible_sql(principal)
+    if not condition:
         return None
-    if principal.acting_role is Role.SUPPLIER:
-        return Order.supplier.is_in(
-            SupplierProfile.select(SupplierProfile.id).where(
-                SupplierProfile.company == principal.company_id
-            )
-        )
-    return Order.buyer == principal.company_id
+    return Order.select(Order.id).where(WhereRaw(condition.removeprefix(" AND "), *values))
 
 
 def _visible_sql(principal: Principal) -> tuple[str, tuple[Any, ...]]:
-    """`visibility` as SQL text over `trade_order` and its values ("" for everything)."""
+    """The orders this caller may see, as SQL text over `trade_order` to append to a
+    WHERE (" AND …"), and its values ("" for everything)."""
     if principal.role is Role.MEDIATOR:
         return "", ()
     if principal.acting_role is Role.SUPPLIER:

@@ -27,7 +27,7 @@ from models.orders import (
     require_scope,
     rows_by_order,
     succeeded_minor,
-    visibility,
+    visible_orders,
 )
 from models.provider import (
     ChargeOutcome,
@@ -770,10 +770,8 @@ def is_late(refund: Refund, now: dt.datetime | None = None) -> bool:
 
 def _visible(principal: Principal, query: Any) -> Any:
     """Only the refunds of the orders the caller may see (all for mediators)."""
-    condition = visibility(principal)
-    if condition is None:
-        return query
-    return query.where(Refund.order.is_in(Order.select(Order.id).where(condition)))
+    visible = visible_orders(principal)
+    return query if visible is None else query.where(Refund.order.is_in(visible))
 
 
 async def get_refunds(principal: Principal, ids: list[int]) -> dict[int, Refund]:
