@@ -445,12 +445,9 @@ class Order(relay.Node):
     @strawberry.field(description="The buying company.")
     def buyer(self, info: Info) -> Company:
         p = self.preloaded
-        if p is not None and p.companies is not None:
+        if p is not None and (companies := p.companies) is not None:
             buyer = vars(self.row)["buyer"]
-            key = ("Company", buyer)
-            if key not in p.made:
-                p.made[key] = _company(p.companies.get(buyer))
-            return cast(Company, p.made[key])
+            return p.once("Company", buyer, lambda: _company(companies.get(buyer)))
         return cast(Company, self._load_buyer(info))
 
     async def _load_buyer(self, info: Info) -> Company:
@@ -461,12 +458,9 @@ class Order(relay.Node):
     )
     def supplier(self, info: Info) -> Supplier:
         p = self.preloaded
-        if p is not None and p.suppliers is not None:
+        if p is not None and (found := p.suppliers) is not None:
             supplier = vars(self.row)["supplier"]
-            key = ("Supplier", supplier)
-            if key not in p.made:
-                p.made[key] = _supplier(p.suppliers.get(supplier))
-            return cast(Supplier, p.made[key])
+            return p.once("Supplier", supplier, lambda: _supplier(found.get(supplier)))
         return cast(Supplier, self._load_supplier(info))
 
     async def _load_supplier(self, info: Info) -> Supplier:

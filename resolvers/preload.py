@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar, cast
 
 from graphql import (
     FieldNode,
@@ -28,6 +28,8 @@ from graphql import (
 
 from models import accounts, ledger, orders, payments, suppliers
 from models.tables import Company, Order, OrderEvent, Payment
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(slots=True)
@@ -42,6 +44,13 @@ class Preloaded:
     # The GraphQL objects made from them, by kind and id: the orders of a page mostly
     # share one buyer and a few suppliers, and the objects are not changed once made.
     made: dict[tuple[str, int], Any] = dataclasses.field(default_factory=dict)
+
+    def once(self, kind: str, key: int, make: Callable[[], T]) -> T:
+        """The object of this kind and id made for the page, made on first use."""
+        found = self.made.get((kind, key))
+        if found is None:
+            found = self.made[(kind, key)] = make()
+        return cast(T, found)
 
 
 # Which selected Order fields need which kind of row.
