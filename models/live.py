@@ -33,6 +33,7 @@ log = logging.getLogger("trade_assurance.live")
 CHANNEL = "order_events"
 LISTENER_NAME = "ta-live-listener"  # its application_name, to find it in pg_stat_activity
 BATCH = 500
+GC_HOLD_RECIPIENTS = 256  # GcPolicy.hold: for deliveries to this many subscribers or more
 
 
 class GcPolicy:
@@ -49,12 +50,12 @@ class GcPolicy:
       connections. Cyclic garbage of connections that end after that waits for an
       unfreeze: once `unfreeze_share` of the subscribers frozen have left, all goes back
       to the collector (one full collection then, at churn) and the next burst freezes.
-    * while events handed to subscribers are not yet sent (`hold` .. `release`), the
+    * while the events of a large fan-out are not yet sent (`hold` .. `release`), the
       collector is off, for `max_hold` seconds at most; what piled up is collected after.
     """
 
     def __init__(
-        self, *, settle: float = 1.0, unfreeze_share: float = 0.5, max_hold: float = 10.0
+        self, *, settle: float = 1.0, unfreeze_share: float = 0.5, max_hold: float = 5.0
     ) -> None:
         self.settle = settle
         self.unfreeze_share = unfreeze_share
@@ -288,6 +289,9 @@ class Hub:
                 ):
                     wanted.setdefault(subscriber, []).append(event)
         failed = await accounts.recheck({s.principal for s in wanted})
+        # Only a large fan-out holds the collector off: a few recipients leave little in
+        # flight, and one that stopped reading would hold it off for `max_hold` each time.
+        hold = self._gc if len(wanted) >= GC_HOLD_RECIPIENTS else None
         for subscriber, mine in wanted.items():
             if not self.subscribed(subscriber):  # left while we checked
                 continue
@@ -300,9 +304,9 @@ class Hub:
                 except asyncio.QueueFull:
                     self._cut_off(subscriber)
                     break
-                subscriber.unsent += 1
-                if self._gc is not None:
-                    self._gc.hold(1)
+                if hold is not None:
+                    subscriber.unsent += 1
+                    hold.hold(1)
 
     def _cut_off(self, subscriber: Subscriber) -> None:
         subscriber.overflowed = True
