@@ -9,9 +9,9 @@ PostgreSQL events that waited for an older transaction to finish). A lost listen
 connection is reconnected; since the reader works from its position, not from the
 notifications, nothing is missed meanwhile.
 
-Each subscriber has a bounded queue. One that falls `queue_size` events behind is cut off
-(its `overflowed` is set and `on_overflow` called) instead of holding the others up or
-growing without bound.
+Each subscriber has a bounded queue (an Inbox). One that falls `queue_size` events behind
+is cut off (its `overflowed` is set and `on_overflow` called) instead of holding the
+others up or growing without bound. GcPolicy keeps the cyclic GC off the fan-out.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -32,25 +33,144 @@ log = logging.getLogger("trade_assurance.live")
 CHANNEL = "order_events"
 LISTENER_NAME = "ta-live-listener"  # its application_name, to find it in pg_stat_activity
 BATCH = 500
+GC_HOLD_RECIPIENTS = 256  # GcPolicy.hold: for deliveries to this many subscribers or more
 
 
-@dataclasses.dataclass(eq=False)
+class GcPolicy:
+    """Keeps the cyclic garbage collector off the fan-out.
+
+    Each connection is a few hundred container objects living as long as it does; at
+    10,000 subscribers a full collection walks millions of them, seconds on one core. And
+    a fan-out leaves thousands of results, messages and frames in flight at once, which
+    sets off young collections by the hundred and full ones too (measured: 1.6 s of a
+    2.6 s fan-out). So:
+
+    * once a burst of subscribes has settled, the young generations are collected and
+      everything is frozen (gc.freeze, O(1)): full collections no longer walk the
+      connections. Cyclic garbage of connections that end after that waits for an
+      unfreeze: once `unfreeze_share` of the subscribers frozen have left, all goes back
+      to the collector (one full collection then, at churn) and the next burst freezes.
+    * while the events of a large fan-out are not yet sent (`hold` .. `release`), the
+      collector is off, for `max_hold` seconds at most; what piled up is collected after.
+    """
+
+    def __init__(
+        self, *, settle: float = 1.0, unfreeze_share: float = 0.5, max_hold: float = 5.0
+    ) -> None:
+        self.settle = settle
+        self.unfreeze_share = unfreeze_share
+        self.max_hold = max_hold
+        self.frozen = 0  # subscribers there at the last freeze
+        self.left = 0  # of them, since gone
+        self.held = 0  # events handed out, not yet sent
+        self._freeze_timer: asyncio.TimerHandle | None = None
+        self._hold_timer: asyncio.TimerHandle | None = None  # set while we disabled the GC
+
+    def subscribed(self, count: int) -> None:
+        if self._freeze_timer is not None:
+            self._freeze_timer.cancel()  # still a burst: wait until it settles
+        loop = asyncio.get_running_loop()
+        self._freeze_timer = loop.call_later(self.settle, self._freeze, count)
+
+    def unsubscribed(self) -> None:
+        if not self.frozen:
+            return
+        self.left += 1
+        if self.left >= max(64, self.frozen * self.unfreeze_share):
+            gc.unfreeze()
+            self.frozen = self.left = 0
+
+    def _freeze(self, count: int) -> None:
+        self._freeze_timer = None
+        gc.collect(1)  # the young generations' garbage is not frozen with the rest
+        gc.freeze()
+        self.frozen, self.left = max(self.frozen, count), 0
+
+    def hold(self, count: int) -> None:
+        self.held += count
+        if self._hold_timer is None and gc.isenabled():  # not if someone else turned it off
+            gc.disable()
+            loop = asyncio.get_running_loop()
+            self._hold_timer = loop.call_later(self.max_hold, self._resume)
+
+    def release(self, count: int) -> None:
+        self.held -= count
+        if self.held <= 0:
+            self.held = 0
+            self._resume()
+
+    def _resume(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+            gc.enable()
+
+    def stop(self) -> None:
+        if self._freeze_timer is not None:
+            self._freeze_timer.cancel()
+            self._freeze_timer = None
+        self._resume()
+
+
+class Inbox:
+    """A subscriber's bounded queue of items, for its one reader: a list and at most one
+    waiting future. asyncio.Queue keeps three deques (about 2 KiB) per subscriber, and a
+    process holds thousands of subscribers."""
+
+    __slots__ = ("_items", "_waiter", "maxsize")
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: list[FeedEvent | AuthError] = []
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: FeedEvent | AuthError) -> None:
+        if len(self._items) >= self.maxsize:
+            raise asyncio.QueueFull
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def get(self) -> FeedEvent | AuthError:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.pop(0)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+
+@dataclasses.dataclass(eq=False, slots=True)
 class Subscriber:
     """One subscription: what it wants, and the events waiting for it."""
 
     principal: Principal
     order_id: int | None  # None: every order the principal may see
     # Events to send; an AuthError instead ends the stream (its credential went bad).
-    queue: asyncio.Queue[FeedEvent | AuthError]
+    queue: Inbox
     on_overflow: Callable[[], Any] | None = None
     overflowed: bool = False
     # True: only the order's conversation messages; False: only its other events.
     messages: bool = False
+    unsent: int = 0  # items put in the queue whose sending is not known to be over
+    taken: bool = False  # one of them is being sent now
 
 
 class Hub:
     def __init__(
-        self, *, dsn: str | None, poll_interval: float = 1.0, queue_size: int = 1000
+        self,
+        *,
+        dsn: str | None,
+        poll_interval: float = 1.0,
+        queue_size: int = 1000,
+        freeze_gc: bool = False,
     ) -> None:
         self.dsn = dsn  # PostgreSQL: the listener's own connection; None on SQLite
         self.poll_interval = poll_interval
@@ -63,6 +183,8 @@ class Hub:
         self._wake = asyncio.Event()
         self._head_read_at = float("-inf")
         self._tasks: list[asyncio.Task[None]] = []
+        # The server's hub freezes (one per process); tests' hubs leave the GC alone.
+        self._gc = GcPolicy() if freeze_gc else None
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -77,6 +199,8 @@ class Hub:
     async def stop(self) -> None:
         if self.dsn is None:
             db.remove_on_commit(self.wake)
+        if self._gc is not None:
+            self._gc.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -102,7 +226,7 @@ class Hub:
         subscriber = Subscriber(
             principal,
             order_id,
-            asyncio.Queue(self.queue_size),
+            Inbox(self.queue_size),
             on_overflow=on_overflow,
             messages=messages,
         )
@@ -110,22 +234,45 @@ class Hub:
             self.everything.add(subscriber)
         else:
             self.by_order.setdefault(order_id, set()).add(subscriber)
+        if self._gc is not None:
+            self._gc.subscribed(self.subscriber_count)
         return subscriber, self.position
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._sent(subscriber, subscriber.unsent)  # what is still queued never will be
+        if not self.subscribed(subscriber):
+            return
+        if self._gc is not None:
+            self._gc.unsubscribed()
         if subscriber.order_id is None:
             self.everything.discard(subscriber)
             return
-        same_order = self.by_order.get(subscriber.order_id)
-        if same_order is not None:
-            same_order.discard(subscriber)
-            if not same_order:
-                del self.by_order[subscriber.order_id]
+        same_order = self.by_order[subscriber.order_id]
+        same_order.discard(subscriber)
+        if not same_order:
+            del self.by_order[subscriber.order_id]
 
     def subscribed(self, subscriber: Subscriber) -> bool:
         if subscriber.order_id is None:
             return subscriber in self.everything
         return subscriber in self.by_order.get(subscriber.order_id, ())
+
+    async def next(self, subscriber: Subscriber) -> FeedEvent | AuthError:
+        """The subscriber's next item. Asking for it says the previous one has been
+        sent (the stream resumes once its consumer has sent what it yielded)."""
+        if subscriber.taken:
+            subscriber.taken = False
+            self._sent(subscriber, 1)
+        item = await subscriber.queue.get()
+        subscriber.taken = True
+        return item
+
+    def _sent(self, subscriber: Subscriber, count: int) -> None:
+        count = min(count, subscriber.unsent)  # after an unsubscribe, nothing is left
+        if count > 0:
+            subscriber.unsent -= count
+            if self._gc is not None:
+                self._gc.release(count)
 
     @property
     def subscriber_count(self) -> int:
@@ -142,6 +289,9 @@ class Hub:
                 ):
                     wanted.setdefault(subscriber, []).append(event)
         failed = await accounts.recheck({s.principal for s in wanted})
+        # Only a large fan-out holds the collector off: a few recipients leave little in
+        # flight, and one that stopped reading would hold it off for `max_hold` each time.
+        hold = self._gc if len(wanted) >= GC_HOLD_RECIPIENTS else None
         for subscriber, mine in wanted.items():
             if not self.subscribed(subscriber):  # left while we checked
                 continue
@@ -154,6 +304,9 @@ class Hub:
                 except asyncio.QueueFull:
                     self._cut_off(subscriber)
                     break
+                if hold is not None:
+                    subscriber.unsent += 1
+                    hold.hold(1)
 
     def _cut_off(self, subscriber: Subscriber) -> None:
         subscriber.overflowed = True

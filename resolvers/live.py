@@ -52,10 +52,23 @@ class LiveOrderEvent:
 
 
 async def _event(e: FeedEvent, principal: Principal, with_order: bool) -> LiveOrderEvent:
+    key = (e.position, orders.visibility_key(principal), with_order)
+    made = _events.get(key)
+    if made is None:
+        made = asyncio.ensure_future(_make_event(e, principal, with_order))
+        _events[key] = made
+        asyncio.get_running_loop().call_later(SHARE_ORDER_READ_S, _events.pop, key, None)
+    if made.done():
+        return made.result()
+    # shield: a subscriber that leaves must not cancel the read the others wait for.
+    return await asyncio.shield(made)
+
+
+async def _make_event(e: FeedEvent, principal: Principal, with_order: bool) -> LiveOrderEvent:
     order: Order | Exception | None = None
     if with_order:
         try:
-            order = await _fresh_order(principal, e.position, e.event.order)
+            order = await _read_order(principal, e.event.order)
         except Exception as error:
             order = error
     return LiveOrderEvent(
@@ -68,32 +81,23 @@ async def _event(e: FeedEvent, principal: Principal, with_order: bool) -> LiveOr
 
 def _selects_order(info: Info) -> bool:
     """Whether the subscription asks for `order` (fragments: assumed so)."""
-    return any(
+    selects = any(
         not isinstance(field, SelectedField) or field.name == "order"
         for root in info.selected_fields
         for field in root.selections
     )
+    # `info` lives as long as the subscription: drop the cached selections (about 1 KiB,
+    # times thousands of subscribers).
+    vars(info).pop("selected_fields", None)
+    return selects
 
 
 # One event goes to thousands of subscribers at once, mostly of the same companies: they
-# share one read of the order (and its GraphQL object) per event and per visibility
-# (what `orders.visibility` depends on), made after the event committed. A read is
-# shared for SHARE_ORDER_READ_S at most, so no subscriber gets an order older than that.
+# share one read of the order and one LiveOrderEvent per event and per visibility (what
+# `orders.visibility` depends on), made after the event committed. It is shared for
+# SHARE_ORDER_READ_S at most, so no subscriber gets an order older than that.
 SHARE_ORDER_READ_S = 1.0
-_order_reads: dict[Hashable, asyncio.Future[Order | None]] = {}
-
-
-async def _fresh_order(principal: Principal, position: Position, order_id: int) -> Order | None:
-    key = (position, order_id, orders.visibility_key(principal))
-    read = _order_reads.get(key)
-    if read is None:
-        read = asyncio.ensure_future(_read_order(principal, order_id))
-        _order_reads[key] = read
-        asyncio.get_running_loop().call_later(SHARE_ORDER_READ_S, _order_reads.pop, key, None)
-    if read.done():
-        return read.result()
-    # shield: a subscriber that leaves must not cancel the read the others wait for.
-    return await asyncio.shield(read)
+_events: dict[Hashable, asyncio.Future[LiveOrderEvent]] = {}
 
 
 async def _read_order(principal: Principal, order_id: int) -> Order | None:
@@ -213,7 +217,7 @@ async def _stream(
         else:  # from now on: the reader may not have caught up with the newest commits yet
             last = max(live_from, await feed.head())
         while not subscriber.overflowed:
-            item = await subscriber.queue.get()
+            item = await hub.next(subscriber)
             if subscriber.overflowed:
                 break
             if isinstance(item, AuthError):  # the hub re-checked the credential: it failed

@@ -45,6 +45,7 @@ from server.uploads import (
     dispute_evidence,
     message_attachment,
 )
+from server.ws_handler import TransportWSHandler
 from server.ws_limits import ExposeAbort, WebSocketLimits
 
 log = logging.getLogger("trade_assurance")
@@ -57,6 +58,8 @@ class PendingMigrationsError(RuntimeError):
 
 class GatewayGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view with our context and WebSocket authentication."""
+
+    graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(self, *args: Any, live: Hub, limits: WebSocketLimits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -161,6 +164,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         dsn=settings.database_url if db.is_postgres() else None,
         poll_interval=settings.live_poll_seconds,
         queue_size=settings.subscriber_queue,
+        freeze_gc=True,
     )
     metrics.watch_hub(live)
     limits = WebSocketLimits(per_principal=settings.ws_connections_per_principal)

@@ -23,6 +23,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.logs import log_config
+    from server.ws_protocol import WebSocketProtocol
 
     settings = Settings.from_env()
     log_level = os.environ.get("TA_LOG_LEVEL", "info")
@@ -57,7 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=log_level,
         log_config=logging_config,  # each worker applies it
         access_log=False,  # server/logs.py writes the access log, with the request id
-        ws="websockets-sansio",
+        ws=WebSocketProtocol,  # websockets-sansio, lighter per connection
     )
     return 0
 

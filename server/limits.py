@@ -3,6 +3,7 @@ while reading: a lying Content-Length does not help), method and content type.""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,10 +41,14 @@ class BodySizeLimit:
     async def _reject(self, send: Send, limit: int) -> None:
         await send_error(send, 413, "REQUEST_TOO_LARGE", f"request body exceeds {limit} bytes")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: a WebSocket connection goes straight on, without a frame
+        # of ours kept for its lifetime (thousands of them per process).
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        return self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         limit = (
             self.upload_max_bytes
             if scope["path"] in self.upload_paths and is_multipart(scope)

@@ -9,6 +9,7 @@ import contextlib
 import functools
 import socket
 import struct
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -78,13 +79,14 @@ class ExposeAbort:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine: no frame of ours kept for a connection's lifetime.
         if scope["type"] == "websocket":
             transport = getattr(getattr(send, "__self__", None), "transport", None)
             # Duck-typed: uvloop's transports are not asyncio.Transport subclasses.
             if callable(getattr(transport, "abort", None)):
                 scope[ABORT_SCOPE_KEY] = functools.partial(_reset, transport)
-        await self.app(scope, receive, send)
+        return self.app(scope, receive, send)
 
 
 def _reset(transport: Any) -> None:
