@@ -45,19 +45,28 @@ class GcPolicy:
     sets off young collections by the hundred and full ones too (measured: 1.6 s of a
     2.6 s fan-out). So:
 
-    * once a burst of subscribes has settled, the young generations are collected and
-      everything is frozen (gc.freeze, O(1)): full collections no longer walk the
-      connections. Cyclic garbage of connections that end after that waits for an
-      unfreeze: once `unfreeze_share` of the subscribers frozen have left, all goes back
-      to the collector (one full collection then, at churn) and the next burst freezes.
+    * once a burst of subscribes has settled with at least `freeze_from` subscribers,
+      what is not frozen yet is collected in full (the frozen part is not walked again)
+      and then frozen (gc.freeze, O(1)): full collections no longer walk the
+      connections. Collecting first matters: garbage frozen with them would stay until
+      an unfreeze (a test found 30 MB held that way). Cyclic garbage of connections that
+      end after that waits for an unfreeze: once `unfreeze_share` of the subscribers
+      frozen have left, all goes back to the collector (one full collection then, at
+      churn) and the next burst freezes. A process with few subscribers never freezes.
     * while the events of a large fan-out are not yet sent (`hold` .. `release`), the
       collector is off, for `max_hold` seconds at most; what piled up is collected after.
     """
 
     def __init__(
-        self, *, settle: float = 1.0, unfreeze_share: float = 0.5, max_hold: float = 5.0
+        self,
+        *,
+        settle: float = 1.0,
+        unfreeze_share: float = 0.5,
+        max_hold: float = 5.0,
+        freeze_from: int = GC_HOLD_RECIPIENTS,
     ) -> None:
         self.settle = settle
+        self.freeze_from = freeze_from
         self.unfreeze_share = unfreeze_share
         self.max_hold = max_hold
         self.frozen = 0  # subscribers there at the last freeze
@@ -69,6 +78,9 @@ class GcPolicy:
     def subscribed(self, count: int) -> None:
         if self._freeze_timer is not None:
             self._freeze_timer.cancel()  # still a burst: wait until it settles
+            self._freeze_timer = None
+        if count < self.freeze_from:
+            return
         loop = asyncio.get_running_loop()
         self._freeze_timer = loop.call_later(self.settle, self._freeze, count)
 
@@ -82,7 +94,7 @@ class GcPolicy:
 
     def _freeze(self, count: int) -> None:
         self._freeze_timer = None
-        gc.collect(1)  # the young generations' garbage is not frozen with the rest
+        gc.collect()  # walks only what is not frozen yet: the burst, and garbage
         gc.freeze()
         self.frozen, self.left = max(self.frozen, count), 0
 

@@ -21,8 +21,11 @@ from resolvers.context import Context
 
 # Subscribers of one event with equal share keys get the very same `data` object
 # (resolvers/shared_results.py): its JSON is kept here, by identity, for the last few
-# results (holding the object, so its id is not reused meanwhile).
-_RECENT = 256
+# results (holding the object, so its id is not reused meanwhile). Few: a fan-out's
+# recipients are sent one event's few shared results in a burst, and a payload can be
+# large (an order with its whole timeline); 256 held about 30 MB in
+# tests/test_live_backpressure.py.
+_RECENT = 16
 _encoded: dict[int, tuple[object, str]] = {}
 
 

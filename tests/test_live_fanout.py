@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import weakref
 from typing import Any
 
 import pytest
@@ -54,6 +55,31 @@ async def test_the_gc_is_off_while_a_fan_out_is_being_sent_and_back_on_after() -
     finally:
         policy.stop()
         gc.enable()
+
+
+async def test_only_many_subscribers_are_frozen_and_garbage_is_collected_first() -> None:
+    policy = GcPolicy(settle=0.01, freeze_from=100)
+    try:
+        policy.subscribed(99)
+        await asyncio.sleep(0.05)
+        assert gc.get_freeze_count() == 0 and policy.frozen == 0  # few: never frozen
+        garbage: list[object] = []
+        garbage.append(garbage)  # a cycle nobody holds once we let go of it
+        ref = weakref.ref(Cycle(garbage))
+        del garbage
+        policy.subscribed(100)
+        await asyncio.sleep(0.05)
+        assert policy.frozen == 100 and gc.get_freeze_count() > 0
+        assert ref() is None  # collected before the freeze, not frozen with the rest
+    finally:
+        policy.stop()
+        gc.unfreeze()
+
+
+class Cycle:
+    def __init__(self, other: object) -> None:
+        self.me = self
+        self.other = other
 
 
 async def test_the_gc_is_left_off_if_someone_else_turned_it_off() -> None:
