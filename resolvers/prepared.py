@@ -84,6 +84,11 @@ class PreparedSchema(strawberry.Schema):
             del self._prepared[next(iter(self._prepared))]
         self._prepared[key] = _Prepared(document, kind, name)
 
+    def prepared_kind(self, query: str, operation_name: str | None) -> OperationType | None:
+        """The kind of a prepared operation; None if this text and name are not prepared."""
+        prepared = self._prepared.get((query, operation_name))
+        return None if prepared is None else prepared.kind
+
     async def execute(
         self,
         query: str | None,

@@ -34,6 +34,7 @@ from resolvers.query_limits import Introspection
 from resolvers.schema import build_schema
 from server import metrics, scheduler, web
 from server.auth import AuthGate, token_from_connection_params
+from server.direct import DirectGraphQL
 from server.limits import BodySizeLimit, GraphQLRequestGuard
 from server.logs import RequestLog
 from server.payments import install as install_payments
@@ -207,7 +208,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/graphql", gate(GraphQLRequestGuard(graphql)), methods=["GET", "POST"]),
+            Route(
+                "/graphql",
+                gate(GraphQLRequestGuard(DirectGraphQL(graphql))),
+                methods=["GET", "POST"],
+            ),
             WebSocketRoute("/graphql", limits.wrap(graphql)),
             Route("/schema.graphql", schema_file),
             Route(

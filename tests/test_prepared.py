@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import strawberry
+from strawberry.asgi import GraphQL
 
 from models import suppliers
 from models.tables import ApiKey
@@ -101,3 +102,82 @@ async def test_a_prepared_mutation_is_still_refused_over_get(
     over_get = await api.http("GET", params={"query": mutation}, headers=bearer(buyer.token))
     assert over_get.status_code == 405
     assert await ApiKey.count() == 2
+
+
+@pytest.fixture
+def view_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Requests that went through Strawberry's HTTP view (server/direct.py skips it)."""
+    runs: list[str] = []
+    original = GraphQL.run
+
+    async def counted(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        runs.append(request.method)
+        return await original(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(GraphQL, "run", counted)
+    return runs
+
+
+def _answer(response: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    headers = [(k, v) for k, v in response.headers.items() if k != "x-request-id"]
+    return response.status_code, headers, response.content
+
+
+async def test_a_prepared_operation_skips_the_http_view_and_answers_the_same(
+    api: Api, view_runs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    b, _, order = await factories.confirmed_order()
+    bodies: list[dict[str, Any]] = [
+        {
+            "query": ORDER,
+            "operationName": "OrderStatus",
+            "variables": {"id": gid("Order", order.id)},
+        },
+        {"query": ORDER, "operationName": "Viewer", "extensions": {}},
+        # An error the resolver raises (masked), and a business failure returned as data.
+        {"query": "{ suppliers { edges { cursor } } }", "variables": None},
+        {
+            "query": 'mutation($id: ID!) { cancelOrder(input: {orderId: $id, reason: "x"}) '
+            "{ errors { code } } }",
+            "variables": {"id": gid("Order", 999_999)},
+        },
+    ]
+
+    async def broken(*_: object, **__: object) -> suppliers.SupplierPage:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(suppliers, "search_suppliers", broken)
+    for body in bodies:
+        first = await api.http("POST", json=body, headers=bearer(b.token))
+        assert view_runs == ["POST"], body
+        second = await api.http("POST", json=body, headers=bearer(b.token))
+        assert view_runs == ["POST"], body  # the direct route answered
+        assert _answer(first) == _answer(second)
+        assert first.headers["x-request-id"] != second.headers["x-request-id"]
+        view_runs.clear()
+    assert b"secret" not in second.content
+
+
+async def test_what_the_direct_route_does_not_take_goes_to_the_view(
+    api: Api, view_runs: list[str]
+) -> None:
+    buyer = await factories.buyer()
+    viewer = {"query": "{ viewer { role } }"}
+    await api.http("POST", json=viewer, headers=bearer(buyer.token))
+    view_runs.clear()
+    refused = [
+        # The same prepared text, but a body the view refuses, each with its own reason.
+        ({**viewer, "variables": [1]}, 400, b"`variables` must be an object"),
+        ({**viewer, "extensions": "x"}, 400, b"`extensions` must be an object"),
+        ([viewer, viewer], 400, b"Batching is not enabled"),
+    ]
+    for body, status, text in refused:
+        response = await api.http("POST", json=body, headers=bearer(buyer.token))
+        assert (response.status_code, text in response.content) == (status, True), body
+    broken = await api.http(
+        "POST",
+        content=b"{not json",
+        headers={**bearer(buyer.token), "content-type": "application/json"},
+    )
+    assert (broken.status_code, broken.content) == (400, b"Unable to parse request body as JSON")
+    assert view_runs == ["POST"] * 4
