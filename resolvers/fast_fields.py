@@ -99,6 +99,7 @@ def _thin(field: StrawberryField, config: StrawberryConfig) -> Callable[..., Any
             return default(source, attribute)
 
         attribute_of._is_default = True  # type: ignore[attr-defined]  # as Strawberry marks it
+        attribute_of._ignores_info = True  # type: ignore[attr-defined]  # resolvers/plans.py
         return attribute_of
     fn = resolver.wrapped_func
     if resolver.arguments or not callable(fn):
@@ -116,6 +117,7 @@ def _thin(field: StrawberryField, config: StrawberryConfig) -> Callable[..., Any
         def of_self(source: Any, _: GraphQLResolveInfo[Any]) -> Any:
             return fn(source)
 
+        of_self._ignores_info = True  # type: ignore[attr-defined]  # resolvers/plans.py
         resolve: Callable[..., Any] = of_self
     elif as_self and not named_source and info_name is not None:
         name = info_name

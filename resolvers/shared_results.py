@@ -19,7 +19,8 @@ from typing import Any, cast
 from graphql import ExecutionResult
 from graphql.language import OperationDefinitionNode
 from graphql.pyutils import AwaitableOrValue
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from resolvers.plans import PlannedExecutionContext
 
 SHARE_SECONDS = 1.0  # a result is reused this long at most (events arrive in bursts)
 
@@ -44,7 +45,7 @@ def _variables_key(variables: dict[str, Any]) -> Hashable:
     return tuple(sorted((name, repr(value)) for name, value in variables.items()))
 
 
-class SharingExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class SharingExecutionContext(PlannedExecutionContext):
     def execute_operation(self, serially: bool | None = None) -> Any:
         share = getattr(self.root_value, "share_key", None)
         if share is None:

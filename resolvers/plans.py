@@ -1,0 +1,275 @@
+"""Selection plans: an object's sub-selection completed by a plan made once per document.
+
+graphql-core completes a value field by field, and for each field it looks the field up,
+builds a `GraphQLResolveInfo` and a path, checks for awaitables and errors, and for each
+object collects its sub-selection again (memoised per request only). For a prepared
+operation (resolvers/prepared.py) none of that changes between requests, and it was most
+of an order status's CPU time (docs/performance.md). So the first time an object's
+selection is completed, a plan is made from the same pieces graphql-core uses (its field
+collection, the fields' resolvers, the types' output coercion), kept with the document's
+nodes, and later completions run the plan: a loop over the fields, a resolver call (with
+an Info only for resolvers that read it), and one completer per field's type.
+
+The plan takes only the plain case; anything else is graphql-core's, unchanged:
+- a selection with directives (@skip/@include by variable, @defer/@stream), fragment
+  arguments, an abstract type (interface or union) or a custom `is_type_of`: no plan;
+- a value a plan cannot complete as graphql-core would without its error handling (a
+  resolver that raises, an awaitable, null for a non-null field, a list that is not a
+  list, a leaf that does not coerce): the plan stops and graphql-core completes the same
+  object again from the start, so errors, their paths and null propagation are its own.
+  The resolvers run twice then; they are synchronous here (an awaitable stops the plan
+  before it is awaited, and that plan is not tried again), so that costs time, not
+  behaviour. An unfinished coroutine is closed, a DataLoader's future is left to its batch.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    InlineFragmentNode,
+    SelectionSetNode,
+    is_leaf_type,
+)
+from graphql.execution.collect_fields import FieldDetails
+from graphql.execution.values import get_argument_values
+from graphql.pyutils import Path, Undefined
+from graphql.type.introspection import TypeNameMetaFieldDef
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+MAX_PLANS = 4096  # object selections kept; the oldest goes first
+
+Completer = Callable[[Any, "PlannedExecutionContext", Path], Any]
+_Key = tuple[int, tuple[int, ...]]
+
+
+class _Stop(Exception):
+    pass
+
+
+class _Awaitable(_Stop):
+    """A resolver answered with an awaitable: this selection is not completed by plan."""
+
+
+class _Unplannable(Exception):
+    pass
+
+
+_NO_INFO: Any = None  # Strawberry's is_type_of ignores its Info; others are not planned
+
+
+class _Field:
+    __slots__ = ("args", "complete", "definition", "info", "key", "nodes", "resolve")
+
+    def __init__(
+        self,
+        key: str,
+        definition: GraphQLField,
+        resolve: Callable[..., Any],
+        nodes: list[FieldNode],
+        complete: Completer,
+    ) -> None:
+        self.key = key
+        self.definition = definition
+        self.resolve = resolve
+        self.nodes = nodes
+        self.complete = complete
+        self.args = bool(definition.args or nodes[0].arguments)
+        # Strawberry's default resolver and fast_fields' thin ones ignore their Info.
+        self.info = not getattr(resolve, "_ignores_info", False)
+
+
+class _ObjectPlan:
+    __slots__ = ("fields", "is_type_of", "key", "nodes", "type")
+
+    def __init__(self, key: _Key, t: GraphQLObjectType, nodes: list[FieldNode]) -> None:
+        self.key = key
+        self.type = t
+        self.nodes = nodes  # kept: the plan is keyed by their ids
+        self.is_type_of = t.is_type_of
+        self.fields: list[_Field] = []
+
+    def run(self, source: Any, ex: PlannedExecutionContext, path: Path) -> dict[str, Any]:
+        if self.is_type_of is not None and not self.is_type_of(source, _NO_INFO):
+            raise _Stop
+        t, out = self.type, {}
+        for f in self.fields:
+            field_path = Path(path, f.key, t.name)
+            if f.info:
+                info = ex.build_resolve_info(f.definition, f.nodes, t, field_path)
+                if f.args:
+                    args = get_argument_values(f.definition, f.nodes[0], ex.variable_values)
+                    value = f.resolve(source, info, **args)
+                else:
+                    value = f.resolve(source, info)
+            else:
+                value = f.resolve(source, None)
+            if ex.is_awaitable(value):
+                _stop(value)
+            out[f.key] = f.complete(value, ex, field_path)
+        return out
+
+
+class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context, completing objects by plan where it can."""
+
+    _plans: dict[_Key, _ObjectPlan | None] = {}
+
+    def complete_object_value(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: Any,
+        info: Any,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        plan = self._plan(return_type, field_details_list)
+        if plan is not None:
+            try:
+                return plan.run(result, self, path)
+            except _Awaitable:
+                PlannedExecutionContext._plans[plan.key] = None  # not the plain case here
+            except Exception:  # noqa: S110 - graphql-core reports it, below
+                pass
+        return super().complete_object_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+    def _plan(self, t: GraphQLObjectType, field_details_list: list[FieldDetails]) -> Any:
+        if self.middleware_manager is not None:
+            return None
+        key = (id(t), tuple(id(d.node) for d in field_details_list))
+        plans = PlannedExecutionContext._plans
+        try:
+            return plans[key]
+        except KeyError:
+            pass
+        try:
+            plan: _ObjectPlan | None = self._make_plan(key, t, field_details_list)
+        except _Unplannable:
+            plan = None
+        if len(plans) >= MAX_PLANS:
+            del plans[next(iter(plans))]
+        plans[key] = plan
+        return plan
+
+    def _make_plan(
+        self, key: _Key, t: GraphQLObjectType, field_details_list: list[FieldDetails]
+    ) -> _ObjectPlan:
+        if t.is_type_of is not None and "_get_is_type_of" not in t.is_type_of.__qualname__:
+            raise _Unplannable  # someone's own is_type_of may read the Info we do not pass
+        for details in field_details_list:
+            if details.defer_usage is not None or details.fragment_variable_values:
+                raise _Unplannable
+            self._plain(details.node.selection_set)
+        plan = _ObjectPlan(key, t, [d.node for d in field_details_list])
+        grouped = self.collect_subfields(t, field_details_list).grouped_field_set
+        for response_key, group in grouped.items():
+            plan.fields.append(self._field(t, response_key, group))
+        return plan
+
+    def _field(self, t: GraphQLObjectType, key: str, group: list[FieldDetails]) -> _Field:
+        nodes = [d.node for d in group]
+        name = nodes[0].name.value
+        definition = self.schema.get_field(t, name)
+        if definition is None:
+            raise _Unplannable
+        resolve = definition.resolve or self.field_resolver
+        if definition is TypeNameMetaFieldDef:
+            type_name = t.name
+
+            def typename(_source: Any, _info: Any) -> str:
+                return type_name
+
+            typename._ignores_info = True  # type: ignore[attr-defined]
+            resolve = typename
+        return _Field(key, definition, resolve, nodes, self._completer(definition.type, group))
+
+    def _completer(self, t: GraphQLOutputType, group: list[FieldDetails]) -> Completer:
+        if isinstance(t, GraphQLNonNull):
+            inner = self._completer(t.of_type, group)
+
+            def non_null(value: Any, ex: PlannedExecutionContext, path: Path) -> Any:
+                completed = inner(value, ex, path)
+                if completed is None:
+                    raise _Stop
+                return completed
+
+            return non_null
+        if isinstance(t, GraphQLList):
+            item = self._completer(t.of_type, group)
+
+            def list_of(value: Any, ex: PlannedExecutionContext, path: Path) -> Any:
+                if value is None or value is Undefined:
+                    return None
+                if not isinstance(value, list | tuple):
+                    raise _Stop
+                completed = []
+                for i, v in enumerate(value):
+                    if ex.is_awaitable(v):
+                        _stop(v)
+                    completed.append(item(v, ex, path.add_key(i, None)))
+                return completed
+
+            return list_of
+        if is_leaf_type(t):
+            coerce = t.coerce_output_value
+
+            def leaf(value: Any, ex: PlannedExecutionContext, path: Path) -> Any:
+                if value is None or value is Undefined:
+                    return None
+                coerced = coerce(value)
+                if coerced is None or coerced is Undefined:
+                    raise _Stop
+                return coerced
+
+            return leaf
+        if not isinstance(t, GraphQLObjectType):
+            raise _Unplannable  # an interface or a union: graphql-core resolves its type
+        plan = self._plan(t, group)
+        if plan is None:
+            raise _Unplannable
+        run = plan.run
+
+        def object_of(value: Any, ex: PlannedExecutionContext, path: Path) -> Any:
+            if value is None or value is Undefined:
+                return None
+            return run(value, ex, path)
+
+        return object_of
+
+    def _plain(self, selection_set: SelectionSetNode | None) -> None:
+        """No directives and no fragment arguments anywhere below: the collected fields are
+        the same whatever the variables."""
+        if selection_set is None:
+            return
+        for selection in selection_set.selections:
+            if selection.directives:
+                raise _Unplannable
+            if isinstance(selection, FragmentSpreadNode):
+                if getattr(selection, "arguments", None):
+                    raise _Unplannable
+                fragment = self.fragment_definitions.get(selection.name.value)
+                if fragment is None or fragment.directives:
+                    raise _Unplannable
+                self._plain(fragment.selection_set)
+            elif isinstance(selection, InlineFragmentNode | FieldNode):
+                self._plain(selection.selection_set)
+
+
+def _stop(value: Any) -> None:
+    """Hand an awaitable back to graphql-core: close a coroutine (it calls the resolver
+    again for itself); a DataLoader's future is left to its batch."""
+    if inspect.iscoroutine(value):
+        value.close()
+    raise _Awaitable
