@@ -26,7 +26,7 @@ from graphql import (
     SelectionSetNode,
 )
 
-from models import accounts, ledger, orders, payments, suppliers
+from models import accounts, db, ledger, orders, payments, suppliers
 from models.tables import Company, Order, OrderEvent, Payment
 
 T = TypeVar("T")
@@ -94,8 +94,10 @@ def _collect(
 
 
 async def preload(rows: Sequence[Order], fields: set[str]) -> Preloaded | None:
-    """Read what `fields` (selected on each of `rows`) need, one statement per kind,
-    concurrently (PostgreSQL's pool serves them side by side, as it did the loaders)."""
+    """Read what `fields` (selected on each of `rows`) need, one statement per kind:
+    concurrently on PostgreSQL (its pool serves them side by side, as it did the
+    loaders); one after another on SQLite, whose short reads run on the event loop's
+    thread anyway (models.sql.read), so tasks for them would only add their own cost."""
     kinds = {_NEEDS[f] for f in fields if f in _NEEDS}
     if not rows or not kinds:
         return None
@@ -111,7 +113,10 @@ async def preload(rows: Sequence[Order], fields: set[str]) -> Preloaded | None:
         reads["events"] = orders.events_of(ids)
     if "payments" in kinds:
         reads["payments"] = payments.payments_of(ids)
-    found = await asyncio.gather(*reads.values())
+    if db.is_postgres():
+        found = await asyncio.gather(*reads.values())
+    else:
+        found = [await read for read in reads.values()]
     loaded = Preloaded()
     for kind, rows_of_kind in zip(reads, found, strict=True):
         setattr(loaded, kind, rows_of_kind)
