@@ -11,6 +11,7 @@ the readers go on meanwhile.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +24,15 @@ from piccolo.engine.sqlite import SQLiteEngine, dict_factory
 # into 1. SQLite's INTEGER affinity already stores such values as integers, and sqlite3
 # returns integers as `int` by itself: the same values, without a Python call per cell.
 sqlite3.converters.pop("INTEGER", None)
+
+
+def _timestamptz(value: bytes) -> dt.datetime:
+    # Piccolo's convert_timestamptz_out, without its str-or-bytes wrapper: sqlite3 always
+    # hands a converter bytes (Piccolo's array converters call its own function).
+    return dt.datetime.fromisoformat(value.decode()).replace(tzinfo=dt.UTC)
+
+
+sqlite3.register_converter("TIMESTAMPTZ", _timestamptz)
 
 # Idle connections kept per event loop. A request reads through several DataLoaders at
 # once (an order status: three), so 8 requests in flight hold up to 24 connections; with
