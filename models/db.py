@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -88,10 +89,17 @@ def is_transient(error: BaseException | None) -> bool:
 
 
 def engine() -> Engine[Any]:
+    db: Engine[Any] = _table_meta().db
+    return db
+
+
+@functools.cache
+def _table_meta() -> Any:
+    # Imported on first use (models.tables imports this module); cached, because an
+    # import statement in a function costs a trip through importlib on every call.
     from models.tables import Company
 
-    db: Engine[Any] = Company._meta.db
-    return db
+    return Company._meta
 
 
 async def _keep_session(connection: Any) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -26,9 +27,12 @@ from piccolo.engine.sqlite import SQLiteEngine, dict_factory
 sqlite3.converters.pop("INTEGER", None)
 
 
+@functools.lru_cache(maxsize=8192)
 def _timestamptz(value: bytes) -> dt.datetime:
     # Piccolo's convert_timestamptz_out, without its str-or-bytes wrapper: sqlite3 always
-    # hands a converter bytes (Piccolo's array converters call its own function).
+    # hands a converter bytes (Piccolo's array converters call its own function). Kept:
+    # the same rows are read again and again (an order polled for its status), and a
+    # datetime is immutable, so the parsed value can be handed out again.
     return dt.datetime.fromisoformat(value.decode()).replace(tzinfo=dt.UTC)
 
 
@@ -64,6 +68,9 @@ class PooledSQLiteEngine(SQLiteEngine):
         super().__init__(path=path, **connection_kwargs)
         # Idle connections per event loop (the CLI runs several loops one after another).
         self._idle: dict[asyncio.AbstractEventLoop, list[aiosqlite.Connection]] = {}
+        # One plain connection per event loop for the short reads run on its thread
+        # (`read_here`): they never overlap, so one is enough, and it needs no hand-out.
+        self._readers: dict[asyncio.AbstractEventLoop, sqlite3.Connection] = {}
 
     async def _take(self) -> aiosqlite.Connection:
         idle = self._idle.get(asyncio.get_running_loop())
@@ -106,18 +113,21 @@ class PooledSQLiteEngine(SQLiteEngine):
             await self.give_back(connection)
 
     async def read_here(self, query: str, args: Sequence[Any]) -> list[dict[str, Any]]:
-        """A short read on a pooled connection, run on this thread (`models.sql.read`):
-        outside a transaction, so it sees the last commit and holds no lock."""
-        connection = await self._take()
+        """A short read on this loop's reader connection, run on this thread
+        (`models.sql.read`): outside a transaction (autocommit), so it sees the last
+        commit and holds no lock."""
+        loop = asyncio.get_running_loop()
+        reader = self._readers.get(loop)
+        if reader is None:
+            reader = sqlite3.connect(**self.connection_kwargs)  # once per loop
+            reader.row_factory = dict_factory
+            self._readers[loop] = reader
+        cursor = reader.execute(query, args)
         try:
-            cursor = connection._conn.execute(query, args)
-            try:
-                rows: list[dict[str, Any]] = cursor.fetchall()
-                return rows
-            finally:
-                cursor.close()
+            rows: list[dict[str, Any]] = cursor.fetchall()
+            return rows
         finally:
-            await self.give_back(connection)
+            cursor.close()
 
     async def _run_in_existing_connection(
         self,
@@ -142,5 +152,8 @@ class PooledSQLiteEngine(SQLiteEngine):
             cursor.close()
 
     async def close_idle(self) -> None:
+        reader = self._readers.pop(asyncio.get_running_loop(), None)
+        if reader is not None:
+            reader.close()
         for connection in self._idle.pop(asyncio.get_running_loop(), []):
             await connection.close()

@@ -1,4 +1,4 @@
-"""Thinner resolvers for fields without arguments or field extensions.
+"""Thinner resolvers for fields without field extensions.
 
 Strawberry wraps every resolver for what a field might need: argument conversion, field
 extensions (permissions), exception handlers, and for async resolvers one more
@@ -7,19 +7,21 @@ none of it, yet pays it on every value: an order list of 100 orders resolves 2,5
 fields, and the wrappers were about a fifth of its CPU time (docs/performance.md,
 session 5). So, once the schema is built, such fields get a resolver that calls the
 same function with the same arguments (the source as `self`/`root`/`parent`, the same
-`Info`) and hands back its result, awaitable or not, for graphql-core to complete; a
-plain attribute becomes a plain `getattr`, as Strawberry's default resolver is.
+`Info`, the field's arguments converted by Strawberry's own `convert_arguments`) and
+hands back its result, awaitable or not, for graphql-core to complete; a plain
+attribute becomes a plain `getattr`, as Strawberry's default resolver is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from graphql import GraphQLObjectType, GraphQLResolveInfo, GraphQLSchema
 from strawberry import relay
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
 # Strawberry's own resolver functions (GraphQLCoreConverter.from_resolver): only these
@@ -27,7 +29,9 @@ from strawberry.types.field import StrawberryField
 _STRAWBERRY = frozenset({"_get_basic_result", "_resolver", "_async_resolver"})
 
 
-def thin_resolvers(schema: GraphQLSchema, config: StrawberryConfig) -> int:
+def thin_resolvers(
+    schema: GraphQLSchema, config: StrawberryConfig, scalars: Mapping[object, Any]
+) -> int:
     """Replace the eligible fields' resolvers in place; returns how many."""
     replaced = 0
     for name, t in schema.type_map.items():
@@ -43,12 +47,11 @@ def thin_resolvers(schema: GraphQLSchema, config: StrawberryConfig) -> int:
                 or resolve is None
                 or resolve.__name__ not in _STRAWBERRY
                 or "from_resolver" not in resolve.__qualname__
-                or gfield.args
                 or gfield.subscribe is not None
                 or field.extensions
             ):
                 continue
-            thin = _node_id(t, field, config) or _thin(field, config)
+            thin = _node_id(t, field, config) or _thin(field, config, scalars)
             if thin is not None:
                 gfield.resolve = thin
                 replaced += 1
@@ -77,7 +80,7 @@ def _node_id(
         if getattr(origin, hook).__func__ is not getattr(relay.Node, hook).__func__:
             return None
     attribute, type_name = origin.resolve_id_attr(), t.name
-    general = _thin(field, config)
+    general = _thin(field, config, {})  # Node._id: no arguments
     assert general is not None
 
     def node_id(root: Any, info: GraphQLResolveInfo[Any]) -> Any:
@@ -90,7 +93,9 @@ def _node_id(
     return node_id
 
 
-def _thin(field: StrawberryField, config: StrawberryConfig) -> Callable[..., Any] | None:
+def _thin(
+    field: StrawberryField, config: StrawberryConfig, scalars: Mapping[object, Any]
+) -> Callable[..., Any] | None:
     resolver = field.base_resolver
     if resolver is None:
         attribute, default = field.python_name, config.default_resolver
@@ -102,8 +107,9 @@ def _thin(field: StrawberryField, config: StrawberryConfig) -> Callable[..., Any
         attribute_of._ignores_info = True  # type: ignore[attr-defined]  # resolvers/plans.py
         return attribute_of
     fn = resolver.wrapped_func
-    if resolver.arguments or not callable(fn):
+    if not callable(fn):
         return None
+    arguments = resolver.arguments
     as_self = resolver.self_parameter is not None
     named_source = [p.name for p in (resolver.parent_parameter, resolver.root_parameter) if p]
     info_name = resolver.info_parameter.name if resolver.info_parameter else None
@@ -112,13 +118,27 @@ def _thin(field: StrawberryField, config: StrawberryConfig) -> Callable[..., Any
     # As StrawberryField.get_result calls it: `self` first when it takes one, then the
     # source and the Info by the names it gives them. The two shapes of nearly every
     # resolver here get a closure of their own.
-    if as_self and not named_source and info_name is None:
+    if arguments:
+
+        def with_arguments(source: Any, info: GraphQLResolveInfo[Any], **raw: Any) -> Any:
+            strawberry_info = info_class(_raw_info=info, _field=field)
+            # As Strawberry's get_arguments converts them (input types, enums, IDs).
+            kwargs = convert_arguments(
+                raw, arguments, scalar_registry=scalars, config=config, info=strawberry_info
+            )
+            kwargs.update(dict.fromkeys(named_source, source))
+            if info_name is not None:
+                kwargs[info_name] = strawberry_info
+            return fn(source, **kwargs) if as_self else fn(**kwargs)
+
+        resolve: Callable[..., Any] = with_arguments
+    elif as_self and not named_source and info_name is None:
 
         def of_self(source: Any, _: GraphQLResolveInfo[Any]) -> Any:
             return fn(source)
 
         of_self._ignores_info = True  # type: ignore[attr-defined]  # resolvers/plans.py
-        resolve: Callable[..., Any] = of_self
+        resolve = of_self
     elif as_self and not named_source and info_name is not None:
         name = info_name
 

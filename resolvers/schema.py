@@ -164,5 +164,6 @@ def build_schema(
         ),
     )
     describe(schema._schema)  # what the conventions say, where a definition says nothing
-    thin_resolvers(schema._schema, schema.config)  # resolvers/fast_fields.py
+    scalars = schema.schema_converter.scalar_registry
+    thin_resolvers(schema._schema, schema.config, scalars)  # resolvers/fast_fields.py
     return schema

@@ -79,7 +79,7 @@ class Query:
 
 def _schema() -> strawberry.Schema:
     schema = strawberry.Schema(Query)
-    thin_resolvers(schema._schema, schema.config)
+    thin_resolvers(schema._schema, schema.config, schema.schema_converter.scalar_registry)
     return schema
 
 
