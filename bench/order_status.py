@@ -57,6 +57,9 @@ PEER_SHARE = 1.0  # both: at least the peer's
 MAX_STATEMENTS = 5  # order list: at most this many statements, whatever the page size
 SCALE_OUT = 1.6  # two processes on PostgreSQL: >= 1.6x one
 IDLE_RSS_MB = 150.0
+# Repeated runs "do not grow" when the last is within this of the first (allocator noise:
+# arenas and free lists settle over a run or two).
+GROWTH_MB = 3.0
 STATUS_ORDERS = 10  # order-status requests rotate over this many orders
 
 
@@ -102,6 +105,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(an empty string skips it)",
     )
     p.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="then the gateway's two loads this many times more against the same process, "
+        "its resident size after each (does it grow across runs?)",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="also cProfile order-status requests in-process (where the time goes)",
@@ -141,6 +151,7 @@ class EngineResult:
     figures: dict[str, dict[str, Figure]]  # bench -> server -> figure
     rss_idle_mb: dict[str, float | None]  # server -> resident size before any query
     rss_gateway_mb: list[tuple[str, float | None]]  # the gateway after each step
+    rss_repeats_mb: list[float | None]  # the gateway after each repeated pass of both loads
     same_data: bool
     byte_identical: dict[str, bool]  # "<bench> <server>" -> answer bytes == gateway's
     statements: dict[str, Any]  # in-process counts
@@ -285,6 +296,7 @@ def _run_engine(engine: str, args: argparse.Namespace) -> EngineResult:
                     for sample in f.samples:
                         print(f"  {sample}")
                 rss_gateway.append((f"after {bench}", figures[bench]["gateway"].rss_mb))
+            repeats = _repeat(urls, payloads, headers, args, gw_pid)
         statements: dict[str, Any] = {}
         profile: list[str] = []
         try:
@@ -302,6 +314,7 @@ def _run_engine(engine: str, args: argparse.Namespace) -> EngineResult:
         figures,
         rss_idle,
         rss_gateway,
+        repeats,
         same,
         identical,
         statements,
@@ -309,6 +322,33 @@ def _run_engine(engine: str, args: argparse.Namespace) -> EngineResult:
         profile,
         load_avg,
     )
+
+
+def _repeat(
+    urls: dict[str, dict[str, str]],
+    payloads: dict[str, list[bytes]],
+    headers: dict[str, str],
+    args: argparse.Namespace,
+    pid: int | None,
+) -> list[float | None]:
+    """Both loads again, `--repeat` times, on the same gateway process: its resident size
+    after each pass (issue 7: no growth across repeated runs)."""
+    sizes: list[float | None] = []
+    for n in range(args.repeat):
+        for bench in BENCHES:
+            requests = args.requests if bench == "order-status" else args.list_requests
+            httpload.run(
+                urls[bench]["gateway"],
+                payloads[bench],
+                headers,
+                requests=requests,
+                concurrency=args.concurrency,
+                warmup=0,
+            )
+        size = order_servers.rss_mb(pid)
+        sizes.append(size)
+        print(f"repeat {n + 1}: gateway resident {size or 0:.1f} MB", flush=True)
+    return sizes
 
 
 def _compare(
@@ -708,6 +748,21 @@ def table_rows(r: EngineResult) -> list[tuple[str, ...]]:
             f"{_verdict(-(idle or 1e9), -IDLE_RSS_MB)} idle < {IDLE_RSS_MB:.0f} MB",
         )
     )
+    sizes = [v for v in r.rss_repeats_mb if v is not None]
+    if len(sizes) > 1:
+        growth = sizes[-1] - sizes[0]
+        rows.append(
+            (
+                r.engine,
+                f"resident MB over {len(sizes)} repeated runs of both loads",
+                " -> ".join(f"{v:.1f}" for v in sizes),
+                "",
+                "",
+                "",
+                "",
+                f"{_verdict(-growth, -GROWTH_MB)} growth {growth:+.1f} MB (<= {GROWTH_MB:.0f} MB)",
+            )
+        )
     if len(r.scale_out) > 1:
         one = r.scale_out.get(1, 0.0)
         most = max(r.scale_out)

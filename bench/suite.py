@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             warmup=50,
             rounds=3,
             workers=[1, 2],
+            repeat=3,
             profile=False,
             profile_requests=0,
         )
