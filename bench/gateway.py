@@ -122,3 +122,31 @@ def gateway_pid(port: int) -> int | None:
 
 def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time so far of a process and its live children (uvicorn's worker
+    processes), from /proc/<pid>/stat."""
+    if pid is None:
+        return None
+    total = 0
+    found = False
+    for stat_path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = stat_path.read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name: state is field 3
+        if stat_path.parent.name == str(pid) or fields[1] == str(pid):  # itself, or a child
+            found = found or stat_path.parent.name == str(pid)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK") if found else None
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole machine so far, every core (/proc/stat): the
+    share of the cores in use between two readings, whoever used them."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields) - idle) / tick, sum(fields) / tick

@@ -340,11 +340,11 @@ def _run_engine(engine: str, args: argparse.Namespace) -> EngineRun:
             levels: list[Level] = []
             pid = gateway.gateway_pid(urlparse(base).port or 0)
             for level in args.concurrency:
-                cpu_before = _cpu_seconds(pid)
+                cpu_before = gateway.cpu_seconds(pid)
                 result = run_paths(
                     url, actors, paths=args.orders, concurrency=level, warmup=args.warmup
                 )
-                cpu_after = _cpu_seconds(pid)
+                cpu_after = gateway.cpu_seconds(pid)
                 cpu_ms = None
                 if cpu_before is not None and cpu_after is not None and result.started:
                     cpu_ms = (cpu_after - cpu_before) * 1000 / result.started
@@ -380,25 +380,6 @@ def _run_engine(engine: str, args: argparse.Namespace) -> EngineRun:
             traceback.print_exc()
             print("in-process statement count did not complete", flush=True)
     return EngineRun(engine, plan, levels, checks, problems, ledger_line, inprocess)
-
-
-def _cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU time so far of a process and its live children (uvicorn's worker
-    processes), from /proc/<pid>/stat."""
-    if pid is None:
-        return None
-    total = 0
-    found = False
-    for stat_path in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            stat = stat_path.read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after the command name: state is field 3
-        if stat_path.parent.name == str(pid) or fields[1] == str(pid):  # itself, or a child
-            found = found or stat_path.parent.name == str(pid)
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK") if found else None
 
 
 # --- the money path over HTTP ------------------------------------------------------

@@ -422,22 +422,42 @@ def _scale_out(
     headers: dict[str, str],
     args: argparse.Namespace,
 ) -> dict[int, float]:
-    """Order-status requests/s with 1, 2, … gateway processes sharing the database."""
+    """Order-status requests/s with 1, 2, … gateway processes sharing the database, and
+    where the machine's CPU went meanwhile: on a machine where the gateways, PostgreSQL
+    and the load generator share few cores, the cores run out before the processes do."""
     out: dict[int, float] = {}
+    cores = os.cpu_count() or 1
+    # The same connections at every level, enough for each process to get several: the
+    # processes share one listening socket, and 8 keep-alive connections were seen to
+    # land mostly on one of two.
+    concurrency = max(args.concurrency, 8 * max(args.workers))
     for workers in args.workers:
         with gateway.serve(env, work / f"gateway-{workers}.log", workers=workers) as base:
+            pid = gateway.gateway_pid(urlparse(base).port or 0)
+            busy0, all0 = gateway.machine_busy()
+            own0 = gateway.cpu_seconds(pid)
             result = httpload.run(
                 f"{base}/graphql",
                 bodies,
                 headers,
                 requests=args.requests,
-                concurrency=max(args.concurrency, 4 * workers),
+                concurrency=concurrency,
                 warmup=args.warmup * workers,
             )
+            busy1, all1 = gateway.machine_busy()
+            own1 = gateway.cpu_seconds(pid)
         out[workers] = result.throughput
+        wall = (all1 - all0) / cores  # seconds that passed
+        used = ""
+        if wall > 0 and own0 is not None and own1 is not None:
+            used = (
+                f"; CPU in use {100 * (busy1 - busy0) / wall:.0f} % of {100 * cores} %: "
+                f"gateway {100 * (own1 - own0) / wall:.0f} %, the rest (PostgreSQL, the "
+                f"load generator) {100 * (busy1 - busy0 - (own1 - own0)) / wall:.0f} %"
+            )
         print(
             f"scale-out: {workers} gateway process(es): {result.throughput:.1f} req/s"
-            f"{f' ({result.failures} failed)' if result.failures else ''}",
+            f"{f' ({result.failures} failed)' if result.failures else ''}{used}",
             flush=True,
         )
     return out
