@@ -31,11 +31,14 @@ from typing import Any
 from graphql import (
     FieldNode,
     FragmentSpreadNode,
+    GraphQLBoolean,
     GraphQLField,
+    GraphQLID,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLString,
     InlineFragmentNode,
     SelectionSetNode,
     is_leaf_type,
@@ -64,6 +67,10 @@ class _Unplannable(Exception):
     pass
 
 
+# Values no resolver result of these types can be awaited (the common leaves and lists).
+_SYNC = frozenset({str, int, bool, float, type(None), list, tuple, dict})
+# graphql-core's String, ID and Boolean coercions return a value of this type as it is.
+_AS_IS: dict[Any, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
 _NO_INFO: Any = None  # Strawberry's is_type_of ignores its Info; others are not planned
 
 
@@ -113,7 +120,7 @@ class _ObjectPlan:
                     value = f.resolve(source, info)
             else:
                 value = f.resolve(source, None)
-            if ex.is_awaitable(value):
+            if type(value) not in _SYNC and ex.is_awaitable(value):
                 _stop(value)
             out[f.key] = f.complete(value, ex, field_path)
         return out
@@ -216,7 +223,7 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     raise _Stop
                 completed = []
                 for i, v in enumerate(value):
-                    if ex.is_awaitable(v):
+                    if type(v) not in _SYNC and ex.is_awaitable(v):
                         _stop(v)
                     completed.append(item(v, ex, path.add_key(i, None)))
                 return completed
@@ -224,8 +231,11 @@ class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return list_of
         if is_leaf_type(t):
             coerce = t.coerce_output_value
+            same = _AS_IS.get(t)  # values graphql-core's coercion returns unchanged
 
             def leaf(value: Any, ex: PlannedExecutionContext, path: Path) -> Any:
+                if type(value) is same:
+                    return value
                 if value is None or value is Undefined:
                     return None
                 coerced = coerce(value)

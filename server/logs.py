@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -92,7 +92,7 @@ def request_id(scope: Scope) -> str:
             if _SANE.fullmatch(value):
                 return str(value.decode())
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID
 
 
 def principal_fields(principal: Principal | None) -> dict[str, str]:
