@@ -75,11 +75,9 @@ def _worker(
     return asyncio.run(_drive(url, bodies, headers, requests, concurrency, warmup))
 
 
-async def _one(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
-) -> str | None:
-    """Send one request, read its whole answer; what went wrong, or None."""
-    writer.write(request)
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bytes]:
+    """One whole answer: its status code, status line and body (Content-Length framed,
+    as uvicorn answers these requests)."""
     head = await reader.readuntil(b"\r\n\r\n")
     status_line, _, rest = head.partition(b"\r\n")
     length = -1
@@ -88,9 +86,40 @@ async def _one(
         if name.strip().lower() == b"content-length":
             length = int(value)
     if length < 0:
-        return f"no content-length: {head[:200]!r}"
+        raise ValueError(f"no content-length: {head[:200]!r}")
     body = await reader.readexactly(length)
-    if b" 200 " not in status_line + b" ":
+    return int(status_line.split()[1]), status_line, body
+
+
+class Connection:
+    """One keep-alive connection, one exchange at a time: for clients that read the
+    answers (the money path chains each step's order id into the next)."""
+
+    def __init__(self, url: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.url, self.reader, self.writer = url, reader, writer
+
+    @classmethod
+    async def open(cls, url: str) -> Connection:
+        u = urlparse(url)
+        reader, writer = await asyncio.open_connection(u.hostname, u.port)
+        return cls(url, reader, writer)
+
+    async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        self.writer.write(request_bytes(self.url, body, headers))
+        status, _, answer = await read_response(self.reader)
+        return status, answer
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _one(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> str | None:
+    """Send one request, read its whole answer; what went wrong, or None."""
+    writer.write(request)
+    status, status_line, body = await read_response(reader)
+    if status != 200:
         return f"{status_line.decode()}: {body[:300]!r}"
     if body.startswith(b'{"errors"') or b'"errors":[' in body[-2000:]:
         return f"GraphQL errors: {body[:300]!r}"

@@ -47,7 +47,7 @@ import asyncpg
 import httpx
 from asyncpg.pool import PoolConnectionProxy
 
-from bench import gateway, load, setup
+from bench import gateway, httpload, load, setup
 from bench.setup import ERRORS, Actors
 
 TARGET_RATIO = 0.25
@@ -385,14 +385,15 @@ def _run_engine(engine: str, args: argparse.Namespace) -> EngineRun:
 # --- the money path over HTTP ------------------------------------------------------
 
 
-def _payload(mutation: str, resp: httpx.Response) -> tuple[dict[str, Any] | None, str | None]:
+def _payload(mutation: str, status: int, body: bytes) -> tuple[dict[str, Any] | None, str | None]:
     """The mutation's payload, or what is wrong with the response."""
-    if resp.status_code != 200:
-        return None, f"{mutation}: HTTP {resp.status_code}: {resp.text[:300]}"
+    text = body[:300].decode(errors="replace")
+    if status != 200:
+        return None, f"{mutation}: HTTP {status}: {text}"
     try:
-        doc = resp.json()
+        doc = json.loads(body)
     except ValueError:
-        return None, f"{mutation}: not JSON: {resp.text[:300]}"
+        return None, f"{mutation}: not JSON: {text}"
     if not isinstance(doc, dict) or "errors" in doc or not isinstance(doc.get("data"), dict):
         return None, f"{mutation}: GraphQL errors: {json.dumps(doc)[:300]}"
     payload = doc["data"].get(mutation)
@@ -405,9 +406,21 @@ def _expect(ok: bool, mutation: str, payload: dict[str, Any]) -> str | None:
     return None if ok else f"{mutation}: unexpected answer {json.dumps(payload)[:300]}"
 
 
+# POST one GraphQL body with these headers (besides the JSON content type): status, body.
+Post = Callable[[bytes, dict[str, str]], Awaitable[tuple[int, bytes]]]
+
+
+def httpx_post(client: httpx.AsyncClient, url: str) -> Post:
+    async def post(body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        sent = {"content-type": "application/json", **headers}
+        response = await client.post(url, content=body, headers=sent)
+        return response.status_code, response.content
+
+    return post
+
+
 async def money_path(
-    client: httpx.AsyncClient,
-    url: str,
+    post: Post,
     actors: Actors,
     *,
     before: Callable[[str], None] | None = None,
@@ -420,18 +433,18 @@ async def money_path(
         mutation: str, document: str, variables: dict[str, Any], token: str
     ) -> tuple[dict[str, Any] | None, str | None]:
         body = json.dumps({"query": document, "variables": {"input": variables}}).encode()
-        headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
+        headers = {"authorization": f"Bearer {token}"}
         if before is not None:
             before(mutation)
         started = time.perf_counter()
         try:
-            resp = await client.post(url, content=body, headers=headers)
-        except httpx.HTTPError as e:
+            status, answer = await post(body, headers)
+        except (httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError) as e:
             return None, f"{mutation}: {type(e).__name__}: {e}"
         took_ms = (time.perf_counter() - started) * 1000
         if after is not None:
             await after(mutation)
-        payload, problem = _payload(mutation, resp)
+        payload, problem = _payload(mutation, status, answer)
         if problem is None and record is not None:
             record(mutation, took_ms)
         return payload, problem
@@ -497,32 +510,39 @@ async def _drive(
     url: str, actors: Actors, paths: int, concurrency: int, warmup: int
 ) -> PathsResult:
     result = PathsResult({m: [] for m in MUTATIONS}, 0.0, 0, 0, 0, [])
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+    # A lean keep-alive connection per worker (bench.httpload), not httpx: httpx spends
+    # several hundred microseconds of client CPU per request, and the client shares the
+    # machine's cores with the gateway and the database.
+    connections = [await httpload.Connection.open(url) for _ in range(concurrency)]
 
-        async def phase(total: int, measured: bool) -> None:
-            counter = iter(range(total))
+    async def phase(total: int, measured: bool) -> None:
+        counter = iter(range(total))
 
-            async def one_worker() -> None:
-                for _ in counter:  # shared: exactly `total` paths in all
-                    result.started += 1
-                    took: dict[str, float] = {}
-                    problem = await money_path(client, url, actors, record=took.__setitem__)
-                    if problem is not None:
-                        result.failures += 1
-                        if len(result.failure_samples) < MAX_FAILURE_SAMPLES:
-                            result.failure_samples.append(problem)
-                    elif measured:
-                        result.completed += 1
-                        for mutation, ms in took.items():
-                            result.latencies_ms[mutation].append(ms)
+        async def one_worker(connection: httpload.Connection) -> None:
+            for _ in counter:  # shared: exactly `total` paths in all
+                result.started += 1
+                took: dict[str, float] = {}
+                problem = await money_path(connection.post, actors, record=took.__setitem__)
+                if problem is not None:
+                    result.failures += 1
+                    if len(result.failure_samples) < MAX_FAILURE_SAMPLES:
+                        result.failure_samples.append(problem)
+                    return  # this connection's stream may be in an unknown state
+                if measured:
+                    result.completed += 1
+                    for mutation, ms in took.items():
+                        result.latencies_ms[mutation].append(ms)
 
-            await asyncio.gather(*(one_worker() for _ in range(concurrency)))
+        await asyncio.gather(*(one_worker(c) for c in connections))
 
+    try:
         await phase(warmup, measured=False)
         started = time.perf_counter()
         await phase(paths, measured=True)
         result.elapsed_s = time.perf_counter() - started
+    finally:
+        for connection in connections:
+            connection.close()
     return result
 
 
@@ -616,7 +636,7 @@ def _calibrate(url: str, actors: Actors, target: Target) -> Plan:
         async def paths() -> None:
             async with httpx.AsyncClient(timeout=30.0) as client:
                 for _ in range(CALIBRATION_PATHS):
-                    problem = await money_path(client, url, actors, after=after)
+                    problem = await money_path(httpx_post(client, url), actors, after=after)
                     if problem is not None:
                         raise RuntimeError(f"calibration path failed: {problem}")
 
@@ -1208,7 +1228,7 @@ async def _inprocess(actors: Actors, paths: int, profile: bool) -> InProcessRepo
             async def batch(n: int) -> None:
                 for _ in range(n):
                     problem = await money_path(
-                        client, "/graphql", actors, before=label, record=took
+                        httpx_post(client, "/graphql"), actors, before=label, record=took
                     )
                     if problem is not None:
                         raise RuntimeError(problem)
