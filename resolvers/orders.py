@@ -4,11 +4,12 @@ transitions (create, confirm, modify, cancel)."""
 import datetime as dt
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
+from strawberry.utils.await_maybe import await_maybe
 
 from models import deadlines, ledger, lifecycle, orders
 from models.enums import DeadlineKind, Incoterm, OrderStatus, Role, ShippingMethod
@@ -18,13 +19,14 @@ from models.suppliers import Supplier as SupplierRow
 from models.tables import Company as CompanyRow
 from models.tables import Order as OrderRow
 from models.tables import OrderEvent as OrderEventRow
+from models.tables import Payment as PaymentRow
 from resolvers.accounts import Company
 from resolvers.context import Info
 from resolvers.conventions import describe_values
 from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.money import Money
 from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
-from resolvers.preload import Preloaded, preload, selected
+from resolvers.preload import Preloaded, preload, relation, selected
 from resolvers.scalars import CountryCode, CurrencyCode
 from resolvers.suppliers import Supplier
 
@@ -177,6 +179,10 @@ def _company(found: CompanyRow | None) -> Company:
 def _supplier(found: SupplierRow | None) -> Supplier:
     assert found is not None  # an order's supplier exists (foreign key)
     return Supplier.of(found)
+
+
+def _same(m: ledger.OrderMoney | None) -> ledger.OrderMoney | None:
+    return m
 
 
 @strawberry.type(description="One line of the contract.")
@@ -343,6 +349,10 @@ def _receipt(o: OrderRow) -> Receipt | None:
     )
 
 
+def _events(rows: list[OrderEventRow] | None) -> list[OrderEvent]:
+    return [OrderEvent.of(e) for e in rows or ()]
+
+
 @strawberry.type(description="An order: the purchase contract between a buyer and a supplier.")
 class Order(relay.Node):
     id: relay.NodeID[int]
@@ -422,17 +432,12 @@ class Order(relay.Node):
             preloaded=preloaded,
         )
 
-    # The fields below that read relations are plain functions: with the page preloaded
-    # they return the value itself, so graphql-core completes them on its fast path;
-    # otherwise they return an awaitable (the DataLoader's), which graphql-core awaits
-    # just as it would an async resolver's. The casts say so to the type checker; the
-    # annotation is what the schema shows.
+    # The fields below that read relations are plain functions returning
+    # `preload.relation`: the value itself with the page preloaded, else an awaitable.
 
     async def _money_loaded(self, info: Info) -> ledger.OrderMoney | None:
-        p = self.preloaded
-        if p is not None and p.money is not None:
-            return p.money.get(self.row.id)
-        return await info.context.order_money.load(self.row.id)
+        m = relation(self.preloaded, "money", self.row.id, _same, info.context.order_money)
+        return await await_maybe(m)
 
     @strawberry.field(description="Every deadline that applies to the order so far.")
     async def deadlines(self, info: Info) -> list[OrderDeadline]:
@@ -444,27 +449,17 @@ class Order(relay.Node):
 
     @strawberry.field(description="The buying company.")
     def buyer(self, info: Info) -> Company:
-        p = self.preloaded
-        if p is not None and (companies := p.companies) is not None:
-            buyer = vars(self.row)["buyer"]
-            return p.once("Company", buyer, lambda: _company(companies.get(buyer)))
-        return cast(Company, self._load_buyer(info))
-
-    async def _load_buyer(self, info: Info) -> Company:
-        return _company(await info.context.companies.load(self.row.buyer))
+        buyer = vars(self.row)["buyer"]
+        loader = info.context.companies
+        return relation(self.preloaded, "companies", buyer, _company, loader, share="Company")
 
     @strawberry.field(
         description="The selling supplier (with active Trade Assurance when the order was placed)."
     )
     def supplier(self, info: Info) -> Supplier:
-        p = self.preloaded
-        if p is not None and (found := p.suppliers) is not None:
-            supplier = vars(self.row)["supplier"]
-            return p.once("Supplier", supplier, lambda: _supplier(found.get(supplier)))
-        return cast(Supplier, self._load_supplier(info))
-
-    async def _load_supplier(self, info: Info) -> Supplier:
-        return _supplier(await info.context.suppliers.load(self.row.supplier))
+        supplier = vars(self.row)["supplier"]
+        loader = info.context.suppliers
+        return relation(self.preloaded, "suppliers", supplier, _supplier, loader, share="Supplier")
 
     @strawberry.field(description="The contract's product lines.")
     async def lines(self, info: Info) -> list[OrderLine]:
@@ -492,13 +487,8 @@ class Order(relay.Node):
 
     @strawberry.field(description="Paid, held, released and refunded amounts, from the ledger.")
     def money(self, info: Info) -> OrderMoney:
-        p = self.preloaded
-        if p is not None and p.money is not None:
-            return self._order_money(p.money.get(self.row.id))
-        return cast(OrderMoney, self._load_money(info))
-
-    async def _load_money(self, info: Info) -> OrderMoney:
-        return self._order_money(await info.context.order_money.load(self.row.id))
+        loader = info.context.order_money
+        return relation(self.preloaded, "money", self.row.id, self._order_money, loader)
 
     def _order_money(self, m: ledger.OrderMoney | None) -> OrderMoney:
         c = self.row.currency
@@ -543,15 +533,10 @@ class Order(relay.Node):
     ) -> list[Annotated["Payment", strawberry.lazy("resolvers.payments")]]:
         from resolvers.payments import Payment
 
-        p = self.preloaded
-        if p is not None and p.payments is not None:
-            return [Payment.of(row) for row in p.payments.get(self.id, ())]
-        return cast("list[Payment]", self._load_payments(info))
+        def of(rows: list[PaymentRow] | None) -> list[Payment]:
+            return [Payment.of(row) for row in rows or ()]
 
-    async def _load_payments(self, info: Info) -> list["Payment"]:
-        from resolvers.payments import Payment
-
-        return [Payment.of(p) for p in await info.context.order_payments.load(self.row.id)]
+        return relation(self.preloaded, "payments", self.row.id, of, info.context.order_payments)
 
     @strawberry.field(description="Inspections booked for this order, oldest first.")
     async def inspections(
@@ -599,13 +584,8 @@ class Order(relay.Node):
 
     @strawberry.field(description="The timeline: every state change and money movement.")
     def events(self, info: Info) -> list[OrderEvent]:
-        p = self.preloaded
-        if p is not None and p.events is not None:
-            return [OrderEvent.of(e) for e in p.events.get(self.row.id, ())]
-        return cast("list[OrderEvent]", self._load_events(info))
-
-    async def _load_events(self, info: Info) -> list[OrderEvent]:
-        return [OrderEvent.of(e) for e in await info.context.order_events.load(self.row.id)]
+        loader = info.context.order_events
+        return relation(self.preloaded, "events", self.row.id, _events, loader)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

@@ -25,6 +25,7 @@ from graphql import (
     InlineFragmentNode,
     SelectionSetNode,
 )
+from strawberry.dataloader import DataLoader
 
 from models import accounts, db, ledger, orders, payments, suppliers
 from models.tables import Company, Order, OrderEvent, Payment
@@ -51,6 +52,33 @@ class Preloaded:
         if found is None:
             found = self.made[(kind, key)] = make()
         return cast(T, found)
+
+
+def relation(
+    preloaded: Preloaded | None,
+    kind: str,
+    key: int,
+    convert: Callable[[Any], T],
+    loader: DataLoader[int, Any],
+    *,
+    share: str | None = None,
+) -> T:
+    """One relation of an order (its buyer, money, events…): `convert` of the row the
+    page read up front (`kind`, by `key`) when `order`/`orders` read that kind, as a plain
+    value, so graphql-core completes it on its synchronous path; otherwise an awaitable of
+    the same through the request's DataLoader, which graphql-core awaits as it would an
+    async resolver's (the cast says so to the type checker). `share`: the GraphQL type
+    name under which the object is made once per page (orders mostly share a buyer)."""
+    found: Mapping[int, Any] | None = getattr(preloaded, kind) if preloaded else None
+    if preloaded is None or found is None:
+        return cast(T, _loaded(loader, key, convert))
+    if share is None:
+        return convert(found.get(key))
+    return preloaded.once(share, key, lambda: convert(found.get(key)))
+
+
+async def _loaded(loader: DataLoader[int, Any], key: int, convert: Callable[[Any], T]) -> T:
+    return convert(await loader.load(key))
 
 
 # Which selected Order fields need which kind of row.

@@ -23,6 +23,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from strawberry.types.graphql import OperationType
 
 from resolvers.prepared import PreparedSchema
+from server.limits import header, media_type
 
 _DIRECT_KINDS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 _POST = OperationType.from_http("POST")  # what the view allows over POST
@@ -72,15 +73,9 @@ class DirectGraphQL:
     def _plain(self, scope: Scope) -> bool:
         """application/json (GraphQLRequestGuard has refused other types but multipart),
         and no Accept header that could pick a streaming transport."""
-        content_type = accept = b""
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value
-            elif name == b"accept":
-                accept = value
-        if content_type.split(b";")[0].strip().lower() != b"application/json":
+        if media_type(scope) != b"application/json":
             return False
-        return not (self.streams and accept)
+        return not (self.streams and header(scope, b"accept"))
 
     def _prepared_operation(
         self, body: bytes

@@ -15,11 +15,18 @@ class _TooLarge(Exception):
     pass
 
 
+def header(scope: Scope, name: bytes) -> bytes:
+    """The first value of a request header (`name` in lower case), b"" if absent."""
+    return next((v for k, v in scope["headers"] if k == name), b"")
+
+
+def media_type(scope: Scope) -> bytes:
+    """The request's Content-Type without its parameters, lower case."""
+    return header(scope, b"content-type").split(b";")[0].strip().lower()
+
+
 def is_multipart(scope: Scope) -> bool:
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            return bool(value.split(b";")[0].strip().lower() == b"multipart/form-data")
-    return False
+    return media_type(scope) == b"multipart/form-data"
 
 
 class BodySizeLimit:
@@ -85,10 +92,6 @@ class BodySizeLimit:
 PREFLIGHT_HEADERS = (b"apollo-require-preflight", b"x-apollo-operation-name")
 
 
-def _header(scope: Scope, name: bytes) -> bytes:
-    return next((v for k, v in scope["headers"] if k == name), b"")
-
-
 class GraphQLRequestGuard:
     """What a cross-site page could send is refused before GraphQL sees it:
 
@@ -116,7 +119,7 @@ class GraphQLRequestGuard:
     @staticmethod
     def _refusal(scope: Scope) -> tuple[Any, ...] | None:
         if scope["method"] == "GET":
-            if b"text/html" in _header(scope, b"accept"):
+            if b"text/html" in header(scope, b"accept"):
                 return None
             return (
                 405,
@@ -135,8 +138,7 @@ class GraphQLRequestGuard:
                 "multipart requests need the header "
                 "'Apollo-Require-Preflight: true' (CSRF protection)",
             )
-        kind = _header(scope, b"content-type").split(b";")[0].strip().lower()
-        if kind == b"application/json":
+        if media_type(scope) == b"application/json":
             return None
         return (
             415,
