@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from piccolo.engine.sqlite import SQLiteEngine
 
 from models import accounts, clock, db
 from models.enums import CompanyKind
@@ -69,3 +70,32 @@ async def test_ledger_postings_are_append_only() -> None:
     with pytest.raises(Exception, match="append-only"):
         await LedgerPosting.delete().where(LedgerPosting.amount_minor == 100)
     assert await LedgerPosting.count() == 2
+
+
+@pytest.mark.skipif(ENGINE != "sqlite", reason="SQLite's file lock")
+async def test_a_write_waiting_for_another_process_lock_does_not_stall_the_loop() -> None:
+    """Write transactions BEGIN on the event loop's thread; while another connection (a CLI
+    command, say) holds the write lock, the wait moves to the connection's thread."""
+    import asyncio
+    import sqlite3
+
+    engine = db.engine()
+    assert isinstance(engine, SQLiteEngine)
+    other = sqlite3.connect(engine.connection_kwargs["database"], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+
+        async def write() -> None:
+            async with db.write_transaction():
+                await Company.insert(Company(legal_name="Waited", kind="BUYER", country="US"))
+
+        writer = asyncio.create_task(write())
+        started = asyncio.get_running_loop().time()
+        await asyncio.sleep(0.2)  # a stalled loop would resume only after the busy timeout
+        assert asyncio.get_running_loop().time() - started < 1.0
+        assert not writer.done()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    await asyncio.wait_for(writer, 5)
+    assert await Company.count().where(Company.legal_name == "Waited") == 1
