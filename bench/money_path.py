@@ -11,7 +11,9 @@ payOrder (card, the whole total) and releaseFunds (everything held). Afterwards
 The ceiling, on the same database after the gateway run: the row writes of one money
 path (recorded by triggers on the gateway's own tables during calibration paths, then
 removed) replayed with plain SQL (sqlite3 / asyncpg) in the same transactions, at the
-same concurrency. The gateway's paths/s as a share of the ceiling's is the figure to
+same concurrency. Transactions are told apart by the txid on PostgreSQL; on SQLite, which
+has none, the calibration paths run through the gateway's app in a process of our own
+that marks each commit. The gateway's paths/s as a share of the ceiling's is the figure to
 watch: what the API, the ORM and the domain checks cost on top of the writes.
 """
 
@@ -40,7 +42,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import asyncpg
@@ -49,6 +51,8 @@ from asyncpg.pool import PoolConnectionProxy
 
 from bench import gateway, httpload, load, setup
 from bench.setup import ERRORS, Actors
+
+T = TypeVar("T")
 
 TARGET_RATIO = 0.25
 DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/ta_bench_money"
@@ -335,7 +339,7 @@ def _run_engine(engine: str, args: argparse.Namespace) -> EngineRun:
             url = f"{base}/graphql"
             actors = setup.setup_actors(url, SETUP_TAG)
             baseline = {t: target.count(t) for t in _app_tables(target)}
-            plan = _calibrate(url, actors, target)
+            plan = _calibrate(url, env, actors, target)
             print("calibrated: " + "; ".join(_describe_plan(plan)), flush=True)
             levels: list[Level] = []
             pid = gateway.gateway_pid(urlparse(base).port or 0)
@@ -569,9 +573,9 @@ def _app_tables(target: Target) -> list[str]:
 
 
 def _logging_on(target: Target, tables: Sequence[str]) -> None:
-    """Log every row written to `tables`: table, operation, row id, and a transaction mark
-    (PostgreSQL: the txid; SQLite: total_changes(), which is 0 at the first write of a
-    transaction because Piccolo opens a new connection for each)."""
+    """Log every row written to `tables`: table, operation, row id, and on PostgreSQL a
+    transaction mark (the txid). SQLite has no transaction id; its calibration marks each
+    commit instead (`_sqlite_calibration`)."""
     if target.engine == "sqlite":
         statements = [
             "CREATE TABLE bench_write_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -582,7 +586,7 @@ def _logging_on(target: Target, tables: Sequence[str]) -> None:
                 statements.append(
                     f"CREATE TRIGGER {_q(f'bench_log_{t}_{op.lower()}')} AFTER {op} ON {_q(t)} "  # noqa: S608
                     f"BEGIN INSERT INTO bench_write_log (tbl, op, row_id, mark) "
-                    f"VALUES ('{t}', '{op}', {row}.id, total_changes()); END"
+                    f"VALUES ('{t}', '{op}', {row}.id, NULL); END"
                 )
     else:
         statements = [
@@ -618,32 +622,87 @@ def _logging_off(target: Target, tables: Sequence[str]) -> None:
     target.script([*statements, "DROP TABLE IF EXISTS bench_write_log"])
 
 
-def _calibrate(url: str, actors: Actors, target: Target) -> Plan:
+def _last_seq(target: Target) -> int:
+    return int(target.rows("SELECT COALESCE(MAX(seq), 0) AS s FROM bench_write_log")[0]["s"])
+
+
+async def _calibration_paths(
+    url: str, actors: Actors, target: Target, app: Any = None
+) -> list[tuple[str, int]]:
+    """CALIBRATION_PATHS money paths one by one, over HTTP (or to an in-process ASGI
+    `app`); after each step, the write log's last seq."""
+    marks: list[tuple[str, int]] = []
+
+    async def after(mutation: str) -> None:
+        marks.append((mutation, await asyncio.to_thread(_last_seq, target)))
+
+    transport = None if app is None else httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(timeout=30.0, transport=transport) as client:
+        for _ in range(CALIBRATION_PATHS):
+            problem = await money_path(httpx_post(client, url), actors, after=after)
+            if problem is not None:
+                raise RuntimeError(f"calibration path failed: {problem}")
+    return marks
+
+
+def _sqlite_calibration_worker(
+    env: dict[str, str], actors: Actors, location: str
+) -> tuple[list[tuple[str, int]], list[int]]:
+    """SQLite's calibration paths, through the gateway's ASGI app in this process (its code,
+    its database settings), with each commit marked by the write log's last seq so far:
+    SQLite has no transaction id for the triggers to log, and the gateway's pooled
+    connections leave nothing else that tells one transaction from the next."""
+    _as_gateway(env)
+    engine = importlib.import_module("models.sqlite_engine").PooledSQLiteEngine
+    commits: list[int] = []
+
+    def mark(seq: int) -> None:
+        if not commits or seq > commits[-1]:  # else the transaction wrote no logged row
+            commits.append(seq)
+
+    control = engine.control
+
+    async def marked(self: Any, connection: Any, statement: str, *args: Any) -> None:
+        if statement == "COMMIT":  # read inside the transaction: its own rows included
+            cursor = connection._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM bench_write_log")
+            mark(int(next(iter(dict(cursor.fetchone()).values()))))
+        await control(self, connection, statement, *args)
+
+    outside = engine._run_in_new_connection
+
+    async def autocommitted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        rows = await outside(self, *args, **kwargs)
+        mark(_last_seq(Target("sqlite", location)))  # a write outside a transaction
+        return rows
+
+    engine.control = marked
+    engine._run_in_new_connection = autocommitted
+
+    async def run() -> list[tuple[str, int]]:
+        app = importlib.import_module("server.app").create_app()
+        async with app.router.lifespan_context(app):
+            return await _calibration_paths(
+                "http://gateway/graphql", actors, Target("sqlite", location), app
+            )
+
+    return asyncio.run(run()), commits
+
+
+def _calibrate(url: str, env: dict[str, str], actors: Actors, target: Target) -> Plan:
     """Run CALIBRATION_PATHS paths one by one with the write log on; their plans must agree."""
     tables = _app_tables(target)
     _logging_on(target, tables)
     try:
-        marks: list[tuple[str, int]] = []
-
-        def last_seq() -> int:
-            return int(
-                target.rows("SELECT COALESCE(MAX(seq), 0) AS s FROM bench_write_log")[0]["s"]
-            )
-
-        async def after(mutation: str) -> None:
-            marks.append((mutation, await asyncio.to_thread(last_seq)))
-
-        async def paths() -> None:
-            async with httpx.AsyncClient(timeout=30.0) as client:
-                for _ in range(CALIBRATION_PATHS):
-                    problem = await money_path(httpx_post(client, url), actors, after=after)
-                    if problem is not None:
-                        raise RuntimeError(f"calibration path failed: {problem}")
-
-        asyncio.run(paths())
+        if target.engine == "sqlite":
+            marks, commits = _in_worker(_sqlite_calibration_worker, env, actors, target.location)
+        else:
+            marks = asyncio.run(_calibration_paths(url, actors, target))
         log = target.rows("SELECT seq, tbl, op, row_id, mark FROM bench_write_log ORDER BY seq")
     finally:
         _logging_off(target, tables)
+    if target.engine == "sqlite":  # the mark: the commit that wrote the row
+        for e in log:
+            e["mark"] = next((i for i, c in enumerate(commits) if e["seq"] <= c), len(commits))
 
     plans: list[Plan] = []
     steps: list[Step] = []
@@ -651,7 +710,7 @@ def _calibrate(url: str, actors: Actors, target: Target) -> Plan:
     for mutation, mark in marks:
         entries = [e for e in log if previous < int(e["seq"]) <= mark]
         previous = mark
-        steps.append(Step(mutation, _transactions(entries, target.engine)))
+        steps.append(Step(mutation, _transactions(entries)))
         if len(steps) == len(MUTATIONS):
             plans.append(tuple(steps))
             steps = []
@@ -663,15 +722,12 @@ def _calibrate(url: str, actors: Actors, target: Target) -> Plan:
     return plans[-1]
 
 
-def _transactions(entries: list[dict[str, Any]], engine: str) -> tuple[tuple[Write, ...], ...]:
-    if engine == "sqlite" and entries and entries[0]["mark"] != 0:
-        print("warning: SQLite writes without a fresh connection; transaction boundaries "
-              "unknown, each step counted as one transaction", flush=True)  # fmt: skip
+def _transactions(entries: list[dict[str, Any]]) -> tuple[tuple[Write, ...], ...]:
+    """The step's writes, grouped by transaction mark."""
     groups: list[list[Write]] = []
     previous: Any = None
     for e in entries:
-        starts = e["mark"] == 0 if engine == "sqlite" else e["mark"] != previous
-        if starts or not groups:
+        if e["mark"] != previous or not groups:
             groups.append([])
         groups[-1].append(Write(str(e["tbl"]), str(e["op"]), int(e["row_id"])))
         previous = e["mark"]
@@ -1110,17 +1166,26 @@ def run_inprocess(
 ) -> InProcessReport:
     """Money paths through the ASGI app in a fresh process (the gateway's code, its
     database settings), one at a time, with the database drivers wrapped."""
+    return _in_worker(_inprocess_worker, env, actors, paths, profile)
+
+
+def _in_worker(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` in a fresh process (the gateway's code imported there only)."""
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        return pool.submit(_inprocess_worker, env, actors, paths, profile).result()
+        return pool.submit(function, *args).result()
+
+
+def _as_gateway(env: dict[str, str]) -> None:
+    os.environ.clear()
+    os.environ.update(env)  # before the first import of piccolo_conf, which reads it
+    os.chdir(gateway.PROJECT_ROOT)
 
 
 def _inprocess_worker(
     env: dict[str, str], actors: Actors, paths: int, profile: bool
 ) -> InProcessReport:
-    os.environ.clear()
-    os.environ.update(env)  # before the first import of piccolo_conf, which reads it
-    os.chdir(gateway.PROJECT_ROOT)
+    _as_gateway(env)
     return asyncio.run(_inprocess(actors, paths, profile))
 
 
@@ -1154,39 +1219,37 @@ class _Probe:
         aio = importlib.import_module("aiosqlite.core").Connection
         pg = importlib.import_module("asyncpg.connection").Connection
 
-        def timed(original: Any, kind: str | None = None) -> Any:
+        # SQLite: statements go through the gateway's engine (models.sqlite_engine): inside
+        # a write transaction and BEGIN/COMMIT on the loop's thread, short reads on the
+        # loop's reader, the rest a hop to a pooled connection's thread.
+        engine = importlib.import_module("models.sqlite_engine").PooledSQLiteEngine
+
+        def statement(original: Any, position: int) -> Any:
             async def wrapper(self_: Any, *args: Any, **kwargs: Any) -> Any:
-                if kind is not None and probe.on:
-                    probe.kinds[probe.label][kind] += 1
+                if not probe.on:
+                    return await original(self_, *args, **kwargs)
+                probe.kinds[probe.label][_sql_kind(args[position])] += 1
                 started = time.perf_counter()
                 try:
                     return await original(self_, *args, **kwargs)
                 finally:
-                    if probe.on:
-                        probe.db_s[probe.label] += time.perf_counter() - started
+                    probe.db_s[probe.label] += time.perf_counter() - started
 
             return wrapper
 
-        # aiosqlite: every call is a hop to the connection's own thread (`_execute`);
-        # `_connect` starts that thread and opens the file (models.db adds 3 PRAGMAs).
-        aio._execute = timed(aio._execute)
-        aio._connect = timed(aio._connect, "CONNECT")
-        execute = aio.execute
+        engine.control = statement(engine.control, 1)
+        engine._run_in_existing_connection = statement(engine._run_in_existing_connection, 1)
+        engine._run_in_new_connection = statement(engine._run_in_new_connection, 0)
+        engine.read_here = statement(engine.read_here, 0)
+        # `_connect` starts a connection's thread and opens the file (3 PRAGMAs, models.db).
+        connect = aio._connect
 
-        def counted(self_: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+        async def counted_connect(self_: Any) -> Any:
             if probe.on:
-                probe.kinds[probe.label][_sql_kind(sql)] += 1
-            return execute(self_, sql, *args, **kwargs)
+                probe.kinds[probe.label]["CONNECT"] += 1
+            return await connect(self_)
 
-        aio.execute = counted
-        fetchall = aio.execute_fetchall
-
-        def counted_fetchall(self_: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
-            if probe.on:
-                probe.kinds[probe.label][_sql_kind(sql)] += 1
-            return fetchall(self_, sql, *args, **kwargs)
-
-        aio.execute_fetchall = counted_fetchall
+        aio._connect = counted_connect
         for name in ("fetch", "fetchrow", "fetchval", "execute"):
             original = getattr(pg, name)
 
