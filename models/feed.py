@@ -106,7 +106,7 @@ def _sql(*, order: bool, company: bool, messages: bool | None, limit: bool) -> s
 def _feed_event(row: dict[str, Any]) -> FeedEvent:
     position = Position(int(row.pop("tx")), int(row["id"]))
     buyer, supplier = int(row.pop("buyer_company")), int(row.pop("supplier_company"))
-    return FeedEvent(position, OrderEvent(**row, _exists_in_db=True), buyer, supplier)
+    return FeedEvent(position, sql.loaded(OrderEvent, row), buyer, supplier)
 
 
 async def read_after(

@@ -214,7 +214,7 @@ async def locked_order(principal: Principal | None, order_id: int) -> Locked:
         raise DomainError(ErrorCode.NOT_FOUND, "no such order", "orderId")
     company = int(rows[0].pop("supplier_company"))
     country = str(rows[0].pop("buyer_country"))
-    order = Order(**rows[0], _exists_in_db=True)
+    order = sql.loaded(Order, rows[0])
     if principal is None:  # the system itself (scheduler, provider callbacks)
         return Locked(order, None, company, country)
     role = _party_role(principal, order, company)
