@@ -575,7 +575,7 @@ def _app_tables(target: Target) -> list[str]:
 def _logging_on(target: Target, tables: Sequence[str]) -> None:
     """Log every row written to `tables`: table, operation, row id, and on PostgreSQL a
     transaction mark (the txid). SQLite has no transaction id; its calibration marks each
-    commit instead (`_sqlite_calibration`)."""
+    commit instead (`_sqlite_calibration_worker`)."""
     if target.engine == "sqlite":
         statements = [
             "CREATE TABLE bench_write_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -664,8 +664,8 @@ def _sqlite_calibration_worker(
 
     async def marked(self: Any, connection: Any, statement: str, *args: Any) -> None:
         if statement == "COMMIT":  # read inside the transaction: its own rows included
-            cursor = connection._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM bench_write_log")
-            mark(int(next(iter(dict(cursor.fetchone()).values()))))
+            last = "SELECT COALESCE(MAX(seq), 0) AS s FROM bench_write_log"
+            mark(int(connection._conn.execute(last).fetchone()["s"]))  # a dict_factory row
         await control(self, connection, statement, *args)
 
     outside = engine._run_in_new_connection
@@ -1179,6 +1179,8 @@ def _in_worker(function: Callable[..., T], *args: Any) -> T:
 def _as_gateway(env: dict[str, str]) -> None:
     os.environ.clear()
     os.environ.update(env)  # before the first import of piccolo_conf, which reads it
+    # No deadline sweeps or ledger checks (one runs at start-up) among the paths' statements.
+    os.environ.update(TA_SCHEDULER_INTERVAL_SECONDS="0", TA_LEDGER_CHECK_MINUTES="0")
     os.chdir(gateway.PROJECT_ROOT)
 
 

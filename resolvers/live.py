@@ -189,6 +189,13 @@ async def _stream(
         raise _error(error.message, error.code.value) from error
     if order_id is not None and order_id not in await orders.get_orders(principal, [order_id]):
         raise _error("no such order", "NOT_FOUND")
+    if start is None:
+        # From now on: the newest commit, read before joining the hub. Read after joining
+        # (on PostgreSQL, a round trip later) it could take in events committed in between,
+        # which the hub then delivered as no newer than the start, so they were skipped.
+        # Read before, whatever the hub has already passed when we join comes from the
+        # table below.
+        start = await feed.head()
     subscriber, live_from = hub.subscribe(
         principal,
         order_id,
@@ -197,7 +204,7 @@ async def _stream(
     )
     try:
         last = live_from
-        if start is not None and start < live_from:
+        if start < live_from:
             # Catch up from the table up to where live delivery begins.
             position = start
             while position < live_from:
@@ -212,10 +219,8 @@ async def _stream(
                 if len(missed) < BATCH:
                     break
                 position = missed[-1].position
-        elif start is not None:
-            last = start  # the client is ahead of this process's reader: skip what it has
-        else:  # from now on: the reader may not have caught up with the newest commits yet
-            last = max(live_from, await feed.head())
+        else:
+            last = start  # ahead of this process's reader: skip what the client has
         while not subscriber.overflowed:
             item = await hub.next(subscriber)
             if subscriber.overflowed:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+
 import pytest
 from piccolo.engine.sqlite import SQLiteEngine
 
@@ -76,9 +79,6 @@ async def test_ledger_postings_are_append_only() -> None:
 async def test_a_write_waiting_for_another_process_lock_does_not_stall_the_loop() -> None:
     """Write transactions BEGIN on the event loop's thread; while another connection (a CLI
     command, say) holds the write lock, the wait moves to the connection's thread."""
-    import asyncio
-    import sqlite3
-
     engine = db.engine()
     assert isinstance(engine, SQLiteEngine)
     other = sqlite3.connect(engine.connection_kwargs["database"], isolation_level=None)

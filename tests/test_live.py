@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 from gql import Client, GraphQLRequest
@@ -291,9 +293,15 @@ async def _collect(
     return got
 
 
-async def _subscribed(task: asyncio.Task[Any]) -> None:
-    await asyncio.sleep(0.5)  # the subscription is registered with the hub
-    assert not task.done(), task.result()
+async def _subscribed(server: Server, task: asyncio.Task[Any]) -> None:
+    """Wait until the server holds the subscription (its open-subscription gauge): from
+    then on its start is fixed, and every event written is the subscriber's. (A fixed
+    sleep was not always enough on a loaded machine: the events came before the start.)"""
+    held = re.compile(r"^ta_open_subscriptions 1\.0$", re.MULTILINE)
+    async with httpx.AsyncClient(base_url=server.base) as client, asyncio.timeout(20):
+        while not held.search((await client.get("/metrics")).text):
+            assert not task.done(), task.result()
+            await asyncio.sleep(0.02)
 
 
 async def test_subscriber_sees_each_event_of_its_order_with_the_fresh_order(
@@ -302,7 +310,7 @@ async def test_subscriber_sees_each_event_of_its_order_with_the_fresh_order(
     b, _, order = await factories.confirmed_order()
     variables = {"id": gid("Order", order.id)}
     task = asyncio.create_task(_collect(quick_server, b.token, SUBSCRIBE_ORDER, variables, 3))
-    await _subscribed(task)
+    await _subscribed(quick_server, task)
     for n in range(3):
         await _note(order.id, f"step-{n}")
     got = await task
@@ -320,7 +328,7 @@ async def test_resuming_from_a_cursor_misses_nothing_and_repeats_nothing(
     b, _, order = await factories.confirmed_order()
     variables: dict[str, Any] = {"id": gid("Order", order.id)}
     task = asyncio.create_task(_collect(quick_server, b.token, SUBSCRIBE_ORDER, variables, 2))
-    await _subscribed(task)
+    await _subscribed(quick_server, task)
     await _note(order.id, "0")
     await _note(order.id, "1")
     first = await task
@@ -329,7 +337,7 @@ async def test_resuming_from_a_cursor_misses_nothing_and_repeats_nothing(
         await _note(order.id, str(n))
     variables["after"] = cursor
     task = asyncio.create_task(_collect(quick_server, b.token, SUBSCRIBE_ORDER, variables, 6))
-    await _subscribed(task)
+    await _subscribed(quick_server, task)
     await _note(order.id, "6")
     await _note(order.id, "7")
     again = await task
@@ -354,7 +362,7 @@ async def test_the_feed_of_all_orders_shows_only_the_viewers(quick_server: Serve
     b, _, mine = await factories.confirmed_order()
     _, _, other = await factories.confirmed_order()
     task = asyncio.create_task(_collect(quick_server, b.token, SUBSCRIBE_ALL, {}, 2))
-    await _subscribed(task)
+    await _subscribed(quick_server, task)
     await _note(other.id, "not yours")
     await _note(mine.id, "yours-1")
     await _note(other.id, "not yours")
@@ -367,7 +375,7 @@ async def test_a_revoked_token_stops_the_stream(quick_server: Server) -> None:
     task = asyncio.create_task(
         _collect(quick_server, b.token, SUBSCRIBE_ORDER, {"id": gid("Order", order.id)}, 2)
     )
-    await _subscribed(task)
+    await _subscribed(quick_server, task)
     await _note(order.id, "before")
     await asyncio.sleep(0.5)
     await accounts.logout(b.principal)
@@ -388,8 +396,7 @@ async def test_events_from_mutations_on_one_process_reach_subscribers_on_another
         task = asyncio.create_task(
             _collect(quick_server, b.token, SUBSCRIBE_ORDER, {"id": gid("Order", order.id)}, 2)
         )
-        await _subscribed(task)
-        import httpx
+        await _subscribed(quick_server, task)
 
         async with httpx.AsyncClient(base_url=other.base) as client:
             for reason in ("first", "second"):

@@ -43,7 +43,7 @@ async def test_messages_from_the_other_party_arrive_and_no_status_events(
     b, s, order = await factories.confirmed_order()
     variables = {"id": gid("Order", order.id)}
     task = asyncio.create_task(_collect(quick_server, b.token, SUBSCRIBE_MESSAGES, variables, 2))
-    await _subscribed(task)
+    await _subscribed(quick_server, task)
     await messages.send_message(s.principal, order.id, "Shipping Friday")
     await _note(order.id, "a status event")
     await messages.send_message(s.principal, order.id, "Tracking to follow")
@@ -57,7 +57,7 @@ async def test_order_status_streams_do_not_carry_messages(quick_server: Server) 
     b, s, order = await factories.confirmed_order()
     variables = {"id": gid("Order", order.id)}
     task = asyncio.create_task(_collect(quick_server, b.token, SUBSCRIBE_ORDER, variables, 2))
-    await _subscribed(task)
+    await _subscribed(quick_server, task)
     await messages.send_message(s.principal, order.id, "not an event")
     await _note(order.id, "first")
     await messages.send_message(b.principal, order.id, "nor this")
@@ -72,7 +72,7 @@ async def test_reconnecting_with_the_last_cursor_gets_exactly_what_was_missed(
     b, s, order = await factories.confirmed_order()
     variables: dict[str, Any] = {"id": gid("Order", order.id)}
     task = asyncio.create_task(_collect(quick_server, b.token, SUBSCRIBE_MESSAGES, variables, 2))
-    await _subscribed(task)
+    await _subscribed(quick_server, task)
     for n in range(2):
         await messages.send_message(s.principal, order.id, str(n))
     first = await task
@@ -81,7 +81,7 @@ async def test_reconnecting_with_the_last_cursor_gets_exactly_what_was_missed(
         await _note(order.id, f"event {n}")
     variables["after"] = first[-1]["orderMessages"]["cursor"]
     task = asyncio.create_task(_collect(quick_server, b.token, SUBSCRIBE_MESSAGES, variables, 4))
-    await _subscribed(task)
+    await _subscribed(quick_server, task)
     await messages.send_message(s.principal, order.id, "5")
     again = await task
     assert bodies(first + again) == [str(n) for n in range(6)]
@@ -112,7 +112,7 @@ async def test_a_message_sent_through_another_process_arrives(quick_server: Serv
         task = asyncio.create_task(
             _collect(quick_server, b.token, SUBSCRIBE_MESSAGES, variables, 2)
         )
-        await _subscribed(task)
+        await _subscribed(quick_server, task)
         async with httpx.AsyncClient(base_url=other.base) as client:
             for body in ("first", "second"):
                 response = await client.post(
