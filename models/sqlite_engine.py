@@ -47,19 +47,6 @@ sqlite3.register_converter("TIMESTAMPTZ", _timestamptz)
 MAX_IDLE = 32
 
 
-def _dicts(cursor: sqlite3.Cursor, query: str, args: Sequence[Any]) -> list[dict[str, Any]]:
-    """The statement's rows as dicts, as Piccolo's `dict_factory` makes them, with the
-    column names read once per statement instead of once per row (an order list reads
-    hundreds of rows)."""
-    cursor.row_factory = None  # the connection's may be `dict_factory` (aiosqlite's side)
-    try:
-        cursor.execute(query, args)
-        names = [d[0] for d in cursor.description or ()]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    finally:
-        cursor.close()
-
-
 class _Lent:
     """A pooled connection as Piccolo sees it: everything delegates, `close` gives back."""
 
@@ -139,8 +126,14 @@ class PooledSQLiteEngine(SQLiteEngine):
         reader = self._readers.get(loop)
         if reader is None:
             reader = sqlite3.connect(**self.connection_kwargs)  # once per loop
+            reader.row_factory = dict_factory
             self._readers[loop] = reader
-        return _dicts(reader.cursor(), query, args)
+        cursor = reader.execute(query, args)
+        try:
+            rows: list[dict[str, Any]] = cursor.fetchall()
+            return rows
+        finally:
+            cursor.close()
 
     async def control(
         self, connection: aiosqlite.Connection, statement: str, parameters: Sequence[Any] = ()
@@ -186,7 +179,11 @@ class PooledSQLiteEngine(SQLiteEngine):
         # Piccolo's version also sent `PRAGMA foreign_keys = 1` before every statement; our
         # connections set it once (models.db). Inserts use RETURNING (SQLite >= 3.35).
         raw: sqlite3.Connection = connection._conn
-        return _dicts(raw.cursor(), query, args or [])
+        cursor = raw.execute(query, args or [])
+        try:
+            return cursor.fetchall()
+        finally:
+            cursor.close()
 
     async def close_idle(self) -> None:
         reader = self._readers.pop(asyncio.get_running_loop(), None)
