@@ -351,7 +351,11 @@ class Hub:
                 # to skip).
                 now = asyncio.get_running_loop().time()
                 if now - self._head_read_at >= self.poll_interval:
-                    self.position = max(self.position, await feed.head())
+                    head = await feed.head()
+                    # Someone may have joined during that read, from the old position
+                    # (`subscribe`): moving past what lies between would lose it for them.
+                    if not self.everything and not self.by_order:
+                        self.position = max(self.position, head)
                     self._head_read_at = now
                 return
             events = await feed.read_after(self.position, limit=BATCH)

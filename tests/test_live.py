@@ -224,6 +224,31 @@ async def test_events_whose_delivery_failed_are_delivered_at_the_next_wake_up(
         assert not failures
 
 
+async def test_a_subscriber_joining_while_the_idle_hub_reads_the_head_misses_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With nobody listening the hub only keeps up with the feed's head. A subscriber who
+    joins during that read starts from the old position: the hub must not then move past
+    the events in between (they were lost to that subscriber)."""
+    b, _, order = await factories.confirmed_order()
+    hub = live.Hub(dsn=None)  # not started: only this test moves it, nothing wakes it
+    hub.position = await feed.head()
+    head = feed.head
+    joined: list[live.Subscriber] = []
+
+    async def joined_during_the_read() -> Position:
+        subscriber, _ = hub.subscribe(b.principal, order.id)
+        joined.append(subscriber)
+        await _note(order.id, "meanwhile")  # after the subscriber's start
+        return await head()
+
+    monkeypatch.setattr(feed, "head", joined_during_the_read)
+    await hub.catch_up()  # nobody listened when it began: it reads the head
+    monkeypatch.setattr(feed, "head", head)
+    await hub.catch_up()
+    assert await _drain(joined[0], 1, within=5) == ["meanwhile"]
+
+
 @pytest.mark.skipif(ENGINE != "postgres", reason="PostgreSQL's LISTEN connection")
 async def test_hub_survives_its_listener_being_terminated_during_a_burst() -> None:
     _, _, order = await factories.confirmed_order()
