@@ -1226,11 +1226,12 @@ class _Probe:
         # loop's reader, the rest a hop to a pooled connection's thread.
         engine = importlib.import_module("models.sqlite_engine").PooledSQLiteEngine
 
-        def statement(original: Any, position: int) -> Any:
+        def statement(original: Any, position: int, name: str) -> Any:
             async def wrapper(self_: Any, *args: Any, **kwargs: Any) -> Any:
                 if not probe.on:
                     return await original(self_, *args, **kwargs)
-                probe.kinds[probe.label][_sql_kind(args[position])] += 1
+                sql = args[position] if len(args) > position else kwargs[name]  # Piccolo: keywords
+                probe.kinds[probe.label][_sql_kind(sql)] += 1
                 started = time.perf_counter()
                 try:
                     return await original(self_, *args, **kwargs)
@@ -1239,10 +1240,11 @@ class _Probe:
 
             return wrapper
 
-        engine.control = statement(engine.control, 1)
-        engine._run_in_existing_connection = statement(engine._run_in_existing_connection, 1)
-        engine._run_in_new_connection = statement(engine._run_in_new_connection, 0)
-        engine.read_here = statement(engine.read_here, 0)
+        engine.control = statement(engine.control, 1, "statement")
+        run_in = engine._run_in_existing_connection
+        engine._run_in_existing_connection = statement(run_in, 1, "query")
+        engine._run_in_new_connection = statement(engine._run_in_new_connection, 0, "query")
+        engine.read_here = statement(engine.read_here, 0, "query")
         # `_connect` starts a connection's thread and opens the file (3 PRAGMAs, models.db).
         connect = aio._connect
 
