@@ -110,9 +110,7 @@ def _run_engine(engine: str, args: argparse.Namespace) -> SweepResult:
 
 
 def _worker(engine: str, env: dict[str, str], orders: int, due: int) -> SweepResult:
-    os.environ.clear()
-    os.environ.update(env)  # before the first import of piccolo_conf, which reads it
-    os.chdir(gateway.PROJECT_ROOT)
+    gateway.become(env)
     return asyncio.run(_measure(engine, orders, due))
 
 

@@ -44,6 +44,19 @@ async def recreate_postgres_database(url: str) -> None:
         await admin.close()
 
 
+# No deadline sweeps or ledger checks (one runs at start-up) among measured statements.
+NO_BACKGROUND_JOBS = {"TA_SCHEDULER_INTERVAL_SECONDS": "0", "TA_LEDGER_CHECK_MINUTES": "0"}
+
+
+def become(env: Mapping[str, str], **overrides: str) -> None:
+    """A spawned bench process takes on the gateway's environment and directory, before
+    its first import of piccolo_conf (which reads them), to run the gateway's code itself."""
+    os.environ.clear()
+    os.environ.update(env)
+    os.environ.update(overrides)
+    os.chdir(PROJECT_ROOT)
+
+
 def migrate(env: Mapping[str, str]) -> None:
     done = subprocess.run(
         [CLI, "migrate"], env=dict(env), cwd=PROJECT_ROOT, capture_output=True, text=True

@@ -652,7 +652,7 @@ def _sqlite_calibration_worker(
     its database settings), with each commit marked by the write log's last seq so far:
     SQLite has no transaction id for the triggers to log, and the gateway's pooled
     connections leave nothing else that tells one transaction from the next."""
-    _as_gateway(env)
+    gateway.become(env, **gateway.NO_BACKGROUND_JOBS)
     engine = importlib.import_module("models.sqlite_engine").PooledSQLiteEngine
     commits: list[int] = []
 
@@ -1176,18 +1176,10 @@ def _in_worker(function: Callable[..., T], *args: Any) -> T:
         return pool.submit(function, *args).result()
 
 
-def _as_gateway(env: dict[str, str]) -> None:
-    os.environ.clear()
-    os.environ.update(env)  # before the first import of piccolo_conf, which reads it
-    # No deadline sweeps or ledger checks (one runs at start-up) among the paths' statements.
-    os.environ.update(TA_SCHEDULER_INTERVAL_SECONDS="0", TA_LEDGER_CHECK_MINUTES="0")
-    os.chdir(gateway.PROJECT_ROOT)
-
-
 def _inprocess_worker(
     env: dict[str, str], actors: Actors, paths: int, profile: bool
 ) -> InProcessReport:
-    _as_gateway(env)
+    gateway.become(env, **gateway.NO_BACKGROUND_JOBS)
     return asyncio.run(_inprocess(actors, paths, profile))
 
 

@@ -488,14 +488,8 @@ def _inprocess_worker(
     profile: bool,
     profile_requests: int,
 ) -> tuple[dict[str, Any], list[str]]:
-    os.environ.clear()
-    os.environ.update(env)  # before the first import of piccolo_conf, which reads it
-    # No deadline sweeps, ledger checks (one runs at start-up) or live-feed polls in
-    # between: only the requests' statements.
-    os.environ.update(
-        TA_SCHEDULER_INTERVAL_SECONDS="0", TA_LEDGER_CHECK_MINUTES="0", TA_LIVE_POLL_SECONDS="3600"
-    )
-    os.chdir(gateway.PROJECT_ROOT)
+    # No background jobs or live-feed polls in between: only the requests' statements.
+    gateway.become(env, **gateway.NO_BACKGROUND_JOBS, TA_LIVE_POLL_SECONDS="3600")
     return asyncio.run(_inprocess(fx, list_size, profile, profile_requests))
 
 
