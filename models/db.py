@@ -6,16 +6,18 @@ import asyncio
 import functools
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import asyncpg
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = int(os.environ.get("TA_SQLITE_BUSY_TIMEOUT_MS", "5000"))
 # PostgreSQL: a statement waiting this long for a row lock (a transaction stuck holding
@@ -86,6 +88,22 @@ def is_transient(error: BaseException | None) -> bool:
         return True  # the connection went away (a restart, a failover): the pool renews it
     state = getattr(error, "sqlstate", None)
     return state in TRANSIENT_STATES or (isinstance(state, str) and state.startswith("08"))
+
+
+async def riding_out_outages(read: Callable[[], Awaitable[T]], *, patience: float) -> T:
+    """`read()`, tried again while it fails transiently (is_transient), for `patience`
+    seconds at most; then its last error. Only for reads, and only where nobody can retry
+    later: a live event's payload is sent once, while a request is answered TRY_AGAIN."""
+    loop = asyncio.get_running_loop()
+    give_up, pause = loop.time() + patience, 0.05
+    while True:
+        try:
+            return await read()
+        except Exception as error:
+            if not is_transient(error) or loop.time() + pause > give_up:
+                raise
+        await asyncio.sleep(pause)  # a pool renews its lost connections meanwhile
+        pause = min(pause * 2, 1.0)
 
 
 def engine() -> Engine[Any]:

@@ -12,7 +12,7 @@ from graphql import GraphQLError
 from strawberry import relay
 from strawberry.types.nodes import SelectedField
 
-from models import accounts, feed, messages, orders
+from models import accounts, db, feed, messages, orders
 from models.accounts import AuthError, Principal
 from models.errors import DomainError
 from models.feed import FeedEvent, Position
@@ -68,7 +68,9 @@ async def _make_event(e: FeedEvent, principal: Principal, with_order: bool) -> L
     order: Order | Exception | None = None
     if with_order:
         try:
-            order = await _read_order(principal, e.event.order)
+            order = await db.riding_out_outages(
+                lambda: _read_order(principal, e.event.order), patience=LIVE_READ_PATIENCE_S
+            )
         except Exception as error:
             order = error
     return LiveOrderEvent(
@@ -97,6 +99,9 @@ def _selects_order(info: Info) -> bool:
 # `orders.visibility` depends on), made after the event committed. It is shared for
 # SHARE_ORDER_READ_S at most, so no subscriber gets an order older than that.
 SHARE_ORDER_READ_S = 1.0
+# An event is sent once: a payload read that meets the database away (a failover, a
+# restart) is tried again this long before the event goes out with a TRY_AGAIN field error.
+LIVE_READ_PATIENCE_S = 10.0
 _events: dict[Hashable, asyncio.Future[LiveOrderEvent]] = {}
 
 
@@ -116,7 +121,9 @@ class LiveOrderMessage:
 
     @strawberry.field(description="The message.")
     async def message(self, info: Info) -> OrderMessage:
-        found = await messages.by_events([self.event_id])
+        found = await db.riding_out_outages(
+            lambda: messages.by_events([self.event_id]), patience=LIVE_READ_PATIENCE_S
+        )
         return OrderMessage.of(found[self.event_id])  # written with its event
 
     @classmethod

@@ -99,6 +99,9 @@ class _Masking(MaskErrors):
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
         if not db.is_transient(original):
+            # Or raised from a transient one (a live event's shared order read).
+            original = getattr(original, "__cause__", None)
+        if not db.is_transient(original):
             return super().anonymise_error(error)
         return GraphQLError(
             "the database was busy and nothing was changed; try again",

@@ -99,3 +99,34 @@ async def test_a_write_waiting_for_another_process_lock_does_not_stall_the_loop(
         other.close()
     await asyncio.wait_for(writer, 5)
     assert await Company.count().where(Company.legal_name == "Waited") == 1
+
+
+async def test_riding_out_outages_tries_transient_failures_again_within_its_patience() -> None:
+    outcomes: list[BaseException | str] = [ConnectionResetError("cut"), sqlite3.OperationalError(
+        "database is locked"), "read"]  # fmt: skip
+
+    async def read() -> str:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    assert await db.riding_out_outages(read, patience=5) == "read"
+    assert not outcomes
+
+    async def broken() -> str:
+        outcomes.append("called")
+        raise ValueError("not the database's moment: a bug")
+
+    with pytest.raises(ValueError, match="a bug"):
+        await db.riding_out_outages(broken, patience=5)
+    assert outcomes == ["called"]  # not tried again
+
+    async def away() -> str:
+        outcomes.append("called")
+        raise ConnectionRefusedError("still away")
+
+    outcomes.clear()
+    with pytest.raises(ConnectionRefusedError):
+        await db.riding_out_outages(away, patience=0.3)
+    assert 2 <= len(outcomes) <= 3  # pauses of 0.05 and 0.1 s fit in 0.3 s, 0.2 more would not
