@@ -21,7 +21,7 @@ import contextlib
 import dataclasses
 import gc
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from models import accounts, db, feed
@@ -175,6 +175,32 @@ class Subscriber:
     taken: bool = False  # one of them is being sent now
 
 
+class TooFarBehind(Exception):
+    """The subscriber fell `queue_size` events behind and was cut off."""
+
+
+async def _from_table(
+    principal: Principal, order_id: int | None, after: Position, upto: Position, messages: bool
+) -> AsyncIterator[FeedEvent]:
+    """The events after `after` up to `upto` (where live delivery begins), from the
+    table, each after checking that the credential still holds."""
+    position = after
+    while position < upto:
+        missed = await feed.read_after(
+            position, limit=BATCH, order_id=order_id, viewer=principal, messages=messages
+        )
+        for event in missed:
+            if event.position > upto:
+                return
+            failed = (await accounts.recheck([principal])).get(principal)
+            if failed is not None:
+                raise failed
+            yield event
+        if len(missed) < BATCH:
+            return
+        position = missed[-1].position
+
+
 class Hub:
     def __init__(
         self,
@@ -249,6 +275,50 @@ class Hub:
         if self._gc is not None:
             self._gc.subscribed(self.subscriber_count)
         return subscriber, self.position
+
+    async def stream(
+        self,
+        principal: Principal,
+        order_id: int | None,
+        start: Position | None,
+        *,
+        messages: bool = False,
+        on_overflow: Callable[[], Any] | None = None,
+    ) -> AsyncGenerator[FeedEvent, None]:
+        """One subscriber's events (one order's, or all the principal may see; with
+        `messages` only the conversation's): those after `start` from the table, then
+        live, each once and in order; `start` None: from now on. Raises AuthError when
+        the credential goes bad and TooFarBehind once cut off."""
+        if start is None:
+            # From now on: the newest commit, read before joining. Read after joining (on
+            # PostgreSQL, a round trip later) it could take in events committed in between,
+            # which the hub then delivered as no newer than the start, so they were skipped.
+            # Read before, whatever the hub has already passed when we join comes from the
+            # table below.
+            start = await feed.head()
+        subscriber, live_from = self.subscribe(
+            principal, order_id, on_overflow=on_overflow, messages=messages
+        )
+        try:
+            last = live_from
+            if start < live_from:
+                async for event in _from_table(principal, order_id, start, live_from, messages):
+                    yield event
+            else:
+                last = start  # ahead of this process's reader: skip what the client has
+            while not subscriber.overflowed:
+                item = await self.next(subscriber)
+                if subscriber.overflowed:
+                    break
+                if isinstance(item, AuthError):  # the hub re-checked the credential
+                    raise item
+                if item.position <= last:
+                    continue
+                last = item.position
+                yield item
+            raise TooFarBehind(self.queue_size)
+        finally:
+            self.unsubscribe(subscriber)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._sent(subscriber, subscriber.unsent)  # what is still queued never will be

@@ -4,6 +4,7 @@ stream takes only them, the others leave them out."""
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncGenerator, Hashable
 from typing import Any
 
@@ -12,11 +13,11 @@ from graphql import GraphQLError
 from strawberry import relay
 from strawberry.types.nodes import SelectedField
 
-from models import accounts, db, feed, messages, orders
+from models import db, messages, orders
 from models.accounts import AuthError, Principal
 from models.errors import DomainError
 from models.feed import FeedEvent, Position
-from models.live import BATCH, Hub
+from models.live import Hub, TooFarBehind
 from resolvers.context import Info
 from resolvers.errors import decode_id
 from resolvers.messages import OrderMessage
@@ -175,17 +176,11 @@ async def _close_or_drop(websocket: Any) -> None:
 _closing: set[asyncio.Task[None]] = set()
 
 
-async def _still_allowed(principal: Principal) -> None:
-    failed = (await accounts.recheck([principal])).get(principal)
-    if failed is not None:
-        raise _error(str(failed), failed.code)
-
-
 async def _stream(
     info: Info, order_id: int | None, after: str | None, *, messages: bool = False
 ) -> AsyncGenerator[FeedEvent, None]:
     """The feed's events (or, with `messages`, only the conversation's) for one order or
-    all the viewer may see: first those after `after` from the table, then live."""
+    all the viewer may see (models.live.Hub.stream), their failures as GraphQL errors."""
     principal = info.context.require_principal()
     hub: Hub | None = info.context.live
     if hub is None:
@@ -196,51 +191,16 @@ async def _stream(
         raise _error(error.message, error.code.value) from error
     if order_id is not None and order_id not in await orders.get_orders(principal, [order_id]):
         raise _error("no such order", "NOT_FOUND")
-    if start is None:
-        # From now on: the newest commit, read before joining the hub. Read after joining
-        # (on PostgreSQL, a round trip later) it could take in events committed in between,
-        # which the hub then delivered as no newer than the start, so they were skipped.
-        # Read before, whatever the hub has already passed when we join comes from the
-        # table below.
-        start = await feed.head()
-    subscriber, live_from = hub.subscribe(
-        principal,
-        order_id,
-        on_overflow=lambda: _cut_off(info.context.request),
-        messages=messages,
-    )
+    on_overflow = functools.partial(_cut_off, info.context.request)
+    stream = hub.stream(principal, order_id, start, messages=messages, on_overflow=on_overflow)
     try:
-        last = live_from
-        if start < live_from:
-            # Catch up from the table up to where live delivery begins.
-            position = start
-            while position < live_from:
-                missed = await feed.read_after(
-                    position, limit=BATCH, order_id=order_id, viewer=principal, messages=messages
-                )
-                for event in missed:
-                    if event.position > live_from:
-                        break
-                    await _still_allowed(principal)
-                    yield event
-                if len(missed) < BATCH:
-                    break
-                position = missed[-1].position
-        else:
-            last = start  # ahead of this process's reader: skip what the client has
-        while not subscriber.overflowed:
-            item = await hub.next(subscriber)
-            if subscriber.overflowed:
-                break
-            if isinstance(item, AuthError):  # the hub re-checked the credential: it failed
-                raise _error(str(item), item.code)
-            if item.position <= last:
-                continue
-            last = item.position
-            yield item
-        raise _error("too far behind: resume from your last cursor", "TOO_SLOW")
-    finally:
-        hub.unsubscribe(subscriber)
+        async with contextlib.aclosing(stream):  # leaves the hub as soon as we end
+            async for event in stream:
+                yield event
+    except AuthError as error:  # the credential went bad meanwhile
+        raise _error(str(error), error.code) from error
+    except TooFarBehind as error:
+        raise _error("too far behind: resume from your last cursor", "TOO_SLOW") from error
 
 
 @strawberry.type

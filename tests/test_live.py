@@ -560,3 +560,46 @@ async def test_the_hub_ends_the_stream_of_a_revoked_subscriber() -> None:
             item = await subscriber.queue.get()
         assert isinstance(item, accounts.AuthError) and item.code == "TOKEN_REVOKED"
         assert not hub.subscribed(subscriber)
+
+
+async def test_a_stream_from_a_cursor_reads_what_it_missed_then_goes_on_live() -> None:
+    """Hub.stream, without GraphQL: the events after the cursor come from the table, those
+    after joining live, each once and in order; a revoked credential ends it."""
+    b, _, order = await factories.confirmed_order()
+    await _note(order.id, "seen")
+    cursor = await feed.head()
+    for n in range(3):
+        await _note(order.id, f"missed {n}")
+    async with running_hub() as hub:
+        stream = hub.stream(b.principal, order.id, cursor)
+        got = [(await anext(stream)).event.reason for _ in range(3)]
+        assert hub.subscriber_count == 1
+        await _note(order.id, "live")
+        async with asyncio.timeout(30):
+            got.append((await anext(stream)).event.reason)
+        assert got == ["missed 0", "missed 1", "missed 2", "live"]
+        await accounts.logout(b.principal)
+        await _note(order.id, "after the logout")
+        with pytest.raises(accounts.AuthError, match="revoked"):
+            async with asyncio.timeout(30):
+                await anext(stream)
+        assert hub.subscriber_count == 0
+
+
+async def test_a_stream_that_falls_behind_is_cut_off() -> None:
+    b, _, order = await factories.confirmed_order()
+    async with running_hub(queue_size=2) as hub:
+        cut: list[bool] = []
+        stream = hub.stream(b.principal, order.id, None, on_overflow=lambda: cut.append(True))
+        first = asyncio.ensure_future(anext(stream))
+        async with asyncio.timeout(30):
+            while hub.subscriber_count < 1:  # noqa: ASYNC110 - the hub has no event for it
+                await asyncio.sleep(0.01)
+            for n in range(4):  # at most one taken by `first`, two queued: one too many
+                await _note(order.id, str(n))
+            while not cut:  # noqa: ASYNC110 - the hub's delivery
+                await asyncio.sleep(0.01)
+            with pytest.raises(live.TooFarBehind):
+                await first  # "0" if it was taken before the overflow, else the error
+                await anext(stream)
+        assert hub.subscriber_count == 0
