@@ -32,7 +32,7 @@ from resolvers.observability import current_request
 from resolvers.persisted import Mode, PersistedOperations, load_manifest
 from resolvers.query_limits import Introspection
 from resolvers.schema import build_schema
-from server import metrics, scheduler, web
+from server import json_codec, metrics, scheduler, web
 from server.auth import AuthGate, token_from_connection_params
 from server.direct import DirectGraphQL
 from server.limits import BodySizeLimit, GraphQLRequestGuard
@@ -66,6 +66,10 @@ class GatewayGraphQL(GraphQL[Context, None]):
         super().__init__(*args, **kwargs)
         self.live = live
         self.limits = limits
+
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: the view sends bytes over a WebSocket as a binary frame.
+        return json_codec.dumps(data).decode()
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         if isinstance(request, WebSocket):

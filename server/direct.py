@@ -13,7 +13,6 @@ JSON object) goes to the view as before, with the body already read handed on.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
@@ -23,6 +22,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from strawberry.types.graphql import OperationType
 
 from resolvers.prepared import PreparedSchema
+from server import json_codec
 from server.limits import header, media_type
 
 _DIRECT_KINDS = frozenset({OperationType.QUERY, OperationType.MUTATION})
@@ -83,7 +83,7 @@ class DirectGraphQL:
         """The body's operation if it is one the direct path takes, else None (and the
         view reports whatever is wrong with it, as always)."""
         try:
-            data = json.loads(body)
+            data = json_codec.loads(body)
         except ValueError:
             return None
         if not isinstance(data, dict):

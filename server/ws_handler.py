@@ -18,6 +18,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 
 from resolvers.context import Context
+from server import json_codec
 
 # Subscribers of one event with equal share keys get the very same `data` object
 # (resolvers/shared_results.py): its JSON is kept here, by identity, for the last few
@@ -33,7 +34,7 @@ def _payload_json(data: object) -> str:
     hit = _encoded.get(id(data))
     if hit is not None and hit[0] is data:
         return hit[1]
-    text = json.dumps({"data": data}, separators=(",", ":"))
+    text = json_codec.dumps({"data": data}).decode()
     _encoded[id(data)] = (data, text)
     if len(_encoded) > _RECENT:
         del _encoded[next(iter(_encoded))]  # the oldest
