@@ -6,9 +6,10 @@ own encoding, which clients and the benchmarks' byte comparison have seen all al
 orjson writes the same bytes for everything a GraphQL result holds, except: non-ASCII
 text (raw UTF-8, where the standard library escapes it), DEL (escaped there), floats
 under 1e-4 (`0.00001` and `1.5e-7` for `1e-05` and `1.5e-07`), integers past 64 bits and
-non-string keys (orjson refuses them). An answer with any of those is encoded again by
-the standard library: a rare answer pays twice, the rest about a tenth of the cost
-(about 24 µs for a 100-order list, against 300 µs; docs/performance.md).
+non-string keys (orjson refuses them). An answer with any of those, or merely with the
+text `e-` or `0.0000` (the cheap test for such floats), is encoded again by the standard
+library: it pays twice, the rest much less (a 100-order list: about 320 µs against 820;
+docs/performance.md).
 """
 
 from __future__ import annotations
