@@ -157,6 +157,13 @@ async def running_hub(**kwargs: Any) -> AsyncIterator[live.Hub]:
         await hub.stop()
 
 
+async def subscribed(hub: live.Hub, count: int) -> None:
+    """Until `count` subscribers have joined the hub (which has no event to tell it)."""
+    async with asyncio.timeout(30):
+        while hub.subscriber_count < count:  # noqa: ASYNC110 - see above
+            await asyncio.sleep(0.01)
+
+
 async def _drain(subscriber: live.Subscriber, count: int, within: float = 30) -> list[str]:
     got: list[str] = []
     async with asyncio.timeout(within):
@@ -592,9 +599,8 @@ async def test_a_stream_that_falls_behind_is_cut_off() -> None:
         cut: list[bool] = []
         stream = hub.stream(b.principal, order.id, None, on_overflow=lambda: cut.append(True))
         first = asyncio.ensure_future(anext(stream))
+        await subscribed(hub, 1)
         async with asyncio.timeout(30):
-            while hub.subscriber_count < 1:  # noqa: ASYNC110 - the hub has no event for it
-                await asyncio.sleep(0.01)
             for n in range(4):  # at most one taken by `first`, two queued: one too many
                 await _note(order.id, str(n))
             while not cut:  # noqa: ASYNC110 - the hub's delivery

@@ -13,11 +13,11 @@ import pytest
 from models import feed
 from resolvers import live as live_resolvers
 from resolvers import shared_results
-from resolvers.context import Context
 from resolvers.schema import build_schema
 from tests import factories
 from tests.api import gid
-from tests.test_live import SUBSCRIBE_ORDER, _note, running_hub
+from tests.test_live import _note, running_hub, subscribed
+from tests.test_live_sharing import _subscribe
 
 
 def _away_for(reads: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -39,16 +39,12 @@ def _away_for(reads: int, monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 async def _first_event(order_id: int, principal: Any) -> Any:
     async with running_hub() as hub:
-        context = Context(principal=principal, cache=False, live=hub)
-        variables = {"id": gid("Order", order_id), "after": (await feed.head()).cursor()}
-        stream = await build_schema().subscribe(
-            SUBSCRIBE_ORDER, variable_values=variables, context_value=context
-        )
+        now = (await feed.head()).cursor()
+        stream = await _subscribe(build_schema(), hub, principal, order_id, now)
         first = asyncio.ensure_future(anext(stream))
+        await subscribed(hub, 1)
+        await _note(order_id, "during")
         async with asyncio.timeout(30):
-            while hub.subscriber_count < 1:  # noqa: ASYNC110 - the hub has no event for it
-                await asyncio.sleep(0.01)
-            await _note(order_id, "during")
             result = await first
         await stream.aclose()
     return result

@@ -17,7 +17,7 @@ from resolvers.context import Context
 from resolvers.schema import build_schema
 from tests import factories
 from tests.api import gid
-from tests.test_live import SUBSCRIBE_ORDER, _note, running_hub
+from tests.test_live import SUBSCRIBE_ORDER, _note, running_hub, subscribed
 
 QUERY = SUBSCRIBE_ORDER
 
@@ -59,9 +59,7 @@ async def test_alike_subscribers_share_an_execution_and_others_get_their_own(
         supplier = await _subscribe(schema, hub, s.principal, order.id, now)
         pending = [asyncio.ensure_future(_next(st)) for st in [*buyers, supplier]]
         # Registered with a cursor, a stream awaits the hub at once: the note is live.
-        async with asyncio.timeout(30):
-            while hub.subscriber_count < 4:  # noqa: ASYNC110 - the hub has no event for it
-                await asyncio.sleep(0.01)
+        await subscribed(hub, 4)
         await _note(order.id, "shared")
         got = [await p for p in pending]
         for st in [*buyers, supplier]:
