@@ -6,7 +6,8 @@ a busy machine, where requests/s over HTTP are not: process CPU time (the client
 included, the same in every run) and wall time per request. `--mode status` (default):
 one order with its supplier, money and events; `--mode list`: 100 orders (the
 order-status benchmark's list query) with buyer, supplier and payments. `--profile N`
-prints the N costliest functions (cProfile; `--sort`) of the timed requests. Run it at
+prints the N costliest functions (cProfile; `--sort`) of the timed requests
+(`BENCH_PSTATS=file` keeps the raw profile for `pstats`). Run it at
 two commits to see what a change gained (docs/performance.md)."""
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ async def _time(
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         if profiler is not None:
             profiler.disable()
+            if os.environ.get("BENCH_PSTATS"):
+                profiler.dump_stats(os.environ["BENCH_PSTATS"])
             pstats.Stats(profiler).sort_stats(args.sort).print_stats(profile)
     return {
         "app": args.app,

@@ -47,7 +47,8 @@ from graphql.execution.collect_fields import FieldDetails
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined
 from graphql.type.introspection import TypeNameMetaFieldDef
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from resolvers.acyclic import AcyclicExecutionContext
 
 MAX_PLANS = 4096  # object selections kept; the oldest goes first
 
@@ -126,7 +127,7 @@ class _ObjectPlan:
         return out
 
 
-class PlannedExecutionContext(StrawberryGraphQLCoreExecutionContext):
+class PlannedExecutionContext(AcyclicExecutionContext):
     """Strawberry's execution context, completing objects by plan where it can."""
 
     _plans: dict[_Key, _ObjectPlan | None] = {}
