@@ -19,6 +19,7 @@ import re
 import time
 from typing import Any
 
+import orjson
 from pythonjsonlogger.core import RESERVED_ATTRS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,6 +46,21 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def json_line(data: dict[str, Any], *, cls: Any = None, **_: Any) -> str:
+    """A log line's JSON, by orjson: the access log writes one per request, and the
+    standard library's encoder was a third of its cost. Compact; what orjson cannot
+    encode as the library's `cls` would (non-ASCII text, which the standard library
+    escapes; a non-string key) goes to `json.dumps` with that `cls`."""
+    encoder = cls() if cls is not None else json.JSONEncoder()
+    try:
+        line = orjson.dumps(data, default=encoder.default)
+    except TypeError:
+        return json.dumps(data, cls=cls, separators=(",", ":"))
+    if line.isascii():
+        return line.decode()
+    return json.dumps(data, cls=cls, separators=(",", ":"))
+
+
 def log_config(fmt: str = "json", level: str = "info") -> dict[str, Any]:
     """A `logging.config.dictConfig` for the server (uvicorn applies it in every worker).
     uvicorn's own access log is off: `RequestLog` writes a richer one."""
@@ -57,6 +73,7 @@ def log_config(fmt: str = "json", level: str = "info") -> dict[str, Any]:
             "timestamp": "time",
             # uvicorn adds a coloured copy of some messages; it is noise in JSON.
             "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
+            "json_serializer": json_line,
         }
     else:
         formatter = {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -177,3 +178,34 @@ def test_text_format_is_available_for_development() -> None:
     assert "%(request_id)s" in config["formatters"]["default"]["format"]
     assert config["root"]["level"] == "DEBUG"
     assert config["loggers"]["uvicorn.access"]["propagate"] is False
+
+
+def test_json_lines_hold_what_the_library_encoder_writes() -> None:
+    """server.logs.json_line (orjson) against python-json-logger's own serializer: the same
+    JSON value for ASCII and non-ASCII text, timestamps, exceptions, enums and non-string
+    keys, and plain ASCII lines either way (non-ASCII escaped, as before)."""
+    from pythonjsonlogger.json import JsonFormatter
+
+    config = log_config("json", "info")["formatters"]["default"]
+    ours = JsonFormatter(**{k: v for k, v in config.items() if k != "()"})
+    library = JsonFormatter(
+        **{k: v for k, v in config.items() if k not in ("()", "json_serializer")}
+    )
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        failure = sys.exc_info()
+    cases: list[tuple[str, dict[str, Any], Any]] = [
+        ("POST /graphql 200", {"status": 200, "duration_ms": 0.48, "principal": "user:1"}, None),
+        ("Lieferant München — 供应商", {"who": "Zoë"}, None),
+        ("with an error", {"kind": logging.INFO, "at": Path("orders") / "1"}, failure),
+        ("odd keys", {"counts": {1: "one"}}, None),
+    ]
+    for message, extra, exc_info in cases:
+        record = logging.getLogger("t").makeRecord(
+            "t", logging.INFO, __file__, 1, message, (), exc_info, extra=extra
+        )
+        record.request_id = "r-1"
+        line = ours.format(record)
+        assert line.isascii() and "\n" not in line
+        assert json.loads(line) == json.loads(library.format(record)), message
