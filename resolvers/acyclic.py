@@ -8,40 +8,22 @@ garbage collector, not when the request ends. Measured on the order status: 76 o
 request left for the collector, whose young collections then ran every ~200 ms under load
 for 6-7 ms each, about every hundredth request's latency (docs/performance.md, session 9).
 
-The helpers here reach the executor through a weak reference instead. The executor is
-alive for as long as anything it runs can call them (the running resolvers hold it); a
-helper called after the execution is over says so.
+Here the pair is made when an Info is built and not kept: an Info holds its executor, the
+executor holds no Info. Made on demand rather than kept behind a weak reference, it costs
+a subscription (which keeps its executor for its whole life) nothing per subscriber.
 """
 
 from __future__ import annotations
-
-import weakref
-from collections.abc import Awaitable, Sequence
-from typing import Any
 
 from graphql import GraphQLResolveInfoHelpers
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 
-class ExecutionEnded(RuntimeError):
-    pass
-
-
 class AcyclicExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        executor = weakref.ref(self)
+    @property
+    def async_helpers(self) -> GraphQLResolveInfoHelpers:
+        return GraphQLResolveInfoHelpers(gather=self.gather_async_work, track=self.track_async_work)
 
-        def live() -> AcyclicExecutionContext:
-            alive = executor()
-            if alive is None:
-                raise ExecutionEnded("the execution these helpers belong to has ended")
-            return alive
-
-        def gather(values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
-            return live().gather_async_work(values)
-
-        def track(values: Sequence[Any]) -> None:
-            live().track_async_work(values)
-
-        self.async_helpers = GraphQLResolveInfoHelpers(gather=gather, track=track)
+    @async_helpers.setter
+    def async_helpers(self, _: GraphQLResolveInfoHelpers) -> None:
+        pass  # graphql-core's __init__ keeps its pair here: that was the cycle

@@ -10,14 +10,14 @@ import asyncio
 import collections
 import gc
 import json
-from collections.abc import Awaitable, Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import pytest
 import strawberry
 from starlette.applications import Starlette
 
-from resolvers.acyclic import AcyclicExecutionContext, ExecutionEnded
+from resolvers.acyclic import AcyclicExecutionContext
 from tests import factories
 from tests.api import gid, make_app
 
@@ -132,20 +132,18 @@ class _Query:
             await asyncio.sleep(0)
             return n
 
-        kept.append(info._raw_info.async_helpers)
-        return await info._raw_info.async_helpers.gather([one(1), one(2)])
+        helpers = info._raw_info.async_helpers
+        kept.append(helpers)
+        return await helpers.gather([one(1), one(2)])
 
 
 kept: list[Any] = []
 
 
-async def test_the_async_helpers_work_during_the_execution_and_say_when_it_has_ended() -> None:
+async def test_the_async_helpers_work_during_the_execution_and_after_it() -> None:
     schema = strawberry.Schema(query=_Query, execution_context_class=AcyclicExecutionContext)
     result = await schema.execute("{ both }")
     assert result.errors is None and result.data == {"both": [1, 2]}
-    helpers = kept.pop()
-    with pytest.raises(ExecutionEnded):
-        helpers.track([])
-    with pytest.raises(ExecutionEnded):
-        gather: Awaitable[Any] = helpers.gather([])
-        await gather
+    helpers = kept.pop()  # an Info's helpers keep their executor: they still work
+    helpers.track([])
+    assert await helpers.gather([asyncio.sleep(0, result=3)]) == [3]
