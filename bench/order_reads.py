@@ -21,6 +21,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -42,7 +43,7 @@ from models.tables import Company, Order, OrderEvent, Payment
 from server import json_codec
 
 SESSION_CACHE_S = 2.0  # as the gateway's (TA_SESSION_CACHE_SECONDS): same authentication
-PG_POOL_MAX = 10  # as the gateway's default (TA_PG_POOL_MAX)
+PG_POOL_MAX = int(os.environ.get("TA_PG_POOL_MAX", "10"))  # the gateway's, as it reads it
 SQLITE_TIMEOUT_S = 5.0
 
 

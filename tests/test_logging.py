@@ -3,11 +3,13 @@ header on every response, JSON lines carrying it, and no secret in them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -200,6 +202,7 @@ def test_json_lines_hold_what_the_library_encoder_writes() -> None:
         ("Lieferant München — 供应商", {"who": "Zoë"}, None),
         ("with an error", {"kind": logging.INFO, "at": Path("orders") / "1"}, failure),
         ("odd keys", {"counts": {1: "one"}}, None),
+        ("values", {"on": dt.date(2026, 11, 27), "id": uuid.UUID(int=7), "raw": b"\x00"}, None),
     ]
     for message, extra, exc_info in cases:
         record = logging.getLogger("t").makeRecord(
