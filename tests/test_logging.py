@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -200,7 +201,7 @@ def test_json_lines_hold_what_the_library_encoder_writes() -> None:
     cases: list[tuple[str, dict[str, Any], Any]] = [
         ("POST /graphql 200", {"status": 200, "duration_ms": 0.48, "principal": "user:1"}, None),
         ("Lieferant München — 供应商", {"who": "Zoë"}, None),
-        ("with an error", {"kind": logging.INFO, "at": Path("orders") / "1"}, failure),
+        ("with an error", {"status": HTTPStatus.OK, "at": Path("orders") / "1"}, failure),
         ("odd keys", {"counts": {1: "one"}}, None),
         ("values", {"on": dt.date(2026, 11, 27), "id": uuid.UUID(int=7), "raw": b"\x00"}, None),
     ]
