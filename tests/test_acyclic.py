@@ -75,7 +75,10 @@ async def _post(app: Starlette, token: str, query: str, variables: dict[str, Any
 
 @pytest.fixture
 def collector_off() -> Iterator[None]:
-    """The cyclic collector off for the test: what it would find is left in place."""
+    """The cyclic collector off for the test: what it would find is left in place. The
+    app's start-up freezes the heap and sets the thresholds (server/app.py): undone after,
+    for the tests that come later."""
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
     gc.collect()
     gc.disable()
     try:
@@ -83,6 +86,9 @@ def collector_off() -> Iterator[None]:
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
+        if not frozen:
+            gc.unfreeze()
+        gc.set_threshold(*threshold)
         gc.collect()
         gc.enable()
 
