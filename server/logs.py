@@ -12,6 +12,7 @@ value or body, so no token, password or API key can reach the logs through them.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -49,18 +50,23 @@ class RequestIdFilter(logging.Filter):
 _PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
+@functools.cache
+def _default(cls: type[json.JSONEncoder]) -> Any:
+    return cls().default
+
+
 def json_line(data: dict[str, Any], *, cls: Any = None, **_: Any) -> str:
     """A log line's JSON, by orjson: the access log writes one per request, and the
-    standard library's encoder was a third of its cost. Compact; what orjson cannot
-    encode as the library's `cls` would (non-ASCII text, which the standard library
-    escapes; a non-string key) goes to `json.dumps` with that `cls`."""
-    encoder = cls() if cls is not None else json.JSONEncoder()
-    try:  # datetimes and dataclasses as the library writes them, through its `default`
-        line = orjson.dumps(data, default=encoder.default, option=_PASSTHROUGH)
-    except TypeError:
-        return json.dumps(data, cls=cls, separators=(",", ":"))
-    if line.isascii():
-        return line.decode()
+    standard library's encoder was a third of its cost. Compact; datetimes and
+    dataclasses go through the library's `default` (`cls`), and what orjson cannot write
+    as `json.dumps` with that `cls` would (non-ASCII text, which the standard library
+    escapes; a non-string key) is left to `json.dumps`."""
+    try:
+        line = orjson.dumps(data, default=_default(cls or json.JSONEncoder), option=_PASSTHROUGH)
+        if line.isascii():
+            return line.decode()
+    except TypeError:  # a non-string key
+        pass
     return json.dumps(data, cls=cls, separators=(",", ":"))
 
 
