@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -381,7 +380,8 @@ async def order_money(order_ids: Sequence[int]) -> dict[int, OrderMoney]:
     if is_postgres():
         where, arg = "o.id = ANY({})", ids
     else:
-        where, arg = "o.id IN (SELECT value FROM json_each({}))", json.dumps(ids)
+        # A JSON array of ints, written here: json.dumps' encoder is most of this line's cost.
+        where, arg = "o.id IN (SELECT value FROM json_each({}))", f"[{','.join(map(str, ids))}]"
     rows = await sql.read(_money_query("LEFT JOIN", where), arg)
     result: dict[int, OrderMoney] = {}
     for row in rows:

@@ -88,8 +88,9 @@ class Money:
     @property
     def amount(self) -> Decimal:
         """The decimal amount with exactly the currency's number of places."""
-        exp = exponent(self.currency)
-        return Decimal(self.minor).scaleb(-exp).quantize(Decimal(1).scaleb(-exp))
+        # scaleb gives exponent -exp exactly (zero too: 0E-2 is "0.00"); it rounds only past
+        # the context's 28 digits, and minor units have at most 19.
+        return Decimal(self.minor).scaleb(-exponent(self.currency))
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"

@@ -677,7 +677,7 @@ async def get_orders(principal: Principal, ids: Sequence[int]) -> dict[int, Orde
         return {}
     condition, values = _visible_sql(principal)
     rows = await sql.select(Order, sql.among("id", len(ids)) + condition, *ids, *values)
-    return {o.id: o for o in rows}
+    return {vars(o)["id"]: o for o in rows}  # the value, without Piccolo's descriptor
 
 
 async def list_orders(
@@ -747,7 +747,7 @@ async def rows_by_order(
     if order_ids:
         condition = sql.among("order", len(order_ids)) + where
         for row in await sql.select(table, condition, *order_ids, order_by=order_by):
-            out[row.order].append(row)
+            out[vars(row)["order"]].append(row)  # the id, without the foreign key's descriptor
     return out
 
 

@@ -45,6 +45,7 @@ BUSINESS_ERRORS = Counter(
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_OPERATION_NAMES = 500
 _names: set[str] = set()
+_timers: dict[tuple[str | None, str], Histogram] = {}  # (name, kind) -> OPERATIONS' child
 
 
 def label_for(name: str | None) -> str:
@@ -138,6 +139,11 @@ def record_operation(
             info.operation = name if _NAME.fullmatch(name) else "other"
         if principal is not None:
             info.principal = principal
-    OPERATIONS.labels(label_for(name), kind).observe(elapsed)
+    timer = _timers.get((name, kind))
+    if timer is None:  # prometheus-client's look-up per label set, once per name and kind
+        timer = OPERATIONS.labels(label_for(name), kind)
+        if len(_timers) < MAX_OPERATION_NAMES:
+            _timers[(name, kind)] = timer
+    timer.observe(elapsed)
     for error in errors or ():
         GRAPHQL_ERRORS.labels(_error_code(error, parsed)).inc()

@@ -261,15 +261,20 @@ class OrderEvent:
 
     @classmethod
     def of(cls, e: OrderEventRow) -> "OrderEvent":
+        d = vars(e)  # the column values, without a descriptor per value (as Order.of)
+        old = d["old_status"]
         return cls(
-            id=relay.GlobalID("OrderEvent", str(e.id)),
-            kind=e.kind,
-            old_status=OrderStatus(e.old_status) if e.old_status else None,
-            new_status=OrderStatus(e.new_status),
-            actor_kind=e.actor_kind,
-            reason=e.reason,
-            at=e.created_at,
+            id=relay.GlobalID("OrderEvent", str(d["id"])),
+            kind=d["kind"],
+            old_status=_STATUS[old] if old else None,
+            new_status=_STATUS[d["new_status"]],
+            actor_kind=d["actor_kind"],
+            reason=d["reason"],
+            at=d["created_at"],
         )
+
+
+_STATUS = {s.value: s for s in OrderStatus}  # OrderStatus(value), without Enum's call
 
 
 @strawberry.type(description="A deadline that applies to the order, and when it falls due.")
@@ -419,7 +424,7 @@ class Order(relay.Node):
         d = vars(o)
         return cls(
             id=d["id"],
-            status=OrderStatus(d["status"]),
+            status=_STATUS[d["status"]],
             drafted_by=Role(d["drafted_by"]),
             contract_version=d["version"],
             shipping_deadline=d["shipping_deadline"],
@@ -436,7 +441,7 @@ class Order(relay.Node):
     # `preload.relation`: the value itself with the page preloaded, else an awaitable.
 
     async def _money_loaded(self, info: Info) -> ledger.OrderMoney | None:
-        m = relation(self.preloaded, "money", self.row.id, _same, info.context.order_money)
+        m = relation(self.preloaded, "money", self.row.id, _same, info.context, "order_money")
         return await await_maybe(m)
 
     @strawberry.field(description="Every deadline that applies to the order so far.")
@@ -450,16 +455,24 @@ class Order(relay.Node):
     @strawberry.field(description="The buying company.")
     def buyer(self, info: Info) -> Company:
         buyer = vars(self.row)["buyer"]
-        loader = info.context.companies
-        return relation(self.preloaded, "companies", buyer, _company, loader, share="Company")
+        return relation(
+            self.preloaded, "companies", buyer, _company, info.context, "companies", share="Company"
+        )
 
     @strawberry.field(
         description="The selling supplier (with active Trade Assurance when the order was placed)."
     )
     def supplier(self, info: Info) -> Supplier:
         supplier = vars(self.row)["supplier"]
-        loader = info.context.suppliers
-        return relation(self.preloaded, "suppliers", supplier, _supplier, loader, share="Supplier")
+        return relation(
+            self.preloaded,
+            "suppliers",
+            supplier,
+            _supplier,
+            info.context,
+            "suppliers",
+            share="Supplier",
+        )
 
     @strawberry.field(description="The contract's product lines.")
     async def lines(self, info: Info) -> list[OrderLine]:
@@ -487,8 +500,9 @@ class Order(relay.Node):
 
     @strawberry.field(description="Paid, held, released and refunded amounts, from the ledger.")
     def money(self, info: Info) -> OrderMoney:
-        loader = info.context.order_money
-        return relation(self.preloaded, "money", self.row.id, self._order_money, loader)
+        return relation(
+            self.preloaded, "money", self.row.id, self._order_money, info.context, "order_money"
+        )
 
     def _order_money(self, m: ledger.OrderMoney | None) -> OrderMoney:
         c = self.row.currency
@@ -536,7 +550,7 @@ class Order(relay.Node):
         def of(rows: list[PaymentRow] | None) -> list[Payment]:
             return [Payment.of(row) for row in rows or ()]
 
-        return relation(self.preloaded, "payments", self.row.id, of, info.context.order_payments)
+        return relation(self.preloaded, "payments", self.row.id, of, info.context, "order_payments")
 
     @strawberry.field(description="Inspections booked for this order, oldest first.")
     async def inspections(
@@ -584,8 +598,9 @@ class Order(relay.Node):
 
     @strawberry.field(description="The timeline: every state change and money movement.")
     def events(self, info: Info) -> list[OrderEvent]:
-        loader = info.context.order_events
-        return relation(self.preloaded, "events", self.row.id, _events, loader)
+        return relation(
+            self.preloaded, "events", self.row.id, _events, info.context, "order_events"
+        )
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

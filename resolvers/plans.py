@@ -20,18 +20,28 @@ The plan takes only the plain case; anything else is graphql-core's, unchanged:
   The resolvers run twice then; they are synchronous here (an awaitable stops the plan
   before it is awaited, and that plan is not tried again), so that costs time, not
   behaviour. An unfinished coroutine is closed, a DataLoader's future is left to its batch.
+
+A query of one root field skips graphql-core's operation machinery too (`_RootPlan`): the
+field is collected once per document, and each request builds its Info and arguments,
+calls and awaits the resolver, and completes the value through `complete_value` (plans
+below it), with graphql-core's own error handling and null propagation. Anything else
+(mutations, subscriptions, several root fields, directives, an abort signal) is
+graphql-core's `execute_operation`.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from types import GeneratorType
 from typing import Any
 
 from graphql import (
+    ExecutionResult,
     FieldNode,
     FragmentSpreadNode,
     GraphQLBoolean,
+    GraphQLError,
     GraphQLField,
     GraphQLID,
     GraphQLList,
@@ -40,10 +50,13 @@ from graphql import (
     GraphQLOutputType,
     GraphQLString,
     InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
     SelectionSetNode,
+    get_nullable_type,
     is_leaf_type,
 )
-from graphql.execution.collect_fields import FieldDetails
+from graphql.execution.collect_fields import FieldDetails, collect_fields
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined
 from graphql.type.introspection import TypeNameMetaFieldDef
@@ -68,15 +81,20 @@ class _Unplannable(Exception):
     pass
 
 
-# Values no resolver result of these types can be awaited (the common leaves and lists).
-_SYNC = frozenset({str, int, bool, float, type(None), list, tuple, dict})
+_Unplanned: Any = object()  # not looked at yet (None: looked at, not planned)
+
+
+# Types whose values are never awaitable: the common leaves and lists, then each class
+# seen with no `__await__` (the GraphQL object types), so their values skip the check.
+_SYNC = {str, int, bool, float, type(None), list, tuple, dict}
+MAX_SYNC_TYPES = 1024
 # graphql-core's String, ID and Boolean coercions return a value of this type as it is.
 _AS_IS: dict[Any, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
 _NO_INFO: Any = None  # Strawberry's is_type_of ignores its Info; others are not planned
 
 
 class _Field:
-    __slots__ = ("args", "complete", "definition", "info", "key", "nodes", "resolve")
+    __slots__ = ("args", "complete", "definition", "info", "key", "nodes", "path", "resolve")
 
     def __init__(
         self,
@@ -94,6 +112,8 @@ class _Field:
         self.args = bool(definition.args or nodes[0].arguments)
         # Strawberry's default resolver and fast_fields' thin ones ignore their Info.
         self.info = not getattr(resolve, "_ignores_info", False)
+        # A leaf's completion reads no path: only an Info, a list or an object needs one.
+        self.path = self.info or not is_leaf_type(get_nullable_type(definition.type))
 
 
 class _ObjectPlan:
@@ -111,7 +131,7 @@ class _ObjectPlan:
             raise _Stop
         t, out = self.type, {}
         for f in self.fields:
-            field_path = Path(path, f.key, t.name)
+            field_path = Path(path, f.key, t.name) if f.path else path
             if f.info:
                 info = ex.build_resolve_info(f.definition, f.nodes, t, field_path)
                 if f.args:
@@ -121,16 +141,115 @@ class _ObjectPlan:
                     value = f.resolve(source, info)
             else:
                 value = f.resolve(source, None)
-            if type(value) not in _SYNC and ex.is_awaitable(value):
-                _stop(value)
+            if type(value) not in _SYNC:
+                _check_sync(value, ex)
             out[f.key] = f.complete(value, ex, field_path)
         return out
+
+
+class _RootPlan:
+    """A query's single root field, collected once: what graphql-core's
+    `execute_operation`, `execute_fields` and `execute_field` do for it, without their
+    general machinery (field collection, gathering, incremental delivery, abort signals)."""
+
+    __slots__ = ("args", "definition", "details", "key", "nodes", "operation", "type")
+
+    def __init__(
+        self,
+        operation: OperationDefinitionNode,
+        t: GraphQLObjectType,
+        key: str,
+        definition: GraphQLField,
+        details: Any,
+    ) -> None:
+        self.operation = operation  # kept: roots are keyed by its id
+        self.type = t
+        self.key = key
+        self.definition = definition
+        self.details = details
+        self.nodes = [d.node for d in details]
+        self.args = bool(definition.args or self.nodes[0].arguments)
+
+    async def run(self, ex: PlannedExecutionContext) -> ExecutionResult:
+        definition, details = self.definition, self.details
+        return_type = definition.type
+        path = Path(None, self.key, self.type.name)
+        info = ex.build_resolve_info(definition, self.nodes, self.type, path)
+        try:
+            try:
+                resolve = definition.resolve or ex.field_resolver
+                if self.args:
+                    args = get_argument_values(
+                        definition, self.nodes[0], ex.variable_values, None, ex.hide_suggestions
+                    )
+                    value = resolve(ex.root_value, info, **args)
+                else:
+                    value = resolve(ex.root_value, info)
+                if ex.is_awaitable(value):
+                    value = await value
+                completed = ex.complete_value(return_type, details, info, path, value, None)
+                if ex.is_awaitable(completed):
+                    completed = await completed
+            except Exception as raw_error:
+                ex.handle_field_error(raw_error, return_type, details, path)  # raises if non-null
+                completed = None
+        except GraphQLError as error:  # a non-null root field's error nulls the whole data
+            ex.collected_errors.add(error, None)
+            return ex.build_response(None)  # type: ignore[return-value]
+        return ex.build_response({self.key: completed})  # type: ignore[return-value]
 
 
 class PlannedExecutionContext(AcyclicExecutionContext):
     """Strawberry's execution context, completing objects by plan where it can."""
 
     _plans: dict[_Key, _ObjectPlan | None] = {}
+    _roots: dict[int, _RootPlan | None] = {}
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        root = self._root() if serially is None else None
+        if root is None:
+            return super().execute_operation(serially)
+        return root.run(self)
+
+    def _root(self) -> _RootPlan | None:
+        operation = self.operation
+        if (
+            operation.operation is not OperationType.QUERY
+            or self.middleware_manager is not None
+            or self.abort_signal is not None
+        ):
+            return None
+        roots = PlannedExecutionContext._roots
+        found = roots.get(id(operation), _Unplanned)
+        if found is None or (found is not _Unplanned and found.operation is operation):
+            return found  # type: ignore[no-any-return]
+        root: _RootPlan | None
+        try:
+            root = self._make_root(operation)
+        except _Unplannable:
+            root = None
+        if len(roots) >= MAX_PLANS:
+            del roots[next(iter(roots))]
+        roots[id(operation)] = root
+        return root
+
+    def _make_root(self, operation: OperationDefinitionNode) -> _RootPlan:
+        t = self.schema.query_type
+        if t is None or operation.directives:
+            raise _Unplannable
+        self._plain(operation.selection_set)  # the fields are the same whatever the variables
+        grouped, defers, _ = collect_fields(
+            self.schema, self.fragments, self.variable_values, t, operation, self.hide_suggestions
+        )
+        if defers or len(grouped) != 1:
+            raise _Unplannable
+        ((key, details),) = grouped.items()
+        if any(d.defer_usage is not None or d.fragment_variable_values for d in details):
+            raise _Unplannable
+        definition = self.schema.get_field(t, details[0].node.name.value)
+        if definition is None:
+            raise _Unplannable
+        return _RootPlan(operation, t, key, definition, details)
 
     def complete_object_value(
         self,
@@ -224,8 +343,8 @@ class PlannedExecutionContext(AcyclicExecutionContext):
                     raise _Stop
                 completed = []
                 for i, v in enumerate(value):
-                    if type(v) not in _SYNC and ex.is_awaitable(v):
-                        _stop(v)
+                    if type(v) not in _SYNC:
+                        _check_sync(v, ex)
                     completed.append(item(v, ex, path.add_key(i, None)))
                 return completed
 
@@ -233,10 +352,15 @@ class PlannedExecutionContext(AcyclicExecutionContext):
         if is_leaf_type(t):
             coerce = t.coerce_output_value
             same = _AS_IS.get(t)  # values graphql-core's coercion returns unchanged
+            # A Strawberry enum's members, coerced once: its coercion scans the values.
+            members = getattr(t, "wrapped_cls", None)
+            names = _coerced_members(members, coerce) if members is not None else {}
 
             def leaf(value: Any, ex: PlannedExecutionContext, path: Path) -> Any:
                 if type(value) is same:
                     return value
+                if type(value) is members:
+                    return names[value]
                 if value is None or value is Undefined:
                     return None
                 coerced = coerce(value)
@@ -276,6 +400,27 @@ class PlannedExecutionContext(AcyclicExecutionContext):
                 self._plain(fragment.selection_set)
             elif isinstance(selection, InlineFragmentNode | FieldNode):
                 self._plain(selection.selection_set)
+
+
+def _coerced_members(members: Any, coerce: Callable[[Any], Any]) -> dict[Any, Any]:
+    """Each member's coerced name; one that does not coerce is left to graphql-core (the
+    plan's look-up fails, and graphql-core completes the object and reports it)."""
+    names = {}
+    for member in members:
+        try:
+            names[member] = coerce(member)
+        except Exception:  # noqa: S112 - reported when a value has it, as always
+            continue
+    return names
+
+
+def _check_sync(value: Any, ex: PlannedExecutionContext) -> None:
+    """Stop the plan at an awaitable; remember a class whose values cannot be one."""
+    if ex.is_awaitable(value):
+        _stop(value)
+    cls = type(value)
+    if not hasattr(cls, "__await__") and cls is not GeneratorType and len(_SYNC) < MAX_SYNC_TYPES:
+        _SYNC.add(cls)
 
 
 def _stop(value: Any) -> None:

@@ -59,19 +59,21 @@ def relation(
     kind: str,
     key: int,
     convert: Callable[[Any], T],
-    loader: DataLoader[int, Any],
+    loaders: Any,
+    loader: str,
     *,
     share: str | None = None,
 ) -> T:
     """One relation of an order (its buyer, money, events…): `convert` of the row the
     page read up front (`kind`, by `key`) when `order`/`orders` read that kind, as a plain
     value, so graphql-core completes it on its synchronous path; otherwise an awaitable of
-    the same through the request's DataLoader, which graphql-core awaits as it would an
-    async resolver's (the cast says so to the type checker). `share`: the GraphQL type
+    the same through the request's DataLoader (`loaders`' attribute `loader`, made only
+    then: the request's context makes each on first use), which graphql-core awaits as it
+    would an async resolver's (the cast says so to the type checker). `share`: the GraphQL type
     name under which the object is made once per page (orders mostly share a buyer)."""
     found: Mapping[int, Any] | None = getattr(preloaded, kind) if preloaded else None
     if preloaded is None or found is None:
-        return cast(T, _loaded(loader, key, convert))
+        return cast(T, _loaded(getattr(loaders, loader), key, convert))
     if share is None:
         return convert(found.get(key))
     return preloaded.once(share, key, lambda: convert(found.get(key)))
@@ -129,12 +131,15 @@ async def preload(rows: Sequence[Order], fields: set[str]) -> Preloaded | None:
     kinds = {_NEEDS[f] for f in fields if f in _NEEDS}
     if not rows or not kinds:
         return None
-    ids = [o.id for o in rows]
+    values = [vars(o) for o in rows]  # the column values, without Piccolo's descriptors
+    ids = [v["id"] for v in values]
     reads: dict[str, Awaitable[Mapping[int, Any]]] = {}
     if "companies" in kinds:
-        reads["companies"] = accounts.get_companies(list(dict.fromkeys(o.buyer for o in rows)))
+        reads["companies"] = accounts.get_companies(list(dict.fromkeys(v["buyer"] for v in values)))
     if "suppliers" in kinds:
-        reads["suppliers"] = suppliers.get_suppliers(list(dict.fromkeys(o.supplier for o in rows)))
+        reads["suppliers"] = suppliers.get_suppliers(
+            list(dict.fromkeys(v["supplier"] for v in values))
+        )
     if "money" in kinds:
         reads["money"] = ledger.order_money(ids)
     if "events" in kinds:

@@ -103,6 +103,9 @@ def test_currency_code_is_normalised() -> None:
         (Money(0, "USD"), "0.00"),
         (Money(1500, "JPY"), "1500"),
         (Money(1, "KWD"), "0.001"),
+        (Money(0, "KWD"), "0.000"),
+        (Money(2**63 - 1, "USD"), "92233720368547758.07"),  # the largest amount, exact
+        (Money(-(2**63) + 1, "KWD"), "-9223372036854775.807"),
     ],
 )
 def test_amount_has_exactly_the_currencys_places(money: Money, text: str) -> None:
