@@ -29,8 +29,8 @@ from resolvers.context import Info
 from resolvers.conventions import describe_values
 from resolvers.errors import UserError, decode_id, failed, row_id
 from resolvers.inspections import read_upload
-from resolvers.money import Money, MoneyInput
-from resolvers.orders import Order, _money_, order_id_of
+from resolvers.money import Money, MoneyInput, money_of
+from resolvers.orders import Order, order_id_of
 from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
 from resolvers.payments import Refund, _fresh_order
 
@@ -300,7 +300,7 @@ class Dispute(relay.Node):
             status=DisputeStatus(d.status),
             reason=DisputeReason(d.reason),
             description=d.description,
-            requested_refund=_money_(d.requested_minor, c),
+            requested_refund=money_of(d.requested_minor, c),
             assessment=[
                 AssessmentFinding(rule=f.rule, effect=f.effect, reason=f.reason)
                 for f in disputes.findings_of(d)
@@ -313,13 +313,13 @@ class Dispute(relay.Node):
             auto_escalation_at=d.auto_escalation_at,
             supplier_response=DisputeResponse(d.supplier_response) if d.supplier_response else None,
             supplier_response_text=d.supplier_response_text,
-            offered_refund=_money_(d.offered_minor, c) if d.offered_minor is not None else None,
+            offered_refund=money_of(d.offered_minor, c) if d.offered_minor is not None else None,
             responded_at=d.responded_at,
             escalated_at=d.escalated_at,
             escalated_automatically=d.escalated_automatically,
             supplier_cooperated=d.supplier_cooperated,
             outcome=DisputeOutcome(d.outcome) if d.outcome else None,
-            refunded=_money_(d.refunded_minor, c) if d.refunded_minor is not None else None,
+            refunded=money_of(d.refunded_minor, c) if d.refunded_minor is not None else None,
             decision_reason=d.decision_reason or None,
             inspection_fee_refunded=d.inspection_fee_refunded,
             resolved_at=d.resolved_at,

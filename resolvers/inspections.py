@@ -18,8 +18,8 @@ from resolvers.accounts import Company
 from resolvers.context import Info
 from resolvers.conventions import describe_values
 from resolvers.errors import UserError, decode_id, failed, row_id
-from resolvers.money import Money
-from resolvers.orders import Order, QualityRequirement, _money_, order_id_of
+from resolvers.money import Money, money_of
+from resolvers.orders import Order, QualityRequirement, order_id_of
 from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
 from resolvers.payments import Payment, _fresh_order
 
@@ -122,7 +122,7 @@ class Inspection(relay.Node):
             id=i.id,
             status=InspectionStatus(i.status),
             date=i.scheduled_on,
-            fee=_money_(i.fee_minor, i.currency),
+            fee=money_of(i.fee_minor, i.currency),
             result=InspectionResult(i.result) if i.result else None,
             findings=i.findings if i.result else None,
             decline_reason=i.decline_reason,
@@ -192,7 +192,7 @@ class InspectionQueries:
     async def inspectors(self, info: Info) -> list[Inspector]:
         info.context.require_principal()
         return [
-            Inspector(company=Company.of(i.company), fee=_money_(i.fee.minor, i.fee.currency))
+            Inspector(company=Company.of(i.company), fee=money_of(i.fee.minor, i.fee.currency))
             for i in await inspections.list_inspectors()
         ]
 
@@ -438,6 +438,6 @@ class InspectionMutations:
         except DomainError as e:
             return failed(ClaimInspectionRefundPayload, e)
         return ClaimInspectionRefundPayload(
-            refunded=_money_(claim.refunded.minor, claim.refunded.currency),
+            refunded=money_of(claim.refunded.minor, claim.refunded.currency),
             order=await _fresh_order(info, order_id),
         )

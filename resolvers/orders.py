@@ -24,7 +24,7 @@ from resolvers.accounts import Company
 from resolvers.context import Info
 from resolvers.conventions import describe_values
 from resolvers.errors import UserError, decode_id, failed, row_id
-from resolvers.money import Money
+from resolvers.money import Money, money_of
 from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
 from resolvers.preload import Preloaded, preload, relation, selected
 from resolvers.scalars import CountryCode, CurrencyCode
@@ -164,11 +164,7 @@ describe_values(
 
 
 def _money(minor: int | None, currency: str) -> Money | None:
-    return Money.of(DomainMoney(minor, currency)) if minor is not None else None
-
-
-def _money_(minor: int, currency: str) -> Money:
-    return Money(amount=DomainMoney(minor, currency).amount, currency=CurrencyCode(currency))
+    return money_of(minor, currency) if minor is not None else None
 
 
 def _company(found: CompanyRow | None) -> Company:
@@ -370,15 +366,15 @@ class Order(relay.Node):
     )
     # Money and nested objects are made only when selected (resolvers below the class).
     total: Money = strawberry.field(
-        resolver=lambda self: _money_(vars(self.row)["total_minor"], vars(self.row)["currency"]),
+        resolver=lambda self: money_of(vars(self.row)["total_minor"], vars(self.row)["currency"]),
         description="Sum of the line totals, in the order's currency.",
     )
     initial_payment: Money = strawberry.field(
-        resolver=lambda self: _money_(self.row.initial_minor, self.row.currency),
+        resolver=lambda self: money_of(self.row.initial_minor, self.row.currency),
         description="The deposit due first (0 up to the total).",
     )
     balance: Money = strawberry.field(
-        resolver=lambda self: _money_(
+        resolver=lambda self: money_of(
             self.row.total_minor - self.row.initial_minor, self.row.currency
         ),
         description="Total minus the initial payment; due before shipment.",
@@ -482,8 +478,8 @@ class Order(relay.Node):
                 product_name=line.product_name,
                 specification=line.specification,
                 quantity=line.quantity,
-                unit_price=_money_(line.unit_price_minor, c),
-                line_total=_money_(line.unit_price_minor * line.quantity, c),
+                unit_price=money_of(line.unit_price_minor, c),
+                line_total=money_of(line.unit_price_minor * line.quantity, c),
             )
             for line in await info.context.order_lines.load(self.row.id)
         ]
@@ -507,17 +503,17 @@ class Order(relay.Node):
     def _order_money(self, m: ledger.OrderMoney | None) -> OrderMoney:
         c = self.row.currency
         if m is None:
-            zero = _money_(0, c)
+            zero = money_of(0, c)
             return OrderMoney(
                 paid=zero, held=zero, released=zero, refunded=zero, refund_pending=zero, fees=zero
             )
         return OrderMoney(
-            paid=_money_(m.paid, c),
-            held=_money_(m.held, c),
-            released=_money_(m.released, c),
-            refunded=_money_(m.refunded, c),
-            refund_pending=_money_(m.refund_pending, c),
-            fees=_money_(m.fees, c),
+            paid=money_of(m.paid, c),
+            held=money_of(m.held, c),
+            released=money_of(m.released, c),
+            refunded=money_of(m.refunded, c),
+            refund_pending=money_of(m.refund_pending, c),
+            fees=money_of(m.fees, c),
         )
 
     @strawberry.field(
@@ -530,8 +526,8 @@ class Order(relay.Node):
         c = self.row.currency
         return Coverage(
             cap=_money(cover.cap, c),
-            pre_shipment=_money_(cover.pre_shipment, c),
-            post_delivery=_money_(cover.post_delivery, c),
+            pre_shipment=money_of(cover.pre_shipment, c),
+            post_delivery=money_of(cover.post_delivery, c),
             limit_reserved=_money(
                 self.row.limit_reserved_minor if self.row.limit_currency else None,
                 self.row.limit_currency or c,

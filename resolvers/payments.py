@@ -16,8 +16,8 @@ from models.tables import Refund as RefundRow
 from resolvers.context import Info
 from resolvers.conventions import describe_values
 from resolvers.errors import UserError, failed, row_id
-from resolvers.money import Money, MoneyInput
-from resolvers.orders import Order, _money_, order_id_of
+from resolvers.money import Money, MoneyInput, money_of
+from resolvers.orders import Order, order_id_of
 from resolvers.pagination import check_first, decode_cursor, encode_cursor, page_info
 
 strawberry.enum(
@@ -103,8 +103,8 @@ class Payment:
             reference=payments.payment_reference(d["id"]),
             method=PaymentMethod(d["method"]),
             status=PaymentStatus(d["status"]),
-            amount=_money_(d["amount_minor"], currency),
-            fee=_money_(d["fee_minor"], currency),
+            amount=money_of(d["amount_minor"], currency),
+            fee=money_of(d["fee_minor"], currency),
             failure_reason=d["failure_reason"],
             created_at=d["created_at"],
             settled_at=d["settled_at"],
@@ -156,7 +156,7 @@ class Refund(relay.Node):
             id=r.id,
             reference=payments.refund_reference(r.id),
             status=RefundStatus(r.status),
-            amount=_money_(r.amount_minor, r.currency),
+            amount=money_of(r.amount_minor, r.currency),
             reason=r.reason,
             created_at=r.created_at,
             settled_at=r.settled_at,
@@ -223,9 +223,9 @@ class PaymentQueries:
         except DomainError as e:
             raise GraphQLError(e.message, extensions={"code": e.code.value}) from None
         return PaymentQuote(
-            amount=_money_(q.amount.minor, q.amount.currency),
-            fee=_money_(q.fee.minor, q.fee.currency),
-            total_charge=_money_(q.total_charge.minor, q.total_charge.currency),
+            amount=money_of(q.amount.minor, q.amount.currency),
+            fee=money_of(q.fee.minor, q.fee.currency),
+            total_charge=money_of(q.total_charge.minor, q.total_charge.currency),
         )
 
     @strawberry.field(
@@ -367,7 +367,7 @@ class PaymentMutations:
         except DomainError as e:
             return failed(ReleaseFundsPayload, e)
         return ReleaseFundsPayload(
-            released=_money_(release.amount.minor, release.amount.currency),
+            released=money_of(release.amount.minor, release.amount.currency),
             order=Order.of(release.order),
         )
 

@@ -1,10 +1,12 @@
 """Selection plans (resolvers/plans.py) answer exactly as graphql-core does: each query
 runs with plans and without, twice each (the second run uses the plans the first made),
-and the results must be equal, errors, paths and null propagation included."""
+and the results must be equal, errors, paths and null propagation included. "Without"
+turns off both the object plans and the root plan of single-root queries."""
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import inspect
 from typing import Any
 
@@ -13,7 +15,7 @@ import strawberry
 from graphql import ExecutionResult, GraphQLObjectType, execute, parse
 
 from resolvers.fast_fields import thin_resolvers
-from resolvers.plans import PlannedExecutionContext
+from resolvers.plans import PlannedExecutionContext, _RootPlan
 from tests import factories
 from tests.api import Api, bearer, gid
 
@@ -30,12 +32,19 @@ class Tag(Named):
     weight: int
 
 
+@strawberry.enum
+class Size(enum.Enum):
+    SMALL = "s"
+    LARGE = "l"
+
+
 @strawberry.type
 class Item:
     id: strawberry.ID
     name: str
     tags: list[Tag]
     maybe: int | None = None
+    size: Size = Size.LARGE
 
     @strawberry.field
     def price(self, factor: int = 1) -> int:
@@ -76,6 +85,18 @@ class Query:
     async def item(self) -> Item | None:
         return _items()[1]
 
+    @strawberry.field
+    def item_at(self, index: int) -> Item:  # synchronous, with an argument
+        return _items()[index]  # out of range: an error, and data null (non-null)
+
+    @strawberry.field
+    async def fails(self) -> Item | None:
+        raise RuntimeError("the root resolver failed")
+
+    @strawberry.field
+    async def fails_non_null(self) -> Item:
+        raise RuntimeError("the non-null root resolver failed")
+
 
 def _schema() -> strawberry.Schema:
     schema = strawberry.Schema(Query)
@@ -106,6 +127,14 @@ QUERIES = [
     "{ item { name tags { name } later } }",  # an async resolver inside the selection
     "{ item { named { name ... on Tag { weight } } } }",  # an interface
     "query($x: Boolean!) { item { name maybe @include(if: $x) } }",
+    # Root fields the root plan takes, and their errors and null propagation.
+    "{ item { name size tags { name } } }",
+    "query($i: Int!) { itemAt(index: $i) { name size } }",
+    "{ itemAt(index: 7) { name } }",
+    "{ fails { name } }",
+    "{ failsNonNull { name } }",
+    "{ __typename }",
+    "query Q { ...R } fragment R on Query { item { name } }",
 ]
 
 
@@ -114,7 +143,7 @@ async def test_plans_answer_as_graphql_core_does(
     query: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     schema = _schema()
-    variables = {"x": True}
+    variables = {"x": True, "i": 2}
 
     async def run() -> tuple[Any, Any]:
         result = await _execute(schema, query, variables)
@@ -123,9 +152,30 @@ async def test_plans_answer_as_graphql_core_does(
 
     planned = [await run(), await run()]
     assert PlannedExecutionContext._plans  # plans were made (and used the second time)
-    monkeypatch.setattr(PlannedExecutionContext, "_plan", lambda *_: None)
+    _without_plans(monkeypatch)
     assert [await run(), await run()] == planned
     assert planned[0] == planned[1]
+
+
+def _without_plans(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(PlannedExecutionContext, "_plan", lambda *_: None)
+    monkeypatch.setattr(PlannedExecutionContext, "_root", lambda *_: None)
+
+
+async def test_a_single_root_field_is_run_by_its_root_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    schema = _schema()
+    calls = []
+    run = _RootPlan.run
+
+    async def counted(self: _RootPlan, ex: PlannedExecutionContext) -> ExecutionResult:
+        calls.append(self.key)
+        return await run(self, ex)
+
+    monkeypatch.setattr(_RootPlan, "run", counted)
+    await _execute(schema, "{ first: item { name } }")
+    await _execute(schema, "{ a: item { name } b: item { name } }")  # two: graphql-core's
+    await _execute(schema, "query($x: Boolean!) { item @include(if: $x) { name } }", {"x": True})
+    assert calls == ["first"]
 
 
 async def test_a_selection_with_an_awaitable_is_left_to_graphql_core() -> None:
@@ -140,19 +190,20 @@ async def test_a_selection_with_an_awaitable_is_left_to_graphql_core() -> None:
     assert any(key[0] == id(item) and plan is None for key, plan in plans.items())
 
 
+@pytest.mark.parametrize("node", [" node(id: $id) { id }", ""])  # two root fields, one
 async def test_the_order_status_is_byte_identical_with_and_without_plans(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    node: str, api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     b, _, order = await factories.confirmed_order()
     body = {
         "query": "query($id: ID!) { order(id: $id) { id __typename status "
         "supplier { id legalName country } money { paid { amount currency } "
         "held { amount } } events { kind oldStatus newStatus actorKind reason at } "
-        "lines { productName quantity } } node(id: $id) { id } }",
+        "lines { productName quantity } }" + node + " }",
         "variables": {"id": gid("Order", order.id)},
     }
     planned = [(await api.http("POST", json=body, headers=bearer(b.token))).content for _ in "ab"]
-    monkeypatch.setattr(PlannedExecutionContext, "_plan", lambda *_: None)
+    _without_plans(monkeypatch)
     plain = (await api.http("POST", json=body, headers=bearer(b.token))).content
     assert planned == [plain, plain]
     assert b'"status":"AWAITING_INITIAL_PAYMENT"' in plain
