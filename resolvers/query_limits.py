@@ -21,7 +21,6 @@ and subscriptions alike, with the operation chosen and the variables coerced.
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import inspect
 from collections.abc import Awaitable
@@ -46,6 +45,7 @@ from graphql.execution import Executor
 
 from models.enums import Role
 from resolvers.shared_results import SharingExecutionContext
+from resolvers.watchdog import bounded
 
 _Composite = GraphQLObjectType | GraphQLInterfaceType
 
@@ -158,8 +158,7 @@ class LimitedExecutor(SharingExecutionContext):
 
     async def _bounded(self, result: Awaitable[Any]) -> Any:
         try:
-            async with asyncio.timeout(self.timeout):
-                return await result
+            return await bounded(result, self.timeout)
         except TimeoutError:
             error = GraphQLError(
                 f"the query took longer than {self.timeout:g} s and was stopped",
