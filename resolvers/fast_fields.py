@@ -105,6 +105,8 @@ def _thin(
 
         attribute_of._is_default = True  # type: ignore[attr-defined]  # as Strawberry marks it
         attribute_of._ignores_info = True  # type: ignore[attr-defined]  # resolvers/plans.py
+        if default is getattr:  # resolvers/plans.py reads the attribute itself
+            attribute_of._attribute = attribute  # type: ignore[attr-defined]
         return attribute_of
     fn = resolver.wrapped_func
     if not callable(fn):

@@ -94,7 +94,17 @@ _NO_INFO: Any = None  # Strawberry's is_type_of ignores its Info; others are not
 
 
 class _Field:
-    __slots__ = ("args", "complete", "definition", "info", "key", "nodes", "path", "resolve")
+    __slots__ = (
+        "args",
+        "attribute",
+        "complete",
+        "definition",
+        "info",
+        "key",
+        "nodes",
+        "path",
+        "resolve",
+    )
 
     def __init__(
         self,
@@ -112,6 +122,8 @@ class _Field:
         self.args = bool(definition.args or nodes[0].arguments)
         # Strawberry's default resolver and fast_fields' thin ones ignore their Info.
         self.info = not getattr(resolve, "_ignores_info", False)
+        # A plain attribute (fast_fields): read here, without a call.
+        self.attribute: str | None = getattr(resolve, "_attribute", None)
         # A leaf's completion reads no path: only an Info, a list or an object needs one.
         self.path = self.info or not is_leaf_type(get_nullable_type(definition.type))
 
@@ -132,7 +144,9 @@ class _ObjectPlan:
         t, out = self.type, {}
         for f in self.fields:
             field_path = Path(path, f.key, t.name) if f.path else path
-            if f.info:
+            if f.attribute is not None:
+                value = getattr(source, f.attribute)
+            elif f.info:
                 info = ex.build_resolve_info(f.definition, f.nodes, t, field_path)
                 if f.args:
                     args = get_argument_values(f.definition, f.nodes[0], ex.variable_values)
@@ -322,17 +336,23 @@ class PlannedExecutionContext(AcyclicExecutionContext):
             resolve = typename
         return _Field(key, definition, resolve, nodes, self._completer(definition.type, group))
 
-    def _completer(self, t: GraphQLOutputType, group: list[FieldDetails]) -> Completer:
+    def _completer(
+        self, t: GraphQLOutputType, group: list[FieldDetails], *, non_null: bool = False
+    ) -> Completer:
+        """How a value of type `t` is completed; `non_null`: `t` is wrapped in a non-null,
+        and a null stops the plan."""
         if isinstance(t, GraphQLNonNull):
+            if is_leaf_type(t.of_type) or isinstance(t.of_type, GraphQLObjectType):
+                return self._completer(t.of_type, group, non_null=True)  # checked in one call
             inner = self._completer(t.of_type, group)
 
-            def non_null(value: Any, ex: PlannedExecutionContext, path: Path) -> Any:
+            def non_null_list(value: Any, ex: PlannedExecutionContext, path: Path) -> Any:
                 completed = inner(value, ex, path)
                 if completed is None:
                     raise _Stop
                 return completed
 
-            return non_null
+            return non_null_list
         if isinstance(t, GraphQLList):
             item = self._completer(t.of_type, group)
 
@@ -362,6 +382,8 @@ class PlannedExecutionContext(AcyclicExecutionContext):
                 if type(value) is members:
                     return names[value]
                 if value is None or value is Undefined:
+                    if non_null:
+                        raise _Stop
                     return None
                 coerced = coerce(value)
                 if coerced is None or coerced is Undefined:
@@ -378,6 +400,8 @@ class PlannedExecutionContext(AcyclicExecutionContext):
 
         def object_of(value: Any, ex: PlannedExecutionContext, path: Path) -> Any:
             if value is None or value is Undefined:
+                if non_null:
+                    raise _Stop
                 return None
             return run(value, ex, path)
 
