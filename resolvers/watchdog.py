@@ -28,12 +28,14 @@ _Task = asyncio.Task[Any]
 
 
 class Watchdog:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    """One event loop's running queries. It holds neither the loop nor its timers (the
+    loop holds them), so a finished loop is not kept alive through `_watchdogs`; a timer
+    made stale by an earlier one just fires once more for nothing."""
+
+    def __init__(self) -> None:
         self._running: dict[_Task, float] = {}  # task -> its deadline (loop time)
         self._expired: set[_Task] = set()  # cancelled for their deadline, still running
-        self._timer: asyncio.TimerHandle | None = None
-        self._at = math.inf  # when the timer fires
+        self._at = math.inf  # when the next timer fires
 
     def watch(self, task: _Task, deadline: float) -> None:
         self._running[task] = deadline
@@ -50,19 +52,18 @@ class Watchdog:
         return False
 
     def _arm(self, at: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer, self._at = self._loop.call_at(at, self._fire), at
+        self._at = at
+        asyncio.get_running_loop().call_at(at, self._fire)
 
     def _fire(self) -> None:
-        self._timer, self._at = None, math.inf
-        now, earliest = self._loop.time(), math.inf
+        now, earliest = asyncio.get_running_loop().time(), math.inf
         for task, deadline in self._running.items():
             if deadline > now:
                 earliest = min(earliest, deadline)
             elif task not in self._expired:
                 self._expired.add(task)
                 task.cancel()
+        self._at = math.inf
         if earliest < math.inf:
             self._arm(earliest)
 
@@ -79,7 +80,7 @@ async def bounded(awaitable: Awaitable[T], seconds: float) -> T:
     assert task is not None  # awaited by a task, as every request and operation is
     watchdog = _watchdogs.get(loop)
     if watchdog is None:
-        watchdog = _watchdogs[loop] = Watchdog(loop)
+        watchdog = _watchdogs[loop] = Watchdog()
     cancelling = task.cancelling()
     watchdog.watch(task, loop.time() + seconds)
     expired = False

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
 
 import pytest
 
@@ -57,3 +59,13 @@ async def test_a_query_that_finishes_despite_its_cancellation_answers() -> None:
     task = asyncio.current_task()
     assert task is not None and task.cancelling() == 0  # no cancellation left pending
     await asyncio.sleep(0)  # and none delivered later
+
+
+def test_a_finished_event_loop_is_not_kept_alive() -> None:
+    loop = asyncio.new_event_loop()
+    assert loop.run_until_complete(bounded(_sleep_then(0, "done"), 10)) == "done"
+    finished = weakref.ref(loop)  # its watchdog's timer is still set for 10 s from then
+    loop.close()
+    del loop
+    gc.collect()
+    assert finished() is None
