@@ -34,7 +34,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from types import GeneratorType
-from typing import Any
+from typing import Any, TypeVar
 
 from graphql import (
     ExecutionResult,
@@ -67,6 +67,7 @@ MAX_PLANS = 4096  # object selections kept; the oldest goes first
 
 Completer = Callable[[Any, "PlannedExecutionContext", Path], Any]
 _Key = tuple[int, tuple[int, ...]]
+_P = TypeVar("_P")
 
 
 class _Stop(Exception):
@@ -242,10 +243,7 @@ class PlannedExecutionContext(AcyclicExecutionContext):
             root = self._make_root(operation)
         except _Unplannable:
             root = None
-        if len(roots) >= MAX_PLANS:
-            del roots[next(iter(roots))]
-        roots[id(operation)] = root
-        return root
+        return _keep(roots, id(operation), root)
 
     def _make_root(self, operation: OperationDefinitionNode) -> _RootPlan:
         t = self.schema.query_type
@@ -299,10 +297,7 @@ class PlannedExecutionContext(AcyclicExecutionContext):
             plan: _ObjectPlan | None = self._make_plan(key, t, field_details_list)
         except _Unplannable:
             plan = None
-        if len(plans) >= MAX_PLANS:
-            del plans[next(iter(plans))]
-        plans[key] = plan
-        return plan
+        return _keep(plans, key, plan)
 
     def _make_plan(
         self, key: _Key, t: GraphQLObjectType, field_details_list: list[FieldDetails]
@@ -424,6 +419,14 @@ class PlannedExecutionContext(AcyclicExecutionContext):
                 self._plain(fragment.selection_set)
             elif isinstance(selection, InlineFragmentNode | FieldNode):
                 self._plain(selection.selection_set)
+
+
+def _keep(cache: dict[Any, Any], key: Any, value: _P) -> _P:
+    """`value` kept under `key` in one of the plan caches; past MAX_PLANS the oldest goes."""
+    if len(cache) >= MAX_PLANS:
+        del cache[next(iter(cache))]
+    cache[key] = value
+    return value
 
 
 def _coerced_members(members: Any, coerce: Callable[[Any], Any]) -> dict[Any, Any]:

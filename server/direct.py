@@ -4,9 +4,9 @@ For a JSON POST of a query or mutation the schema has already validated (resolve
 prepared.py), Strawberry's view only wraps the execution: a request adapter, content-type
 and streaming-transport checks, the body's shape, the response. That wrapping was about
 an eighth of an order-status request (docs/performance.md). Here the body is read and
-checked once, the operation runs through the same `schema.execute` with the view's own
-hooks (`get_context`, `get_sub_response`, `process_result`), and the answer is sent as
-the view's `create_response` makes it: the same bytes, headers and status. Anything
+checked once, the operation runs through the same `schema.execute`, and the answer is
+made by the view's own hooks (`get_context`, `get_sub_response`, `process_result`,
+`create_response`), so it is the same bytes, headers and status as the view's. Anything
 else (GraphiQL, uploads, batches, a text not yet prepared, a body that is not a plain
 JSON object) goes to the view as before, with the body already read handed on.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
@@ -69,7 +68,7 @@ class DirectGraphQL:
             operation_extensions=extensions,
         )
         data = await view.process_result(request, result)
-        await _respond(send, json_codec.dumps(data), sub_response)
+        await view.create_response(data, sub_response)(scope, replay, send)
 
     def _plain(self, scope: Scope) -> bool:
         """application/json (GraphQLRequestGuard has refused other types but multipart),
@@ -111,22 +110,6 @@ async def _read_body(receive: Receive) -> bytes | None:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-async def _respond(send: Send, body: bytes, sub_response: Response) -> None:
-    """What the view's `create_response` makes and Starlette's `Response` sends (the same
-    status, headers and bytes: tests/test_prepared.py compares both paths), without the
-    two Response objects' header lists and the text the view encodes back to bytes."""
-    headers = [
-        (b"content-length", str(len(body)).encode("latin-1")),
-        (b"content-type", b"application/json"),
-        *sub_response.headers.raw,
-    ]
-    status = sub_response.status_code or 200
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-    if sub_response.background is not None:
-        await sub_response.background()
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
