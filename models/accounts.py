@@ -222,6 +222,8 @@ async def login(
     """Check the password and issue a bearer token; returns (user, token, expiry).
     Failures count against the account and the client `address` (models.login_throttle)."""
     email = email.strip().lower()
+    if len(email) > 254:  # no account has one; and it would not fit the throttle's key
+        raise DomainError(ErrorCode.INVALID_CREDENTIALS, "wrong e-mail or password")
     throttled = login_throttle.keys(email, address)
     await login_throttle.refuse_if_waiting(throttled)
     user = await UserAccount.objects().get(UserAccount.email == email)

@@ -30,6 +30,7 @@ from models import (
     lifecycle,
     messages,
     payments,
+    sql,
 )
 from models.accounts import Principal
 from models.db import write_transaction
@@ -59,6 +60,7 @@ from models.tables import (
     Order,
     OrderEvent,
     QualityRequirement,
+    Refund,
 )
 
 log = logging.getLogger("trade_assurance.disputes")
@@ -191,11 +193,9 @@ async def _grounds(order: Order, now: dt.datetime) -> None:
             "the claim window after receipt has ended",
             "orderId",
         )
-    late = (
-        order.status == OrderStatus.OVERDUE.value
-        or (order.status == OrderStatus.PAID.value and now >= order.shipping_deadline)
-        or order.shipped_late
-    )
+    # The same test as the sweep's and the late-shipment claim's (a deposit-only order
+    # misses its deadline too), so a dispute need not wait for the sweep.
+    late = deadlines.shipping_deadline_missed(order, now) or order.shipped_late
     in_window = order.status == OrderStatus.RECEIVED.value
     failed = await Inspection.exists().where(
         (Inspection.order == order.id) & (Inspection.status == InspectionStatus.FAILED.value)
@@ -320,7 +320,13 @@ async def open_dispute(
             )
         paid = await succeeded_minor(order.id)
         held = await ledger.held(order.id)
-        covered = min(coverage(order, paid).post_delivery, held)
+        # The coverage is the order's, not each dispute's: what earlier disputes refunded
+        # is spent (three disputes of 1,000 each refunded 3,000 under a cap of 1,000).
+        spent = await sql.fetch(
+            'SELECT COALESCE(SUM(refunded_minor), 0) AS spent FROM dispute WHERE "order" = {}',
+            order.id,
+        )
+        covered = max(0, min(coverage(order, paid).post_delivery - int(spent[0]["spent"]), held))
         if requested.minor <= 0:
             raise DomainError(
                 ErrorCode.INVALID_AMOUNT, "the refund asked for is positive", "requestedRefund"
@@ -328,8 +334,8 @@ async def open_dispute(
         if requested.minor > covered:
             raise DomainError(
                 ErrorCode.REFUND_ABOVE_COVERED,
-                f"at most {Money(covered, order.currency)} can be asked back: what was paid, "
-                "is covered and escrow still holds",
+                f"at most {Money(covered, order.currency)} can be asked back: what was paid "
+                "and is covered, less what earlier disputes refunded, and escrow still holds",
                 "requestedRefund",
             )
         findings = await _assess(
@@ -413,11 +419,12 @@ async def _refund_and_settle(
     actor: events.Actor,
     kind: str,
     why: str,
-) -> int:
+) -> list[Refund]:
     """Commit `amount` back to the buyer, end the dispute, and end the order if nothing
     is left in escrow (REFUNDED) or schedule its next deadline again (a RECEIVED order's
-    held rest is released when the claim window ends). The refund's id."""
-    refund = await payments.start_refund(
+    held rest is released when the claim window ends). The refunds, one per payment
+    returned (`payments.start_refund`), to pay out after commit."""
+    refunds = await payments.start_refund(
         order.id, amount, actor=actor, reason=f"dispute {dispute.id}: {why}",
         dispute_id=dispute.id,
     )  # fmt: skip
@@ -442,12 +449,7 @@ async def _refund_and_settle(
         order.id, kind, old_status=old, new_status=order.status, actor=actor, at=now,
         reason=f"dispute {dispute.id}: {Money(amount, order.currency)} back to the buyer ({why})",
     )  # fmt: skip
-    return refund.id
-
-
-async def _pay_out(refund_ids: Sequence[int]) -> None:
-    for refund_id in refund_ids:
-        await payments.execute_refund(refund_id)
+    return refunds
 
 
 async def respond_to_dispute(
@@ -472,7 +474,7 @@ async def respond_to_dispute(
         "offered": [offered.minor, offered.currency] if offered else None,
         "evidence": [_evidence_key(t, f, m) for t, f, m in items],
     }  # fmt: skip
-    refunds: list[int] = []
+    refunds: list[Refund] = []
     async with idempotency.first_claim(), write_transaction():
         dispute, order, role = await _lock_dispute(principal, dispute_id)
         previous = await idempotency.replay(scope, key, "respondToDispute", request)
@@ -536,7 +538,7 @@ async def respond_to_dispute(
             actor=actor, at=now, reason=f"dispute {dispute.id}: the supplier {what}",
         )  # fmt: skip
         if response is DisputeResponse.ACCEPT:
-            refunds.append(
+            refunds.extend(
                 await _refund_and_settle(
                     dispute,
                     order,
@@ -548,7 +550,7 @@ async def respond_to_dispute(
                 )
             )
         await idempotency.remember(scope, key, "respondToDispute", request, {"dispute": dispute.id})
-    await _pay_out(refunds)
+    await payments.execute_refunds(refunds)
     return dispute
 
 
@@ -574,7 +576,7 @@ async def accept_dispute_offer(
             raise DomainError(
                 ErrorCode.NO_DISPUTE_OFFER, "the supplier has made no offer", "disputeId"
             )
-        refund_id = await _refund_and_settle(
+        refunds = await _refund_and_settle(
             dispute, order, dispute.offered_minor, outcome=DisputeOutcome.OFFER_ACCEPTED,
             actor=events.Actor.of(principal), kind="DISPUTE_RESOLVED",
             why="the supplier's offer, accepted by the buyer",
@@ -582,7 +584,7 @@ async def accept_dispute_offer(
         await idempotency.remember(
             scope, key, "acceptDisputeOffer", request, {"dispute": dispute.id}
         )
-    await _pay_out([refund_id])
+    await payments.execute_refunds(refunds)
     return dispute
 
 
@@ -712,7 +714,7 @@ async def resolve_dispute(
         "dispute": dispute_id, "decision": decision.value, "fee": refund_inspection_fee,
         "amount": [amount.minor, amount.currency] if amount else None, "reason": reason,
     }  # fmt: skip
-    refunds: list[int] = []
+    refunds: list[Refund] = []
     async with idempotency.first_claim(), write_transaction():
         if principal.role is not Role.MEDIATOR:
             raise DomainError(ErrorCode.NOT_A_MEDIATOR, "a mediator decides disputes", "disputeId")
@@ -766,15 +768,11 @@ async def resolve_dispute(
             fee_ids = await Inspection.select(Inspection.id).where(Inspection.order == order.id)
             for row in fee_ids:
                 if await ledger.fee_held(int(row["id"])) > 0:
-                    refunds.append(
-                        (
-                            await refund_fee(
-                                int(row["id"]),
-                                actor=actor,
-                                reason=f"dispute {dispute.id}: the mediator's decision",
-                                dispute_id=dispute.id,
-                            )
-                        ).id
+                    refunds += await refund_fee(
+                        int(row["id"]),
+                        actor=actor,
+                        reason=f"dispute {dispute.id}: the mediator's decision",
+                        dispute_id=dispute.id,
                     )
             dispute.inspection_fee_refunded = bool(refunds)
         if decision is DisputeDecision.RELEASE_TO_SUPPLIER:
@@ -790,7 +788,7 @@ async def resolve_dispute(
             )  # fmt: skip
         else:
             outcome = DisputeOutcome(decision.value)
-            refunds.append(
+            refunds.extend(
                 await _refund_and_settle(
                     dispute,
                     order,
@@ -805,7 +803,7 @@ async def resolve_dispute(
                 dispute, cooperated=dispute.supplier_cooperated is not False
             )
         await idempotency.remember(scope, key, "resolveDispute", request, {"dispute": dispute.id})
-    await _pay_out(refunds)
+    await payments.execute_refunds(refunds)
     return dispute
 
 

@@ -19,9 +19,16 @@ from models.db import is_postgres
 from models.enums import Role
 from models.errors import DomainError, ErrorCode
 from models.events import MESSAGE_SENT
-from models.tables import OrderEvent
+from models.tables import MAX_DB_ID, OrderEvent
 
 _CURSOR_PREFIX = "evt:"
+# `tx` is an xid8 on PostgreSQL (always 0 on SQLite); no transaction gets past 2**63 - 1,
+# and SQLite's INTEGER holds no more.
+MAX_TX = 2**63 - 1
+
+
+def _not_ours() -> DomainError:
+    return DomainError(ErrorCode.INVALID_CURSOR, "not a cursor this feed handed out", "after")
 
 
 @dataclasses.dataclass(frozen=True, order=True, slots=True)
@@ -39,11 +46,14 @@ class Position:
             tx, event_id = text.removeprefix(_CURSOR_PREFIX).split(":")
             if not text.startswith(_CURSOR_PREFIX):
                 raise ValueError(text)
-            return cls(int(tx), int(event_id))
+            position = cls(int(tx), int(event_id))
+            # Out of range, it would replay all or nothing depending on the engine (or fail
+            # in the driver); `evt:0:0` is the feed's start.
+            if not (0 <= position.tx <= MAX_TX and 0 <= position.id <= MAX_DB_ID):
+                raise ValueError(text)
+            return position
         except (ValueError, UnicodeError, binascii.Error):
-            raise DomainError(
-                ErrorCode.INVALID_CURSOR, "not a cursor this feed handed out", "after"
-            ) from None
+            raise _not_ours() from None
 
 
 START = Position(0, 0)
@@ -144,3 +154,22 @@ async def head() -> Position:
     else:
         rows = await sql.read("SELECT tx, id FROM order_event ORDER BY tx DESC, id DESC LIMIT 1")
     return Position(int(rows[0]["tx"]), int(rows[0]["id"])) if rows else START
+
+
+async def refuse_ahead(position: Position) -> None:
+    """INVALID_CURSOR if `position` is past every event written so far, which no cursor
+    handed out is (its id is at most the newest, its tx below the next transaction's): a
+    stream resumed from it would hold back every event for its whole life."""
+    if is_postgres():
+        rows = await sql.read(
+            "SELECT COALESCE(max(id), 0) AS newest,"
+            " CAST({} AS text)::xid8 >= pg_snapshot_xmax(pg_current_snapshot()) AS tx_ahead"
+            " FROM order_event",
+            str(position.tx),
+        )
+        ahead = bool(rows[0]["tx_ahead"])
+    else:
+        rows = await sql.read("SELECT COALESCE(max(id), 0) AS newest FROM order_event")
+        ahead = position.tx > 0
+    if ahead or position.id > int(rows[0]["newest"]):
+        raise _not_ours()

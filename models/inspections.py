@@ -442,10 +442,10 @@ async def decline_inspection(principal: Principal, inspection_id: int, reason: s
             order.id, "INSPECTION_DECLINED", old_status=order.status, new_status=order.status,
             actor=actor, at=now, reason=f"inspection {inspection.id}: {reason}",
         )  # fmt: skip
-        refund = await refund_inspection_fee(
+        refunds = await refund_inspection_fee(
             inspection.id, actor=actor, reason="the inspector declined the booking"
         )
-    await payments.execute_refund(refund.id)
+    await payments.execute_refunds(refunds)
     return inspection
 
 
@@ -465,7 +465,7 @@ async def submit_report(
             ErrorCode.INVALID_INPUT, f"findings have 1 to {MAX_FINDINGS} characters", "findings"
         )
     checked = check_attachments(files)
-    refund: Refund | None = None
+    refunds: list[Refund] = []
     async with write_transaction():
         inspection, order = await _lock_inspection(inspection_id)
         await _require_booked_inspector(principal, inspection, order, "report on it")
@@ -507,21 +507,20 @@ async def submit_report(
                 reason=f"{Money(held, order.currency)} to the inspector",
             )  # fmt: skip
         elif result is InspectionResult.FAILED and held > 0:
-            refund = await refund_inspection_fee(
+            refunds = await refund_inspection_fee(
                 inspection.id, actor=actor, reason="failed inspection: the supplier is at fault"
             )
-    if refund is not None:
-        await payments.execute_refund(refund.id)
+    await payments.execute_refunds(refunds)
     return inspection
 
 
 async def refund_inspection_fee(
     inspection_id: int, *, actor: events.Actor, reason: str, dispute_id: int | None = None
-) -> Refund:
+) -> list[Refund]:
     """Commit everything still held of an inspection's fee back to the buyer (a failed
     inspection, a declined booking, and later a dispute decided against the supplier).
     Runs in the caller's transaction if there is one; the caller then has the provider
-    pay it out with `payments.execute_refund(refund.id)` after commit."""
+    pay it out with `payments.execute_refunds` after commit."""
     async with write_transaction():
         row = (
             await Inspection.select(Inspection.order).where(Inspection.id == inspection_id).first()
@@ -546,7 +545,7 @@ async def refund_inspection_fee(
 class Claim:
     order: Order
     refunded: Money
-    refund_id: int
+    refund_ids: list[int]
 
 
 async def claim_refund(principal: Principal, order_id: int, *, idempotency_key: str) -> Claim:
@@ -560,7 +559,9 @@ async def claim_refund(principal: Principal, order_id: int, *, idempotency_key: 
         order, role = await lock_order(principal, order_id)
         previous = await idempotency.replay(scope, key, "claimInspectionRefund", request)
         if previous is not None:
-            return Claim(order, Money(previous["amount"], order.currency), previous["refund"])
+            # Stored before refunds were split: one "refund".
+            ids = previous.get("refunds") or [previous["refund"]]
+            return Claim(order, Money(previous["amount"], order.currency), ids)
         if role is not Role.BUYER:
             raise DomainError(
                 ErrorCode.NOT_ORDER_BUYER, "only the order's buyer claims a refund", "orderId"
@@ -598,7 +599,7 @@ async def claim_refund(principal: Principal, order_id: int, *, idempotency_key: 
                 ErrorCode.INSUFFICIENT_HELD_FUNDS, "escrow holds nothing for this order", "orderId"
             )
         actor = events.Actor.of(principal)
-        refund = await payments.start_refund(
+        refunds = await payments.start_refund(
             order.id, held, actor=actor, reason="failed inspection, claimed before shipment"
         )
         await move_to(
@@ -606,10 +607,14 @@ async def claim_refund(principal: Principal, order_id: int, *, idempotency_key: 
             actor=actor, at=clock.now(), reason=f"{Money(held, order.currency)} back to the buyer",
         )  # fmt: skip
         await idempotency.remember(
-            scope, key, "claimInspectionRefund", request, {"amount": held, "refund": refund.id}
+            scope,
+            key,
+            "claimInspectionRefund",
+            request,
+            {"amount": held, "refunds": [r.id for r in refunds]},
         )
-    await payments.execute_refund(refund.id)
-    return Claim(order, Money(held, order.currency), refund.id)
+    await payments.execute_refunds(refunds)
+    return Claim(order, Money(held, order.currency), [r.id for r in refunds])
 
 
 # --- reads -----------------------------------------------------------------------------

@@ -32,6 +32,8 @@ from models.tables import Dispute, Order, Payment, Refund
 log = logging.getLogger("trade_assurance.lifecycle")
 
 MAX_SHIPMENT_TEXT = 100
+# A client's clock a little ahead of ours does not make "now" a date in the future.
+CLOCK_SKEW = dt.timedelta(minutes=5)
 UNPAID = [
     OrderStatus.PENDING_CONFIRMATION,
     OrderStatus.AWAITING_INITIAL_PAYMENT,
@@ -60,9 +62,13 @@ def _check_shipment(shipment: Shipment) -> Shipment:
             )
     if shipment.shipped_at.tzinfo is None:
         raise DomainError(ErrorCode.INVALID_INPUT, "the date needs a time zone", "shippedAt")
-    if shipment.shipped_at > clock.now():
+    now = clock.now()
+    if shipment.shipped_at > now + CLOCK_SKEW:
         raise DomainError(
-            ErrorCode.INVALID_INPUT, "a shipment is recorded once it has left", "shippedAt"
+            ErrorCode.INVALID_INPUT,
+            f"shippedAt {shipment.shipped_at.isoformat()} is in the future (server time "
+            f"{now.isoformat(timespec='seconds')}); a shipment is recorded once it has left",
+            "shippedAt",
         )
     return dataclasses.replace(shipment, carrier=carrier, tracking_number=tracking)
 
@@ -76,7 +82,8 @@ def _schedule(order: Order, *, anything_paid: bool = True) -> None:
 async def ship_order(principal: Principal, order_id: int, shipment: Shipment) -> Order:
     """The supplier records the shipment once the balance is paid. After the shipping
     deadline (or once the order is overdue) it is recorded as late, which lets the buyer
-    claim a full refund."""
+    claim a full refund. An order that went overdue with only its deposit paid never
+    ships: its balance can no longer be paid."""
     require_scope(principal, Scope.ORDERS)
     shipment = _check_shipment(shipment)
     async with write_transaction():
@@ -94,10 +101,23 @@ async def ship_order(principal: Principal, order_id: int, shipment: Shipment) ->
                 "orderId",
             )
         check_status(order, [OrderStatus.PAID, OrderStatus.OVERDUE], "ship")
-        if order.confirmed_at is not None and shipment.shipped_at < order.confirmed_at:
+        if (
+            order.status == OrderStatus.OVERDUE.value
+            and await succeeded_minor(order.id) < order.total_minor
+        ):
+            raise DomainError(
+                ErrorCode.BALANCE_NOT_PAID,
+                "the balance was not paid by the shipping deadline; the goods ship once the "
+                "whole order is paid into escrow",
+                "orderId",
+            )
+        # By calendar day: a date picker sends midnight of the day the goods left.
+        shipped_day = shipment.shipped_at.astimezone(dt.UTC).date()
+        if order.confirmed_at is not None and shipped_day < order.confirmed_at.date():
             raise DomainError(
                 ErrorCode.INVALID_INPUT,
-                "the shipment date is before the order was confirmed",
+                f"the shipment date ({shipped_day}) is before the order was confirmed "
+                f"({order.confirmed_at.date()})",
                 "shippedAt",
             )
         now = clock.now()
@@ -156,7 +176,7 @@ async def confirm_receipt(principal: Principal, order_id: int) -> Order:
 @dataclasses.dataclass(frozen=True, slots=True)
 class Claim:
     order: Order
-    refund: Refund
+    refunds: list[Refund]  # one per payment it returns (`payments.start_refund`)
 
 
 def _check_late(order: Order, now: dt.datetime) -> None:
@@ -173,9 +193,11 @@ def _check_late(order: Order, now: dt.datetime) -> None:
                 "the order shipped by its shipping deadline; there is no late-shipment claim",
                 "orderId",
             )
-    if status == OrderStatus.PAID.value and now >= order.shipping_deadline:
-        return  # overdue already; the sweep has not marked it yet
-    if status in {s.value for s in UNPAID} | {OrderStatus.PAID.value}:
+    if deadlines.shipping_deadline_missed(order, now):
+        return  # overdue already (paid, or a deposit); the sweep has not marked it yet
+    if status in {s.value for s in UNPAID} | {OrderStatus.PAID.value} and (
+        now < order.shipping_deadline
+    ):
         raise DomainError(
             ErrorCode.SHIPPING_DEADLINE_NOT_PASSED,
             f"the shipping deadline ({order.shipping_deadline.isoformat()}) has not passed",
@@ -197,15 +219,25 @@ async def claim_late_shipment_refund(
         order, role = await lock_order(principal, order_id)
         previous = await idempotency.replay(scope, key, "claimLateShipmentRefund", request)
         if previous is not None:
-            refund = await Refund.objects().get(Refund.id == previous["refund"])
-            assert refund is not None
-            return Claim(order, refund)
+            # Stored before refunds were split: one "refund".
+            ids = previous.get("refunds") or [previous["refund"]]
+            return Claim(
+                order, await Refund.objects().where(Refund.id.is_in(ids)).order_by(Refund.id)
+            )
         if role is not Role.BUYER:
             raise DomainError(ErrorCode.FORBIDDEN, "only the order's buyer may claim a refund")
         require_scope(principal, Scope.PAYMENTS)
         now = clock.now()
         _check_late(order, now)
         await refuse_while_disputed(order.id)
+        if order.status in deadlines.AWAITING_PAYMENT and await _goods_payment_pending(order.id):
+            # Ending the order now would leave that money arriving at a refunded order;
+            # the sweep waits for the outcome as well.
+            raise DomainError(
+                ErrorCode.PAYMENT_IN_PROGRESS,
+                "a payment for this order is still pending; wait for its outcome",
+                "orderId",
+            )
         held = await ledger.held(order.id)
         if held <= 0:
             raise DomainError(
@@ -216,14 +248,14 @@ async def claim_late_shipment_refund(
             actor=events.Actor.of(principal), at=now,
             reason=f"on-time shipment protection: {Money(held, order.currency)} back to the buyer",
         )  # fmt: skip
-        refund = await payments.start_refund(
+        refunds = await payments.start_refund(
             order.id, held, actor=events.Actor.of(principal), reason="late shipment"
         )
         await idempotency.remember(
-            scope, key, "claimLateShipmentRefund", request, {"refund": refund.id}
+            scope, key, "claimLateShipmentRefund", request, {"refunds": [r.id for r in refunds]}
         )
     # Committed: the provider pays it out now (a failure is retried, never lost).
-    return Claim(order, await payments.execute_refund(refund.id))
+    return Claim(order, await payments.execute_refunds(refunds))
 
 
 # --- the scheduler's transitions ------------------------------------------------------
@@ -276,50 +308,96 @@ async def release_held_and_complete(
     return held
 
 
+async def _goods_payment_pending(order_id: int) -> bool:
+    """Whether a payment for the goods (not an inspection fee) awaits the provider."""
+    return bool(
+        await Payment.exists().where(
+            (Payment.order == order_id)
+            & (Payment.status == PaymentStatus.PENDING.value)
+            & Payment.inspection.is_null()
+        )
+    )
+
+
 async def cancel_unpaid(order_id: int) -> str | None:
     """Payment deadline passed with nothing paid: cancelled, coverage given back."""
     async with write_transaction():
         order, _ = await lock_order(None, order_id)
-        now = clock.now()
-        if (
-            order.status not in deadlines.AWAITING_PAYMENT
-            or order.payment_deadline is None
-            or order.payment_deadline > now
-        ):
-            return None
-        paid = await succeeded_minor(order.id) > 0
-        pending = await Payment.exists().where(
-            (Payment.order == order.id) & (Payment.status == PaymentStatus.PENDING.value)
+        return await _cancel_unpaid(order)
+
+
+async def _cancel_unpaid(order: Order) -> str | None:
+    now = clock.now()
+    if (
+        order.status not in deadlines.AWAITING_PAYMENT
+        or order.payment_deadline is None
+        or order.payment_deadline > now
+    ):
+        return None
+    paid = await succeeded_minor(order.id) > 0
+    pending = await Payment.exists().where(
+        (Payment.order == order.id) & (Payment.status == PaymentStatus.PENDING.value)
+    )
+    if paid or pending:
+        # Money arrived (the shipping deadline applies now) or is on its way (a pending
+        # payment that fails puts the deadline back: payments.record_charge_outcome).
+        order.next_deadline_at = deadlines.next_due(
+            order, anything_paid=paid, payment_pending=pending
         )
-        if paid or pending:
-            # Money arrived or is on its way: no deadline to enforce. A pending payment
-            # that fails puts the deadline back (payments.record_charge_outcome).
-            order.next_deadline_at = deadlines.next_due(
-                order, anything_paid=paid, payment_pending=pending
-            )
-            await order.save([Order.next_deadline_at])
-            return None
-        await move_to(
-            order, OrderStatus.CANCELLED, "PAYMENT_DEADLINE_PASSED",
-            actor=events.SCHEDULER, at=now,
-            reason="nothing was paid by the payment deadline; coverage returned to the limit",
-        )  # fmt: skip
+        await order.save([Order.next_deadline_at])
+        return None
+    await move_to(
+        order, OrderStatus.CANCELLED, "PAYMENT_DEADLINE_PASSED",
+        actor=events.SCHEDULER, at=now,
+        reason="nothing was paid by the payment deadline; coverage returned to the limit",
+    )  # fmt: skip
     return order.status
 
 
 async def mark_overdue(order_id: int) -> str | None:
-    """Shipping deadline passed without a shipment: overdue; the buyer may claim a refund."""
+    """Shipping deadline passed without a shipment: overdue; the buyer may claim a refund
+    of what was paid. A PAID order, or one with its deposit paid and the balance not (the
+    balance is due before shipment, so an unpaid one does not excuse the deadline)."""
     async with write_transaction():
         order, _ = await lock_order(None, order_id)
-        now = clock.now()
-        if order.status != OrderStatus.PAID.value or order.shipping_deadline > now:
+        return await _mark_overdue(order)
+
+
+async def _mark_overdue(order: Order) -> str | None:
+    now = clock.now()
+    if order.shipping_deadline > now:
+        return None
+    why = "not shipped by the shipping deadline; the buyer may claim a full refund"
+    if order.status in deadlines.AWAITING_PAYMENT:
+        if await succeeded_minor(order.id) <= 0:
+            return None  # nothing to protect: the payment deadline applies (cancel_unpaid)
+        if await _goods_payment_pending(order.id):
+            # The balance is on its way: parked until its outcome, which schedules the
+            # order again (payments.record_charge_outcome), due at once.
+            order.next_deadline_at = None
+            await order.save([Order.next_deadline_at])
             return None
-        await move_to(
-            order, OrderStatus.OVERDUE, "SHIPPING_DEADLINE_PASSED",
-            actor=events.SCHEDULER, at=now,
-            reason="not shipped by the shipping deadline; the buyer may claim a full refund",
-        )  # fmt: skip
+        why = (
+            "the balance was not paid and nothing shipped by the shipping deadline; the "
+            "buyer may claim back what was paid"
+        )
+    elif order.status != OrderStatus.PAID.value:
+        return None
+    await move_to(
+        order, OrderStatus.OVERDUE, "SHIPPING_DEADLINE_PASSED",
+        actor=events.SCHEDULER, at=now, reason=why,
+    )  # fmt: skip
     return order.status
+
+
+async def enforce_awaiting_payment(order_id: int) -> str | None:
+    """The deadline of an order waiting for a payment: with nothing paid, the payment
+    deadline cancels it; with the deposit paid, the shipping deadline makes it overdue."""
+    async with write_transaction():
+        order, _ = await lock_order(None, order_id)
+        if await succeeded_minor(order.id) > 0:
+            return await _mark_overdue(order)
+        return await _cancel_unpaid(order)
 
 
 async def auto_confirm_receipt(order_id: int) -> str | None:
@@ -354,8 +432,8 @@ async def release_after_claim_window(order_id: int) -> str | None:
 
 # Which transition enforces the deadline an order in each status waits for.
 ENFORCERS = {
-    OrderStatus.AWAITING_INITIAL_PAYMENT.value: cancel_unpaid,
-    OrderStatus.AWAITING_BALANCE.value: cancel_unpaid,
+    OrderStatus.AWAITING_INITIAL_PAYMENT.value: enforce_awaiting_payment,
+    OrderStatus.AWAITING_BALANCE.value: enforce_awaiting_payment,
     OrderStatus.PAID.value: mark_overdue,
     OrderStatus.SHIPPED.value: auto_confirm_receipt,
     OrderStatus.RECEIVED.value: release_after_claim_window,

@@ -26,6 +26,10 @@ _NOT_TENDER = set(
 # Minor units are stored in 64-bit integer columns.
 MAX_MINOR = 2**63 - 1
 MAX_MINOR_DIGITS = len(str(MAX_MINOR))
+# An order's total: above any trade in any currency (10**15 rupiah is some 60 billion
+# dollars), and far enough below MAX_MINOR that a total with its fees on top, and the
+# ledger's sums over many such orders, still fit.
+MAX_ORDER_MINOR = 10**17
 CURRENCIES: frozenset[str] = frozenset(
     c.alpha_3 for c in pycountry.currencies if c.alpha_3 not in _NOT_TENDER
 )

@@ -29,7 +29,7 @@ from models.enums import (
 )
 from models.errors import DomainError, ErrorCode
 from models.geography import validate_country
-from models.money import Money, exponent, validate_currency
+from models.money import MAX_ORDER_MINOR, Money, exponent, validate_currency
 from models.tables import (
     Company,
     Order,
@@ -110,13 +110,21 @@ def validate_contract(contract: Contract) -> Contract:
         raise DomainError(ErrorCode.INVALID_INPUT, "an order needs at least one line", "lines")
     if len(contract.lines) > MAX_LINES:
         raise DomainError(ErrorCode.INVALID_INPUT, f"at most {MAX_LINES} lines", "lines")
+    # Names and attributes are Varchar(200) columns, which PostgreSQL enforces (and SQLite
+    # does not); free text is held to a message's 4000 characters (models.messages).
+    max_name, max_text, max_quality = 200, 4_000, 100
     lines = []
     for n, line in enumerate(contract.lines):
         name = line.product_name.strip()
-        if not name or len(name) > 200:
+        if not name or len(name) > max_name:
             raise DomainError(
-                ErrorCode.INVALID_INPUT, "a product name has 1 to 200 characters",
+                ErrorCode.INVALID_INPUT, f"a product name has 1 to {max_name} characters",
                 f"lines.{n}.productName",
+            )  # fmt: skip
+        if len(line.specification) > max_text:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT, f"a specification has at most {max_text} characters",
+                f"lines.{n}.specification",
             )  # fmt: skip
         if line.quantity <= 0:
             raise DomainError(
@@ -127,15 +135,33 @@ def validate_contract(contract: Contract) -> Contract:
                 ErrorCode.INVALID_AMOUNT, "unit price must be positive", f"lines.{n}.unitPrice"
             )
         lines.append(dataclasses.replace(line, product_name=name))
+    # Unbounded, the requirements' single INSERT would pass the engines' limit on
+    # statement parameters.
+    if len(contract.quality) > max_quality:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, f"at most {max_quality} quality requirements",
+            "qualityRequirements",
+        )  # fmt: skip
     quality = []
     for n, q in enumerate(contract.quality):
-        if not q.attribute.strip() or not q.requirement.strip():
+        attribute, requirement = q.attribute.strip(), q.requirement.strip()
+        if not attribute or not requirement:
             raise DomainError(
                 ErrorCode.INVALID_INPUT,
                 "a quality requirement names an attribute and a measurable requirement",
                 f"qualityRequirements.{n}",
             )
-        quality.append(Quality(q.attribute.strip(), q.requirement.strip()))
+        if len(attribute) > max_name:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT, f"an attribute has at most {max_name} characters",
+                f"qualityRequirements.{n}.attribute",
+            )  # fmt: skip
+        if len(requirement) > max_text:
+            raise DomainError(
+                ErrorCode.INVALID_INPUT, f"a requirement has at most {max_text} characters",
+                f"qualityRequirements.{n}.requirement",
+            )  # fmt: skip
+        quality.append(Quality(attribute, requirement))
     if contract.shipping_deadline.tzinfo is None:
         raise DomainError(
             ErrorCode.INVALID_INPUT, "the deadline needs a time zone", "shippingDeadline"
@@ -152,6 +178,12 @@ def validate_contract(contract: Contract) -> Contract:
         quality=tuple(quality),
         destination_country=validate_country(contract.destination_country, "destinationCountry"),
     )
+    if checked.total_minor > MAX_ORDER_MINOR:
+        raise DomainError(
+            ErrorCode.INVALID_AMOUNT,
+            f"the order's total is too large: at most {Money(MAX_ORDER_MINOR, currency)}",
+            "lines",
+        )
     if not 0 <= checked.initial_payment_minor <= checked.total_minor:
         raise DomainError(
             ErrorCode.INVALID_AMOUNT,
@@ -491,6 +523,9 @@ async def propose_modification(
     """Either party proposes a new contract until the balance is paid; the other accepts."""
     require_scope(principal, Scope.ORDERS)
     contract = validate_contract(contract)
+    reason = reason.strip()
+    if len(reason) > 4_000:  # like a message (models.messages.MAX_BODY)
+        raise DomainError(ErrorCode.INVALID_INPUT, "a reason has at most 4000 characters", "reason")
     async with write_transaction():
         order, role = await lock_order(principal, order_id)
         if role is None:
@@ -507,13 +542,13 @@ async def propose_modification(
             proposed_by_role=role.value,
             status="PENDING",
             contract=contract.to_json(),
-            reason=reason.strip(),
+            reason=reason,
             created_at=now,
         )
         await modification.save()
         await events.record(
             order.id, "MODIFICATION_PROPOSED", old_status=order.status, new_status=order.status,
-            actor=events.Actor.of(principal), at=now, reason=reason.strip(),
+            actor=events.Actor.of(principal), at=now, reason=reason,
         )  # fmt: skip
     return modification
 
@@ -555,15 +590,18 @@ async def accept_modification(principal: Principal, modification_id: int) -> Ord
         found = await OrderModification.objects().where(OrderModification.id == modification_id)
         if not found:
             raise DomainError(ErrorCode.NOT_FOUND, "no such modification", "modificationId")
-        modification: OrderModification = found[0]
         try:
-            order, role = await lock_order(principal, modification.order)
+            order, role = await lock_order(principal, found[0].order)
         except DomainError as e:
             if e.code is not ErrorCode.NOT_FOUND:
                 raise
             # Refused like a proposal that does not exist: an "orderId" the caller never
             # sent would tell it this one does (found by tests/test_authorization.py).
             raise DomainError(ErrorCode.NOT_FOUND, "no such modification", "modificationId") from e
+        # Read again under the order's lock: on PostgreSQL a concurrent accept, or a newer
+        # proposal superseding this one, may have committed since the read above.
+        modification = await sql.get(OrderModification, modification_id, lock=True)
+        assert modification is not None  # proposals are never deleted
         if modification.status != "PENDING":
             raise DomainError(
                 ErrorCode.MODIFICATION_NOT_PENDING,
@@ -590,6 +628,8 @@ async def accept_modification(principal: Principal, modification_id: int) -> Ord
                 order.status = OrderStatus.PAID.value
             elif paid >= order.initial_minor:
                 order.status = OrderStatus.AWAITING_BALANCE.value
+            else:  # an initial payment added to a confirmed order that nothing was paid on
+                order.status = OrderStatus.AWAITING_INITIAL_PAYMENT.value
             order.next_deadline_at = deadlines.next_due(
                 order, anything_paid=paid > 0, payment_pending=False
             )
@@ -599,7 +639,9 @@ async def accept_modification(principal: Principal, modification_id: int) -> Ord
         await _write_contract(order.id, contract, replace=True)
         modification.status = "ACCEPTED"
         modification.decided_at = now
-        await modification.save()
+        await sql.save_columns(
+            modification, [OrderModification.status, OrderModification.decided_at]
+        )
         await events.record(
             order.id, "MODIFICATION_ACCEPTED", old_status=old, new_status=order.status,
             actor=events.Actor.of(principal), at=now, reason=f"contract version {order.version}",
@@ -618,6 +660,9 @@ async def _check_protected_or_current(supplier_id: int) -> SupplierProfile:
 async def cancel_order(principal: Principal, order_id: int, reason: str) -> Order:
     """Either party cancels before any money has moved; the coverage share is returned."""
     require_scope(principal, Scope.ORDERS)
+    reason = reason.strip()
+    if len(reason) > 4_000:  # like a message (models.messages.MAX_BODY)
+        raise DomainError(ErrorCode.INVALID_INPUT, "a reason has at most 4000 characters", "reason")
     async with write_transaction():
         order, role = await lock_order(principal, order_id)
         if role is None:
@@ -633,7 +678,7 @@ async def cancel_order(principal: Principal, order_id: int, reason: str) -> Orde
             )
         await move_to(
             order, OrderStatus.CANCELLED, "CANCELLED",
-            actor=events.Actor.of(principal), at=clock.now(), reason=reason.strip(),
+            actor=events.Actor.of(principal), at=clock.now(), reason=reason,
         )  # fmt: skip
     return order
 

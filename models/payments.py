@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from models import clock, config, deadlines, events, idempotency, ledger, sql
@@ -54,6 +55,8 @@ PROVIDER_EVENT_TYPES = frozenset(
     {"payment.succeeded", "payment.failed", "refund.settled", "refund.failed"}
 )
 PAYABLE = [OrderStatus.AWAITING_INITIAL_PAYMENT, OrderStatus.AWAITING_BALANCE]
+# Where an order can end while a payment for it is still pending (a dispute's decision).
+_ENDED = frozenset({OrderStatus.COMPLETED, OrderStatus.REFUNDED, OrderStatus.CANCELLED})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,6 +74,8 @@ def fee_minor(method: PaymentMethod, amount_minor: int) -> int:
 
 
 def quote(method: PaymentMethod, amount: Money) -> Quote:
+    if amount.minor <= 0:
+        raise DomainError(ErrorCode.INVALID_AMOUNT, "a payment is positive", "amount")
     fee = Money(fee_minor(method, amount.minor), amount.currency)
     return Quote(amount, fee, Money(amount.minor + fee.minor, amount.currency))
 
@@ -269,6 +274,13 @@ async def _settle(
             raise DomainError(ErrorCode.UNKNOWN_REFERENCE, "no such payment", "reference")
         order, _ = await lock_order(None, payment.order)
         if payment.status != PaymentStatus.PENDING.value:
+            if succeeded and payment.status == PaymentStatus.FAILED.value:
+                # We failed it (the provider seemed unreachable) and yet it charged: money
+                # at the provider that the books do not hold. For a person to reconcile.
+                log.error(
+                    "payment %s (%s) succeeded at the provider after it was marked failed",
+                    payment.id, provider_reference or payment.provider_reference,
+                )  # fmt: skip
             return None
         now = clock.now()
         payment.provider_reference = provider_reference or payment.provider_reference
@@ -307,20 +319,35 @@ async def _settle(
             order.id, PaymentMethod(payment.method), order.currency, payment.amount_minor,
             payment.fee_minor, now,
         )  # fmt: skip
-        paid = await succeeded_minor(order.id)
-        if paid >= order.total_minor:
-            order.status = OrderStatus.PAID.value
-        elif paid >= order.initial_minor:
-            order.status = OrderStatus.AWAITING_BALANCE.value
-        order.next_deadline_at = deadlines.next_due(
-            order, anything_paid=True, payment_pending=False
-        )
-        order.updated_at = now
-        await sql.save_columns(order, [Order.status, Order.next_deadline_at, Order.updated_at])
+        amount = Money(payment.amount_minor, order.currency)
+        if order.status in _ENDED:
+            # The order ended while this payment was pending (a dispute decided it, say):
+            # the money is booked into escrow and sent straight back, and the order stays
+            # as it ended. The refund is paid out by the sweep (`retry_due_refunds`).
+            await events.record(
+                order.id, "PAYMENT_SUCCEEDED", old_status=old, new_status=old,
+                actor=events.PAYMENT_PROVIDER, at=now,
+                reason=f"{payment.method} {amount} arrived after the order ended; refunded",
+            )  # fmt: skip
+            await start_refund(
+                order.id, payment.amount_minor, actor=events.PAYMENT_PROVIDER,
+                reason="the payment arrived after the order ended",
+            )  # fmt: skip
+            return payment, order
+        if order.status in PAYABLE:  # else (OVERDUE) the money is held; the status stays
+            paid = await succeeded_minor(order.id)
+            if paid >= order.total_minor:
+                order.status = OrderStatus.PAID.value
+            elif paid >= order.initial_minor:
+                order.status = OrderStatus.AWAITING_BALANCE.value
+            order.next_deadline_at = deadlines.next_due(
+                order, anything_paid=True, payment_pending=False
+            )
+            order.updated_at = now
+            await sql.save_columns(order, [Order.status, Order.next_deadline_at, Order.updated_at])
         await events.record(
             order.id, "PAYMENT_SUCCEEDED", old_status=old, new_status=order.status,
-            actor=events.PAYMENT_PROVIDER, at=now,
-            reason=f"{payment.method} {Money(payment.amount_minor, order.currency)} in escrow",
+            actor=events.PAYMENT_PROVIDER, at=now, reason=f"{payment.method} {amount} in escrow",
         )  # fmt: skip
         return payment, order
 
@@ -437,25 +464,28 @@ async def start_refund(
     reason: str,
     inspection_id: int | None = None,
     dispute_id: int | None = None,
-) -> Refund:
+) -> list[Refund]:
     """Commit part of what escrow holds back to the buyer (the rules of later issues call
     this: late shipment, failed inspection, dispute decisions). With `inspection_id`, the
     money is that inspection's fee, held in its own account; `dispute_id` names the
     dispute whose outcome it is. Runs in the caller's transaction if there is one; the
-    provider is called afterwards by `execute_refund` (and by the sweep if that never
-    happens: `retry_due_refunds`)."""
+    provider is called afterwards by `execute_refunds` (and by the sweep if that never
+    happens: `retry_due_refunds`).
+
+    A refund goes back the way the money came, so it is split over the payments it
+    returns, newest first, each part at most what is left of its payment: a deposit paid
+    with Pay Later and a balance by card get two refunds, to the loan and to the card
+    (one refund of both to the card would exceed that charge, and leave the loan unpaid)."""
     async with write_transaction():
         order, _ = await lock_order(None, order_id)
         if inspection_id is None:
             held = await ledger.held(order.id)
-            paid_with = Payment.inspection.is_null()
         else:
             if not await Inspection.exists().where(
                 (Inspection.id == inspection_id) & (Inspection.order == order.id)
             ):
                 raise DomainError(ErrorCode.NOT_FOUND, "no such inspection", "inspectionId")
             held = await ledger.fee_held(inspection_id)
-            paid_with = Payment.inspection == inspection_id
         if amount_minor <= 0 or amount_minor > held:
             what = "for this order" if inspection_id is None else "of this inspection's fee"
             raise DomainError(
@@ -464,41 +494,61 @@ async def start_refund(
                 "amount",
             )
         now = clock.now()
-        last_payment = (
-            await Payment.objects()
-            .where(
-                (Payment.order == order.id)
-                & (Payment.status == PaymentStatus.SUCCEEDED.value)
-                & paid_with
-            )
-            .order_by(Payment.id, ascending=False)
-            .first()
-        )
-        refund = Refund(
-            order=order.id,
-            payment=last_payment.id if last_payment else None,
-            inspection=inspection_id,
-            status=RefundStatus.PENDING.value,
-            currency=order.currency,
-            amount_minor=amount_minor,
-            reason=reason,
-            due_at=add_business_days(now, config.current().refund_start_business_days),
-            created_at=now,
-            dispute=dispute_id,
-            # The caller pays it out right after commit; the sweep only steps in later.
-            next_attempt_at=now + retry_delay(0),
-        )
-        await refund.save()
-        await ledger.post_refund_started(
-            order.id, order.currency, amount_minor, now, inspection_id=inspection_id
-        )
         what = "" if inspection_id is None else " (inspection fee)"
-        await events.record(
-            order.id, "REFUND_STARTED", old_status=order.status, new_status=order.status,
-            actor=actor, at=now,
-            reason=f"{Money(amount_minor, order.currency)}{what}: {reason}",
-        )  # fmt: skip
-    return refund
+        refunds = []
+        for payment, part in await _refund_parts(order.id, inspection_id, amount_minor):
+            refund = Refund(
+                order=order.id,
+                payment=payment,
+                inspection=inspection_id,
+                status=RefundStatus.PENDING.value,
+                currency=order.currency,
+                amount_minor=part,
+                reason=reason,
+                due_at=add_business_days(now, config.current().refund_start_business_days),
+                created_at=now,
+                dispute=dispute_id,
+                # The caller pays it out right after commit; the sweep only steps in later.
+                next_attempt_at=now + retry_delay(0),
+            )
+            await refund.save()
+            await ledger.post_refund_started(
+                order.id, order.currency, part, now, inspection_id=inspection_id
+            )
+            await events.record(
+                order.id, "REFUND_STARTED", old_status=order.status, new_status=order.status,
+                actor=actor, at=now, reason=f"{Money(part, order.currency)}{what}: {reason}",
+            )  # fmt: skip
+            refunds.append(refund)
+    return refunds
+
+
+async def _refund_parts(
+    order_id: int, inspection_id: int | None, amount: int
+) -> list[tuple[int | None, int]]:
+    """(payment, amount) for each part of a refund of `amount`: the order's goods payments
+    (or the inspection's fee payments), newest first, each for what earlier refunds left
+    of it."""
+    rows = await sql.fetch(
+        "SELECT p.id, p.amount_minor - COALESCE((SELECT SUM(r.amount_minor) FROM refund r"
+        " WHERE r.payment = p.id), 0) AS unrefunded FROM payment p"
+        ' WHERE p."order" = {} AND p.status = {} AND COALESCE(p.inspection, 0) = {}'
+        " ORDER BY p.id DESC",
+        order_id, PaymentStatus.SUCCEEDED.value, inspection_id or 0,  # 0: the goods money
+    )  # fmt: skip
+    parts: list[tuple[int | None, int]] = []
+    for row in rows:
+        take = min(amount, max(int(row["unrefunded"]), 0))
+        if take:
+            parts.append((int(row["id"]), take))
+            amount -= take
+    if amount:  # more than the payments have left (refunds made before refunds were split)
+        newest = int(rows[0]["id"]) if rows else None
+        if parts and parts[0][0] == newest:
+            parts[0] = (newest, parts[0][1] + amount)
+        else:
+            parts.insert(0, (newest, amount))
+    return parts
 
 
 async def _refund_route(refund: Refund) -> tuple[PaymentMethod, str | None]:
@@ -541,6 +591,11 @@ async def execute_refund(refund_id: int) -> Refund:
     refreshed = await Refund.objects().get(Refund.id == refund.id)
     assert refreshed is not None
     return refreshed
+
+
+async def execute_refunds(refunds: Sequence[Refund]) -> list[Refund]:
+    """`execute_refund` for each part of a refund, after commit."""
+    return [await execute_refund(refund.id) for refund in refunds]
 
 
 async def record_refund_outcome(

@@ -38,6 +38,10 @@ from models.enums import (
     Verification,
 )
 
+# Serial keys, and the foreign keys to them, are `integer` on PostgreSQL: no row has a
+# larger id, and asyncpg refuses to send one. Ids from clients are checked against it.
+MAX_DB_ID = 2**31 - 1
+
 
 class Company(Table):
     id = Serial(primary_key=True)

@@ -99,7 +99,10 @@ def describe(schema: GraphQLSchema) -> None:
                     if field_name == "errors":
                         field.description = ERRORS
                     elif field_name == "id":
-                        field.description = "Its global ID (for `node(id:)`)."
+                        nodes = any(i.name == "Node" for i in getattr(named, "interfaces", ()))
+                        field.description = (
+                            "Its global ID (for `node(id:)`)." if nodes else "Its global ID."
+                        )
                 for arg_name, arg in field.args.items():
                     if arg.description:
                         continue

@@ -445,7 +445,10 @@ class OpenDisputeInput:
     order_id: relay.GlobalID
     reason: DisputeReason = strawberry.field(description="What the claim is about.")
     requested_refund: MoneyInput = strawberry.field(
-        description="At most what was paid, is covered and escrow still holds."
+        description=(
+            "At most what was paid and is covered (less what earlier disputes on the order"
+            " refunded), and what escrow still holds."
+        )
     )
     description: str = strawberry.field(description="The problem in the buyer's words (required).")
     evidence: list[EvidenceInput] = strawberry.field(
@@ -531,7 +534,7 @@ async def _evidence(items: list[EvidenceInput]) -> list[disputes.Evidence]:
             raise DomainError(
                 ErrorCode.INVALID_INPUT, "a file travels with its sha256", f"evidence.{n}.sha256"
             )
-        read = await read_upload(e.file, n)
+        read = await read_upload(e.file, f"evidence.{n}")
         upload = AttachmentUpload(read.filename, read.data, e.sha256)
         out.append(disputes.Evidence(e.text, upload, message_id=message))
     return out

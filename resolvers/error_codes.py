@@ -163,7 +163,8 @@ ERROR_CODES: dict[ErrorCode, str] = {
     ),
     ErrorCode.DISPUTE_ALREADY_OPEN: "The order already has an open dispute.",
     ErrorCode.REFUND_ABOVE_COVERED: (
-        "The refund asked for is more than was paid, is covered and escrow still holds."
+        "The refund asked for is more than was paid and is covered (less what earlier disputes"
+        " on the order refunded), or than escrow still holds."
     ),
     ErrorCode.NOT_DISPUTE_SUPPLIER: "Only the order's supplier answers the dispute.",
     ErrorCode.NOT_DISPUTE_BUYER: (

@@ -6,6 +6,7 @@ import strawberry
 from strawberry import relay
 
 from models.errors import DomainError, ErrorCode
+from models.tables import MAX_DB_ID
 from resolvers.conventions import describe_values
 from resolvers.error_codes import ERROR_CODES
 from resolvers.observability import count_business_error
@@ -41,16 +42,13 @@ def failed(payload: type[P], error: DomainError) -> P:
     return payload(errors=[UserError.of(error)])
 
 
-# Database ids are positive 64-bit integers; anything else cannot name a row.
-MAX_ID = 2**63 - 1
-
-
 def row_id(node_id: str) -> int:
-    """The database id inside a global ID, or -1 (matches nothing) when it cannot be one."""
+    """The database id inside a global ID, or -1 (matches nothing) when it cannot be one:
+    past MAX_DB_ID too, so such an ID is just not found rather than a database error."""
     if not (node_id.isascii() and node_id.isdigit()):
         return -1
     value = int(node_id)
-    return value if 0 < value <= MAX_ID else -1
+    return value if 0 < value <= MAX_DB_ID else -1
 
 
 def decode_id(gid: relay.GlobalID, type_name: str, field: str) -> int:

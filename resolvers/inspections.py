@@ -3,9 +3,10 @@
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
+from starlette.datastructures import UploadFile
 from strawberry import relay
 from strawberry.file_uploads import Upload
 
@@ -255,7 +256,11 @@ class BookInspectionInput:
     )
 
 
-@strawberry.type
+@strawberry.type(
+    description="What `bookInspection` returns: the booking, its fee payment and the order, "
+    "or `errors` and no result. A fee charge the provider declined or could not make also "
+    "returns the booking and its FAILED payment beside the error."
+)
 class BookInspectionPayload:
     inspection: Inspection | None = strawberry.field(
         default=None,
@@ -334,14 +339,15 @@ def inspection_id_of(gid: relay.GlobalID) -> int:
     return decode_id(gid, "Inspection", "inspectionId")
 
 
-async def read_upload(upload: Any, n: int) -> inspections.AttachmentUpload:
+async def read_upload(upload: object, prefix: str) -> inspections.AttachmentUpload:
     """The upload's bytes, read no further than one byte past the size limit (enough to
-    tell it is too large); multipart parsing has already spooled it to a temporary file."""
-    if isinstance(upload, bytes | str):  # a plain value where a file belongs
+    tell it is too large); multipart parsing has already spooled it to a temporary file.
+    `prefix` is the item's input path (`attachments.0`), for the error's field."""
+    # The Upload scalar passes any JSON value through (a number, an object, a form field's
+    # text): only a file part of a multipart request is one.
+    if not isinstance(upload, UploadFile):
         raise DomainError(
-            ErrorCode.INVALID_INPUT,
-            "send the file as a multipart upload",
-            f"attachments.{n}.file",
+            ErrorCode.INVALID_INPUT, "send the file as a multipart upload", f"{prefix}.file"
         )
     data = await upload.read(config.current().attachment_max_bytes + 1)
     return inspections.AttachmentUpload(str(upload.filename or ""), bytes(data), "")
@@ -413,7 +419,7 @@ class InspectionMutations:
             inspection_id = inspection_id_of(input.inspection_id)
             files = []
             for n, a in enumerate(input.attachments):
-                read = await read_upload(a.file, n)
+                read = await read_upload(a.file, f"attachments.{n}")
                 files.append(inspections.AttachmentUpload(read.filename, read.data, a.sha256))
             inspection = await inspections.submit_report(
                 principal, inspection_id, input.result, input.findings, files

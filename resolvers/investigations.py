@@ -477,7 +477,7 @@ class InvestigationMutations:
         try:
             files = []
             for n, a in enumerate(input.attachments):
-                read = await read_upload(a.file, n)
+                read = await read_upload(a.file, f"attachments.{n}")
                 files.append(AttachmentUpload(read.filename, read.data, a.sha256))
             complaint = await investigations.file_complaint(
                 principal,

@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncGenerator, Hashable
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
 from strawberry.types.nodes import SelectedField
 
-from models import db, messages, orders
+from models import db, feed, messages, orders
 from models.accounts import AuthError, Principal
 from models.errors import DomainError
 from models.feed import FeedEvent, Position
@@ -189,6 +189,8 @@ async def _stream(
         raise _error("subscriptions are not available on this server", "UNAVAILABLE")
     try:
         start = Position.parse(after) if after is not None else None
+        if start is not None and start > hub.position:  # rare: no read for a usual resume
+            await feed.refuse_ahead(start)
     except DomainError as error:
         raise _error(error.message, error.code.value) from error
     if order_id is not None and order_id not in await orders.get_orders(principal, [order_id]):
@@ -207,13 +209,22 @@ def _ended(error: AuthError | TooFarBehind) -> GraphQLError:
     return _error("too far behind: resume from your last cursor", "TOO_SLOW")
 
 
+# A stream's `after`: not a page's (resolvers.conventions.AFTER), where null is the start.
+LIVE_AFTER = (
+    "The `cursor` of the last item you received: first what you missed after it, then live "
+    "ones. Null: only what happens from now on (to show an order and follow it without a "
+    "gap, subscribe first, then query it; an item may then come in both: match them by `id`)."
+)
+After = Annotated[str | None, strawberry.argument(description=LIVE_AFTER)]
+
+
 @strawberry.type
 class LiveSubscriptions:
     @strawberry.subscription(
         description="Every event of one order from now on, or after the cursor `after`."
     )
     async def order_status_changed(
-        self, info: Info, order_id: relay.GlobalID, after: str | None = None
+        self, info: Info, order_id: relay.GlobalID, after: After = None
     ) -> AsyncGenerator[LiveOrderEvent, None]:
         try:
             order = decode_id(order_id, "Order", "orderId")
@@ -231,7 +242,7 @@ class LiveSubscriptions:
         "or after the cursor `after`."
     )
     async def order_events(
-        self, info: Info, after: str | None = None
+        self, info: Info, after: After = None
     ) -> AsyncGenerator[LiveOrderEvent, None]:
         principal, with_order = info.context.require_principal(), _selects_order(info)
         try:
@@ -245,7 +256,7 @@ class LiveSubscriptions:
         "cursor `after`; no other order events. The order's buyer, supplier and mediators."
     )
     async def order_messages(
-        self, info: Info, order_id: relay.GlobalID, after: str | None = None
+        self, info: Info, order_id: relay.GlobalID, after: After = None
     ) -> AsyncGenerator[LiveOrderMessage, None]:
         try:
             order = decode_id(order_id, "Order", "orderId")

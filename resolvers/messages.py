@@ -143,7 +143,7 @@ class MessageMutations:
         try:
             files = []
             for n, a in enumerate(input.attachments):
-                read = await read_upload(a.file, n)
+                read = await read_upload(a.file, f"attachments.{n}")
                 files.append(AttachmentUpload(read.filename, read.data, a.sha256))
             sent = await messages.send_message(
                 principal,

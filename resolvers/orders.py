@@ -49,7 +49,8 @@ describe_values(
         ),
         OrderStatus.AWAITING_BALANCE: (
             "The initial payment is in escrow and production runs; the balance is due before "
-            "shipment."
+            "shipment. Not shipped by the shipping deadline, the order becomes OVERDUE (with "
+            "nothing paid, the payment deadline cancels it instead)."
         ),
         OrderStatus.PAID: "Everything is in escrow; the supplier ships by the shipping deadline.",
         OrderStatus.SHIPPED: (
@@ -63,7 +64,9 @@ describe_values(
             "The claim window ended with no open dispute; the held balance went to the supplier."
         ),
         OrderStatus.OVERDUE: (
-            "The shipping deadline passed without a shipment; the buyer may claim a full refund."
+            "The shipping deadline passed without a shipment; the buyer may claim a full refund "
+            "of what was paid. If only the initial payment was paid, the balance can no longer "
+            "be paid nor the goods shipped."
         ),
         OrderStatus.REFUNDED: (
             "Ended by a full refund of the goods money escrow held (late shipment, failed "
@@ -149,7 +152,9 @@ describe_values(
             "Nothing paid by then (7 days after confirmation by default): the order is cancelled."
         ),
         DeadlineKind.SHIPPING: (
-            "Not shipped by then: the order becomes OVERDUE and the buyer may claim a full refund."
+            "Not shipped by then, with anything paid: the order becomes OVERDUE and the buyer "
+            "may claim a full refund. An unpaid balance does not move it (the balance is due "
+            "before shipment)."
         ),
         DeadlineKind.RECEIPT: (
             "Receipt not confirmed by then (15 to 45 days after shipment, by shipping "
@@ -688,7 +693,7 @@ class OrderQueries:
 class OrderLineInput:
     product_name: str = strawberry.field(description="The product's name (1 to 200 characters).")
     specification: str = strawberry.field(
-        default="", description="Model, size, material and the like."
+        default="", description="Model, size, material and the like (at most 4000 characters)."
     )
     quantity: int = strawberry.field(description="How many units (positive).")
     unit_price: Decimal = strawberry.field(description="In the order's currency.")
@@ -696,8 +701,12 @@ class OrderLineInput:
 
 @strawberry.input(description="A quality requirement the goods must meet (checked by inspections).")
 class QualityRequirementInput:
-    attribute: str = strawberry.field(description="What is measured, e.g. `luminous flux`.")
-    requirement: str = strawberry.field(description="The measurable target, e.g. `>= 3600 lm`.")
+    attribute: str = strawberry.field(
+        description="What is measured, e.g. `luminous flux` (1 to 200 characters)."
+    )
+    requirement: str = strawberry.field(
+        description="The measurable target, e.g. `>= 3600 lm` (at most 4000 characters)."
+    )
 
 
 @strawberry.input(description="The purchase contract.")
@@ -710,8 +719,8 @@ class ContractInput:
     )
     quality_requirements: list[QualityRequirementInput] = strawberry.field(
         default_factory=list,
-        description="Measurable requirements an inspection checks; without any, a quality "
-        "dispute weighs against the buyer.",
+        description="Measurable requirements an inspection checks (at most 100); without any, "
+        "a quality dispute weighs against the buyer.",
     )
     incoterm: Incoterm = strawberry.field(description="The Incoterms 2020 rule for the shipment.")
     shipping_method: ShippingMethod = strawberry.field(
@@ -783,7 +792,9 @@ class OrderIdInput:
 @strawberry.input
 class CancelOrderInput:
     order_id: relay.GlobalID
-    reason: str = strawberry.field(description="Why the order is cancelled (kept in its timeline).")
+    reason: str = strawberry.field(
+        description="Why the order is cancelled (at most 4000 characters; kept in its timeline)."
+    )
 
 
 @strawberry.input
@@ -793,7 +804,9 @@ class ProposeOrderModificationInput:
         description="The whole new contract, replacing the current one once accepted."
     )
     reason: str = strawberry.field(
-        default="", description="Why the change is proposed (shown to the other party)."
+        default="",
+        description="Why the change is proposed (at most 4000 characters; shown to the other "
+        "party).",
     )
 
 

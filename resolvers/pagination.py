@@ -8,8 +8,7 @@ from strawberry import relay
 from strawberry.relay.utils import from_base64, to_base64
 
 from models import config
-
-MAX_CURSOR = 2**62
+from models.tables import MAX_DB_ID
 
 
 def check_first(first: int) -> int:
@@ -44,8 +43,9 @@ def decode_cursor(kind: str, cursor: str | None) -> int | None:
         found_kind, value = from_base64(cursor)
         if found_kind != kind or not (value.isascii() and value.isdigit()):
             raise ValueError(found_kind)
-        # An offset or a row id: never negative, and within a 64-bit column.
-        if int(value) >= MAX_CURSOR:
+        # A row id, or an offset into rows with such ids: never negative, never past
+        # MAX_DB_ID (a larger id would reach the database and fail there).
+        if int(value) > MAX_DB_ID:
             raise ValueError(value)
         return int(value)
     except (ValueError, TypeError):

@@ -279,7 +279,11 @@ class PayOrderInput:
     )
 
 
-@strawberry.type
+@strawberry.type(
+    description="What `payOrder` returns: the payment and the order, or `errors` and no "
+    "result. A charge the provider declined or could not make also returns its FAILED "
+    "payment (with its `failureReason`) beside the error."
+)
 class PayOrderPayload:
     payment: Payment | None = strawberry.field(
         default=None, description="The payment, PENDING or already settled."
@@ -318,7 +322,15 @@ class ClaimLateShipmentRefundInput:
 @strawberry.type
 class ClaimLateShipmentRefundPayload:
     refund: Refund | None = strawberry.field(
-        default=None, description="The refund of everything escrow held for the goods."
+        default=None,
+        description="The first of `refunds`.",
+        deprecation_reason="A refund is split over the payments it returns; use `refunds`.",
+    )
+    refunds: list[Refund] = strawberry.field(
+        default_factory=list,
+        description="The refund of everything escrow held for the goods: one per payment it "
+        "goes back to (a deposit by Pay Later and a balance by card get two), newest payment "
+        "first.",
     )
     order: Order | None = strawberry.field(default=None, description="The order, now REFUNDED.")
     errors: list[UserError] = strawberry.field(default_factory=list)
@@ -387,5 +399,7 @@ class PaymentMutations:
         except DomainError as e:
             return failed(ClaimLateShipmentRefundPayload, e)
         return ClaimLateShipmentRefundPayload(
-            refund=Refund.of(claim.refund), order=await _fresh_order(info, order_id)
+            refund=Refund.of(claim.refunds[0]),
+            refunds=[Refund.of(r) for r in claim.refunds],
+            order=await _fresh_order(info, order_id),
         )

@@ -31,6 +31,7 @@ from strawberry.utils.await_maybe import await_maybe
 from models.db import is_transient
 from resolvers.observability import record_operation
 from resolvers.persisted import PersistedError, PersistedOperations
+from resolvers.text_input import nul_refusal
 
 MAX_PREPARED = 1024  # distinct operations kept; the oldest goes first
 RETRIES = 2  # a mutation hit by a deadlock or a serialization failure runs this often again
@@ -99,10 +100,14 @@ class PreparedSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
+        refusal: GraphQLError | None
         try:
             query = self._persisted.resolve(query, operation_extensions)
         except PersistedError as e:
             refusal = _refusal(e)
+        else:
+            refusal = nul_refusal(query, variable_values)
+        if refusal is not None:
             record_operation(operation_name, "unknown", 0.0, [refusal], None)
             return ExecutionResult(data=None, errors=[refusal], extensions={})
         for attempt in range(1, RETRIES + 2):
@@ -203,7 +208,10 @@ class PreparedSchema(strawberry.Schema):
         try:
             query = self._persisted.resolve(query, operation_extensions)
         except PersistedError as e:
-            return _refused(e)
+            return _refused(_refusal(e))
+        refusal = nul_refusal(query, variable_values)
+        if refusal is not None:
+            return _refused(refusal)
         return await super().stream(
             query,
             variable_values,
@@ -219,8 +227,8 @@ def _refusal(e: PersistedError) -> GraphQLError:
     return GraphQLError(e.message, extensions={"code": e.code})
 
 
-async def _refused(e: PersistedError) -> StreamResult:
-    yield PreExecutionError(data=None, errors=[_refusal(e)])
+async def _refused(refusal: GraphQLError) -> StreamResult:
+    yield PreExecutionError(data=None, errors=[refusal])
 
 
 class _Remember(SchemaExtension):

@@ -1,9 +1,10 @@
 """The executable schema. It must print exactly `schema.graphql` (see tests/test_contract.py)."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry import relay
 from strawberry.extensions import (
     AddValidationRules,
@@ -15,6 +16,7 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.extensions.field_extension import FieldExtension, SyncExtensionResolver
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 
@@ -38,6 +40,22 @@ from resolvers.suppliers import SupplierMutations, SupplierQueries
 from resolvers.trade_assurance import TradeAssuranceMutations, TradeAssuranceQueries
 
 
+class _NullForOtherIds(FieldExtension):
+    """`node(id:)` answers null for a well-formed ID of a type that is not a Node (a
+    Payment's, an OrderEvent's) or of no type at all, as for any ID that names nothing,
+    where Strawberry raised "GlobalID requires a GraphQL Node type". The type is looked up
+    before anything is awaited, so the sync hook sees the error (and passes the node's
+    awaitable on for graphql-core to await)."""
+
+    def resolve(
+        self, next_: SyncExtensionResolver, source: Any, info: strawberry.Info, **kwargs: Any
+    ) -> Any:
+        try:
+            return next_(source, info, **kwargs)
+        except GlobalIDValueError:
+            return None
+
+
 def _query_type() -> type:
     """A fresh `Query` per schema: `relay.node()` binds its resolver into the field object
     when a schema is built, so a shared field would make the second `build_schema` fail."""
@@ -54,7 +72,8 @@ def _query_type() -> type:
         DisputeQueries,
     ):
         node: relay.Node | None = relay.node(
-            description="Any object by its global ID; null if it does not exist or is not yours."
+            description="Any object by its global ID; null if it does not exist or is not yours.",
+            extensions=[_NullForOtherIds()],
         )
 
     return Query
@@ -80,21 +99,51 @@ class Subscription(LiveSubscriptions):
     pass
 
 
-def _should_mask(error: GraphQLError) -> bool:
+def _should_mask(error: GraphQLError, *, executing: bool = False) -> bool:
     """Keep validation, auth and our own coded errors readable; hide everything else.
 
-    An error without a path was raised before execution, while validating the document or
-    coercing variables (e.g. a scalar refusing `country: "XX"`): it describes the caller's
-    input, not our internals, so it stays readable."""
+    An error without a path raised before execution, while validating the document (e.g.
+    a scalar refusing `country: "XX"`), describes the caller's input, not our internals,
+    so it stays readable. Once executing, one comes from a subscription's source stream
+    (Strawberry gives it no path) and is masked like a resolver's; variable coercion
+    errors still pass, as they wrap a GraphQLError or nothing."""
     original = error.original_error
-    if original is None or error.path is None:
+    if original is None or (error.path is None and not executing):
         return False
     return not isinstance(original, GraphQLError | GlobalIDValueError)
+
+
+def _give_code(error: GraphQLError) -> None:
+    """Every top-level error carries `extensions.code`, so a client handler can switch on
+    it: graphql-core's own (a syntax error, validation, a variable's coercion) and
+    Strawberry's (a malformed global ID) came without one. The same names as the
+    `ta_graphql_errors_total` labels (resolvers.observability)."""
+    if error.extensions and "code" in error.extensions:
+        return
+    if isinstance(error, GraphQLSyntaxError):
+        code = "GRAPHQL_PARSE_FAILED"
+    elif isinstance(error.original_error, GlobalIDValueError):
+        code = "INVALID_ID"
+    else:  # masked errors have theirs (_Masking.anonymise_error)
+        code = "GRAPHQL_VALIDATION_FAILED"
+    error.extensions = {**(error.extensions or {}), "code": code}
 
 
 class _Masking(MaskErrors):
     """Unexpected errors become "Internal error."; a busy database (models.db.is_transient)
     becomes TRY_AGAIN instead, so a client knows to retry rather than report a bug."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=self._masks, error_message="Internal error.")
+        self._executing = False  # one instance per operation (the schema's factory)
+
+    def on_execute(self) -> Iterator[None]:
+        # Set on entry: a subscription's stream is iterated after this hook has returned.
+        self._executing = True
+        yield
+
+    def _masks(self, error: GraphQLError) -> bool:
+        return _should_mask(error, executing=self._executing)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
@@ -102,7 +151,9 @@ class _Masking(MaskErrors):
             # Or raised from a transient one (a live event's shared order read).
             original = getattr(original, "__cause__", None)
         if not db.is_transient(original):
-            return super().anonymise_error(error)
+            masked = super().anonymise_error(error)
+            masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
+            return masked
         return GraphQLError(
             "the database was busy and nothing was changed; try again",
             nodes=error.nodes,
@@ -112,6 +163,12 @@ class _Masking(MaskErrors):
             extensions={"code": "TRY_AGAIN", "retryable": db.is_retryable(original)},
         )
 
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        processed = super()._process_errors(errors)
+        for error in processed:
+            _give_code(error)
+        return processed
+
     def _process_result(self, result: object) -> None:
         # The same test as MaskErrors' (a result with an `errors` list), without its
         # runtime-checkable Protocol: that isinstance costs ~20 us, once per result, and
@@ -119,10 +176,6 @@ class _Masking(MaskErrors):
         errors = getattr(result, "errors", None)
         if errors:
             result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
-
-
-def _masking() -> MaskErrors:
-    return _Masking(should_mask_error=_should_mask, error_message="Internal error.")
 
 
 def build_schema(
@@ -150,7 +203,7 @@ def build_schema(
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
         OperationMetrics,  # one hook per operation, none per field (resolvers/observability)
-        _masking,
+        _Masking,
     ]
     # Operations seen (and valid) before skip the extensions: resolvers/prepared.py.
     schema = PreparedSchema(
@@ -160,7 +213,7 @@ def build_schema(
         extensions=extensions,
         # Cost and introspection (resolvers/query_limits.py); live results shared.
         execution_context_class=LimitedExecutor.limited(max_cost, introspection, execution_timeout),
-        mask=_masking(),
+        mask=_Masking(),
         persisted=persisted or PersistedOperations(),
         config=StrawberryConfig(
             disable_field_suggestions=not field_suggestions, scalar_map=SCALARS

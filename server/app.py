@@ -13,15 +13,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute, request_response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from models import config, db
@@ -39,6 +39,7 @@ from server.limits import BodySizeLimit, GraphQLRequestGuard
 from server.logs import RequestLog
 from server.payments import install as install_payments
 from server.rate_limit import RateLimiter
+from server.responses import send_error
 from server.settings import Settings
 from server.uploads import (
     attachment,
@@ -46,7 +47,7 @@ from server.uploads import (
     dispute_evidence,
     message_attachment,
 )
-from server.ws_handler import TransportWSHandler
+from server.ws_handler import CLOSE_FORBIDDEN, CLOSE_TRY_AGAIN, Refused, TransportWSHandler
 from server.ws_limits import ExposeAbort, WebSocketLimits
 
 log = logging.getLogger("trade_assurance")
@@ -57,15 +58,42 @@ class PendingMigrationsError(RuntimeError):
     pass
 
 
+_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
+
+
 class GatewayGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI view with our context and WebSocket authentication."""
+    """Strawberry's ASGI view with our context and WebSocket authentication; `limiter`
+    is the HTTP gate's, charged for every WebSocket operation too (TransportWSHandler)."""
 
     graphql_transport_ws_handler_class = TransportWSHandler
 
-    def __init__(self, *args: Any, live: Hub, limits: WebSocketLimits, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        live: Hub,
+        limits: WebSocketLimits,
+        limiter: RateLimiter | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.live = live
         self.limits = limits
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope, receive))
+        except HTTPException as e:
+            # Strawberry answers text/plain here (a batch, a body that is not JSON, a bad
+            # `variables`): the JSON shape of every other refusal, so one client handler
+            # reads them all.
+            code = _HTTP_CODES.get(e.status_code, "BAD_REQUEST")
+            await send_error(send, e.status_code, code, e.reason)
+            return
+        await response(scope, receive, send)
 
     def encode_json(self, data: object) -> str:
         # Text, not bytes: the view sends bytes over a WebSocket as a binary frame.
@@ -83,21 +111,21 @@ class GatewayGraphQL(GraphQL[Context, None]):
         )
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
-        secret = token_from_connection_params(context.connection_params)
-        if secret is None:
-            return None
+        """The connection's principal; a refusal (Refused) is closed by TransportWSHandler
+        with its close code and the error code as the reason."""
         try:
+            secret = token_from_connection_params(context.connection_params)
+            if secret is None:
+                return None
             # Uncached: a stream lives long, so it starts from the database's word.
             context.principal = await authenticate(secret, cached=False)
         except AuthError as e:
-            raise ConnectionRejectionError({"code": e.code, "message": str(e)}) from e
+            raise Refused(CLOSE_FORBIDDEN, e.code, str(e)) from e
         except Exception as e:
             if not db.is_transient(e):
                 raise
-            # The database is away (a restart): not "Forbidden" but 1013 Try Again Later;
-            # strawberry's handler ends the connection quietly on WebSocketDisconnected.
-            await context.request.close(code=1013, reason="database unavailable; try again")
-            raise WebSocketDisconnected from e
+            # The database is away (a restart): not "Forbidden" but Try Again Later.
+            raise Refused(CLOSE_TRY_AGAIN, "TRY_AGAIN", "database unavailable; try again") from e
         self.limits.admit(context.principal, context.request.scope)
         if (info := current_request.get()) is not None:
             info.principal = context.principal  # for the connection's close log line
@@ -179,6 +207,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         schema,
         live=live,
         limits=limits,
+        limiter=limiter,
         max_subscriptions_per_connection=settings.ws_subscriptions_per_connection,
         allowed_origins=settings.ws_allowed_origins,
         graphql_ide="graphiql" if settings.graphiql else None,
@@ -226,22 +255,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", limits.wrap(graphql)),
             Route("/schema.graphql", schema_file),
             Route(
-                "/inspections/attachments/{attachment_id:int}",
+                "/inspections/attachments/{attachment_id}",
                 gate(request_response(attachment)),
                 methods=["GET"],
             ),
             Route(
-                "/complaints/attachments/{attachment_id:int}",
+                "/complaints/attachments/{attachment_id}",
                 gate(request_response(complaint_attachment)),
                 methods=["GET"],
             ),
             Route(
-                "/disputes/evidence/{attachment_id:int}",
+                "/disputes/evidence/{attachment_id}",
                 gate(request_response(dispute_evidence)),
                 methods=["GET"],
             ),
             Route(
-                "/orders/messages/attachments/{attachment_id:int}",
+                "/orders/messages/attachments/{attachment_id}",
                 gate(request_response(message_attachment)),
                 methods=["GET"],
             ),

@@ -24,12 +24,18 @@ def bearer(value: str | None) -> str | None:
 
 
 def token_from_connection_params(params: dict[str, Any] | None) -> str | None:
+    """The secret from a connection_init payload; None if it carries no credential. One
+    that is there but unusable (another scheme, not a string) raises AuthError
+    MALFORMED_AUTHORIZATION, as HTTP answers 401, rather than connecting anonymously."""
     if not isinstance(params, dict):
         return None
     for key in ("Authorization", "authorization", "token"):
-        value = params.get(key)
-        if isinstance(value, str):
-            return bearer(value)
+        if key in params:
+            value = params[key]
+            secret = bearer(value) if isinstance(value, str) else None
+            if secret is None:
+                raise AuthError("MALFORMED_AUTHORIZATION", "expected 'Bearer <token>'")
+            return secret
     return None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -33,9 +34,10 @@ VENDOR_SRI = {
     "graphiql.min.css": "sha384-Mq3vbRBY71jfjQAt/DcjxUIYY33ksal4cgdRt9U/hNPvHBCaT2JfJ/PTRiPKf0aM",
 }
 
-_LOGIN = """# 1. Log in (demo password: demo-password-2026), then put the token in the
-#    Headers tab below: {"Authorization": "Bearer tat_…"} (an API key works the same way).
-#    Tabs without their own Authorization header use the last one you sent.
+_LOGIN = """# 1. Log in (demo password: demo-password-2026). Tabs without an Authorization
+#    header of their own then send this token. Or put one in any tab's Headers:
+#    {"Authorization": "Bearer tat_…"} (an API key works the same way); the last one sent
+#    is used by the tabs without their own.
 mutation LogIn($email: String!, $password: String!) {
   login(input: {email: $email, password: $password}) {
     token
@@ -68,7 +70,8 @@ query SearchSuppliers($text: String, $country: CountryCode) {
 """
 
 _PLACE = """# Place an order with a supplier found by the search (its `id`); the supplier
-# confirms it (confirmOrder), then it can be paid.
+# confirms it (the next tab), then it can be paid. The next tabs work on the order in
+# their variables: put this order's `id` there.
 mutation PlaceOrder($supplierId: ID!) {
   createOrder(input: {supplierId: $supplierId, contract: {
       currency: "USD", initialPayment: "1500.00", incoterm: FOB, shippingMethod: SEA,
@@ -79,6 +82,22 @@ mutation PlaceOrder($supplierId: ID!) {
     order { id status total { amount currency } }
     errors { code field message }
   }
+}
+"""
+
+_CONFIRM = """# As the supplier: run SupplierLogIn, paste its token into this tab's Headers
+# (replacing the placeholder), then run ConfirmOrder. "X-Tab-Only" keeps that token to
+# this tab: the other tabs go on sending the buyer's.
+mutation ConfirmOrder($orderId: ID!) {
+  confirmOrder(input: {orderId: $orderId}) {
+    order { id status paymentDeadline coverage { cap { amount currency } } }
+    errors { code field message }
+  }
+}
+
+mutation SupplierLogIn {
+  login(input: {email: "supplier@demo.trade-assurance.test",
+                password: "demo-password-2026"}) { token errors { code message } }
 }
 """
 
@@ -152,26 +171,45 @@ subscription FollowOrder($orderId: ID!) {
 }
 """
 
+
+class Example(NamedTuple):
+    query: str
+    variables: dict[str, object]
+    headers: dict[str, str] | None = None  # the tab's own, where it runs as someone else
+
+
 _ORDER: dict[str, object] = {"orderId": "T3JkZXI6MQ=="}
-EXAMPLES: list[tuple[str, dict[str, object]]] = [
-    (_LOGIN, {"email": "buyer.us@demo.trade-assurance.test", "password": "demo-password-2026"}),
-    (_SEARCH, {"text": "led", "country": "DE"}),
-    (_PLACE, {"supplierId": "U3VwcGxpZXI6MQ=="}),
-    (_STATUS, _ORDER),
-    (_PAY, {**_ORDER, "key": "pay-1-initial"}),
-    (
+EXAMPLES: list[Example] = [
+    Example(
+        _LOGIN, {"email": "buyer.us@demo.trade-assurance.test", "password": "demo-password-2026"}
+    ),
+    Example(_SEARCH, {"text": "led", "country": "DE"}),
+    Example(_PLACE, {"supplierId": "U3VwcGxpZXI6MQ=="}),
+    Example(
+        _CONFIRM, _ORDER, {"Authorization": "Bearer <the supplier's token>", "X-Tab-Only": "1"}
+    ),
+    Example(_STATUS, _ORDER),
+    Example(_PAY, {**_ORDER, "key": "pay-1-initial"}),
+    Example(
         _INSPECT,
         {**_ORDER, "inspectorId": "Q29tcGFueTo3", "date": "2027-06-01", "key": "inspect-1"},
     ),
-    (_RELEASE, {**_ORDER, "key": "release-1"}),
-    (_DISPUTE, {**_ORDER, "key": "dispute-1"}),
-    (_SUBSCRIBE, _ORDER),
+    Example(_RELEASE, {**_ORDER, "key": "release-1"}),
+    Example(_DISPUTE, {**_ORDER, "key": "dispute-1"}),
+    Example(_SUBSCRIBE, _ORDER),
 ]
 
 
 def default_tabs() -> list[dict[str, str]]:
-    """GraphiQL's `defaultTabs`: one tab per example operation, with its variables."""
-    return [{"query": q, "variables": json.dumps(v, indent=2)} for q, v in EXAMPLES]
+    """GraphiQL's `defaultTabs`: one tab per example operation, with its variables (and
+    headers, where it has its own)."""
+    tabs = []
+    for example in EXAMPLES:
+        tab = {"query": example.query, "variables": json.dumps(example.variables, indent=2)}
+        if example.headers is not None:
+            tab["headers"] = json.dumps(example.headers, indent=2)
+        tabs.append(tab)
+    return tabs
 
 
 def _script_json(value: object) -> str:

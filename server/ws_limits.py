@@ -13,10 +13,10 @@ from collections.abc import Awaitable
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
-from strawberry.exceptions import ConnectionRejectionError
 
 from models.accounts import Principal
 from resolvers.live import ABORT_SCOPE_KEY
+from server.ws_handler import CLOSE_TOO_MANY_CONNECTIONS, Refused
 
 _PRINCIPAL_KEY = "ta.principal_key"
 
@@ -33,13 +33,15 @@ class WebSocketLimits:
         self.open: collections.Counter[str] = collections.Counter()
 
     def admit(self, principal: Principal, scope: Scope) -> None:
-        """Count a newly authenticated connection; refuse one over the cap."""
+        """Count a newly authenticated connection; refuse one over the cap (a close code
+        of its own: unlike a refused credential, it is worth trying again later)."""
         key = _principal_key(principal)
         if self.open[key] >= self.per_principal:
-            raise ConnectionRejectionError(
-                {"code": "TOO_MANY_CONNECTIONS",
-                 "message": f"at most {self.per_principal} live connections per account"}
-            )  # fmt: skip
+            raise Refused(
+                CLOSE_TOO_MANY_CONNECTIONS,
+                "TOO_MANY_CONNECTIONS",
+                f"at most {self.per_principal} live connections per account",
+            )
         self.open[key] += 1
         scope[_PRINCIPAL_KEY] = key
 

@@ -34,7 +34,8 @@ RECEIPT = f"""mutation($id: ID!) {{
   confirmReceipt(input: {{orderId: $id}}) {{ order {{ {ORDER} }} {ERRORS} }} }}"""
 CLAIM = f"""mutation($id: ID!, $key: String!) {{
   claimLateShipmentRefund(input: {{orderId: $id, idempotencyKey: $key}}) {{
-    refund {{ reference status amount {MONEY} reason }} order {{ {ORDER} }} {ERRORS} }} }}"""
+    refund {{ reference status amount {MONEY} reason }}
+    refunds {{ reference status amount {MONEY} reason }} order {{ {ORDER} }} {ERRORS} }} }}"""
 ORDER_QUERY = f"query($id: ID!) {{ order(id: $id) {{ {ORDER} }} }}"
 ORDERS = """query($filter: OrderFilter) { orders(filter: $filter, first: 50) {
   edges { node { id status } } } }"""
@@ -146,10 +147,11 @@ async def test_late_shipment_claim_over_the_api(api: Api, frozen_clock: clock.Fr
     assert claim["errors"] == []
     assert claim["refund"]["status"] == "SETTLED"
     assert claim["refund"]["amount"] == {"amount": "3000.00", "currency": "USD"}
+    assert claim["refunds"] == [claim["refund"]]  # one payment, one refund
     assert claim["order"]["status"] == "REFUNDED"
     assert claim["order"]["money"]["refunded"]["amount"] == "3000.00"
     replay = (await api.data(CLAIM, {"id": oid, "key": "c3"}, b.token))["claimLateShipmentRefund"]
-    assert replay["refund"] == claim["refund"]
+    assert (replay["refund"], replay["refunds"]) == (claim["refund"], claim["refunds"])
     assert (await ledger.order_money([order.id]))[order.id].refunded == 3_000_00
 
 

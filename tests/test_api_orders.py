@@ -755,3 +755,14 @@ async def test_a_page_of_orders_costs_a_constant_number_of_statements(
     assert len({n["supplier"]["legalName"] for n in nodes}) == len(sellers)
     assert few == many, statements
     assert many <= 7, statements  # one per kind of row, whatever the page size
+
+
+async def test_node_is_null_for_ids_of_types_that_are_not_nodes(api: Api) -> None:
+    # Payment, OrderEvent, ApiKey and InspectionAttachment IDs are handed out, but those
+    # types are not Nodes: Strawberry answered "GlobalID requires a GraphQL Node type".
+    buyer, _, order = await factories.confirmed_order()
+    await _pay_by_card(buyer, order, 1_500_00, "deposit")
+    for kind in ("Payment", "OrderEvent", "ApiKey", "InspectionAttachment", "NoSuchType"):
+        assert (await api.data(NODE, {"id": gid(kind, 1)}, buyer.token)) == {"node": None}
+    found = await api.data(NODE, {"id": order_gid(order.id)}, buyer.token)
+    assert found["node"]["status"] == "AWAITING_BALANCE"

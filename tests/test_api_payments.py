@@ -135,6 +135,9 @@ async def test_payment_quote_in_yen_and_refusals(api: Api) -> None:
         QUOTE, {"amount": usd("1.234"), "method": "CARD"}, buyer.token
     )  # more places than USD has
     assert errors[0]["extensions"]["code"] == "INVALID_AMOUNT"
+    for nothing in ("0", "-100.00"):  # -100.00 was quoted a fee of -2.80
+        errors = await api.errors(QUOTE, {"amount": usd(nothing), "method": "CARD"}, buyer.token)
+        assert errors[0]["extensions"]["code"] == "INVALID_AMOUNT"
     errors = await api.errors(QUOTE, {"amount": usd("1500.00"), "method": "CARD"})
     assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED"
 

@@ -155,6 +155,43 @@ async def test_graphiql_runs_a_supplier_search_with_the_token_from_the_headers_t
     print(f"graphiql: {time.monotonic() - started:.1f}s")
 
 
+@needs_chromium
+async def test_graphiql_tabs_send_the_token_of_the_last_login_but_not_a_tab_only_one(
+    server: Server, browser: Browser
+) -> None:
+    await seed_demo()
+    page = await browser.new_page(viewport={"width": 1400, "height": 900})
+    await page.goto(f"{server.base}/graphql")
+    result = page.locator("section.result-window")
+    # The supplier's tab keeps its own (here a bad) token to itself ...
+    await _open_tab(page, "ConfirmOrder")
+    await page.get_by_role("button", name="Headers", exact=True).click()
+    editor = page.locator("section.graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror")
+    await editor.click()
+    await page.keyboard.press("Control+A")
+    await page.keyboard.insert_text(
+        json.dumps({"Authorization": "Bearer tat_not-a-token", "X-Tab-Only": "1"})
+    )
+    await page.locator(".graphiql-execute-button").click()
+    await page.get_by_role("menuitem", name="ConfirmOrder").click()
+    await expect(result).to_contain_text("TOKEN_INVALID", timeout=10_000)
+    # ... LogIn, with no header of its own, makes its token the others' ...
+    await _open_tab(page, "LogIn")
+    await page.locator(".graphiql-execute-button").click()
+    await expect(result).to_contain_text('"token"', timeout=10_000)
+    # ... and the search, with no header of its own, runs as the buyer who logged in.
+    await _open_tab(page, "SearchSuppliers")
+    await page.locator(".graphiql-execute-button").click()
+    await expect(result).to_contain_text("Acme Imports LLC", timeout=10_000)
+
+
+async def _open_tab(page: Page, name: str) -> None:
+    await page.get_by_role("tab", name=name, exact=True).click()
+    # GraphiQL takes the operation's name from the editor a moment after a tab opens; run
+    # at once, it sends the last tab's (as no person clicks that fast).
+    await page.wait_for_timeout(500)
+
+
 async def _paid_order() -> tuple[factories.Actor, factories.Actor, int]:
     """Paid in this process, with the sandbox provider the `api` fixture's app installed."""
     b, s, order = await factories.confirmed_order()

@@ -678,7 +678,7 @@ async def test_a_refund_left_pending_by_a_crash_is_paid_out_once_by_the_sweep(
 ) -> None:
     _b, _s, order = await received_order()
     # Committed, then the process died before asking the provider.
-    refund = await payments.start_refund(
+    [refund] = await payments.start_refund(
         order.id, 500_00, actor=events.SCHEDULER, reason="late shipment"
     )
     assert (refund.status, refund.next_attempt_at) == (
@@ -711,3 +711,86 @@ async def test_a_refund_settled_in_time_is_never_flagged(
     report = await sweep.run_sweep()
     assert (report.refunds_retried, report.refunds_flagged) == ([], [])
     assert await _overdue_events(order.id) == []
+
+
+# --- money that arrives after the order ended ---------------------------------------------
+
+
+async def _deposit_paid_and_balance_pending() -> tuple[
+    factories.Actor, factories.Actor, Order, int
+]:
+    """Deposit (1,500) by card, a failed inspection, the balance (1,500) by bank transfer,
+    still pending."""
+    b, s, order = await factories.confirmed_order()
+    paid = await payments.pay_order(
+        b.principal, order.id, usd(1_500_00), PaymentMethod.CARD,
+        idempotency_key="deposit", source=CARD_SUCCEEDS,
+    )  # fmt: skip
+    assert paid.error is None
+    await _inspected(b, order, InspectionResult.FAILED)
+    pending = await payments.pay_order(
+        b.principal, order.id, usd(1_500_00), PaymentMethod.TT, idempotency_key="balance"
+    )
+    assert pending.payment.status == "PENDING"
+    return b, s, await _order(order.id), pending.payment.id
+
+
+@pytest.mark.parametrize("ended_by", ["supplier accepts", "mediator releases"])
+async def test_a_payment_settling_after_the_order_ended_is_refunded_not_reopened(
+    frozen_clock: clock.FrozenClock, ended_by: str
+) -> None:
+    # It used to move a REFUNDED or COMPLETED order back to PAID, with the money held.
+    b, s, order, payment_id = await _deposit_paid_and_balance_pending()
+    d = await open_(b, order, amount=1_500_00)
+    if ended_by == "supplier accepts":
+        await disputes.respond_to_dispute(
+            s.principal, d.id, DisputeResponse.ACCEPT, idempotency_key="acc"
+        )
+        ended = OrderStatus.REFUNDED
+    else:
+        frozen_clock.advance(days=3)
+        await disputes.escalate_dispute(b.principal, d.id)
+        mediator = await factories.staff()
+        await disputes.resolve_dispute(
+            mediator.principal, d.id, DisputeDecision.RELEASE_TO_SUPPLIER,
+            reason="within tolerance", idempotency_key="decide",
+        )  # fmt: skip
+        ended = OrderStatus.COMPLETED
+    assert (await _order(order.id)).status == ended
+    before = await money(order.id)
+    assert await payments.record_charge_outcome(payment_id, succeeded=True)
+    assert (await _order(order.id)).status == ended
+    assert ((await money(order.id)).paid, (await money(order.id)).held) == (
+        before.paid + 1_500_00, 0
+    )  # fmt: skip
+    refund = await Refund.objects().order_by(Refund.id, ascending=False).first()
+    assert refund is not None and (refund.payment, refund.amount_minor) == (payment_id, 1_500_00)
+    # Paid out by the sweep, as any refund whose first attempt did not happen.
+    frozen_clock.advance(minutes=5)
+    await sweep.run_sweep()
+    done = await Refund.objects().get(Refund.id == refund.id)
+    assert done is not None and done.status == "SETTLED"
+    assert (await money(order.id)).refunded == before.refunded + 1_500_00
+    assert (await _order(order.id)).status == ended
+
+
+async def test_the_coverage_is_the_orders_across_its_disputes() -> None:
+    # Each dispute used to be capped on its own: three of 1,000 refunded 3,000 under 1,000.
+    supplier = await factories.supplier(trade_assurance_limit_minor=1_000_00)
+    b, s, order = await factories.confirmed_order(supplier_actor=supplier)
+    assert order.coverage_cap_minor == 1_000_00
+    await payments.pay_order(
+        b.principal, order.id, usd(TOTAL), PaymentMethod.CARD, idempotency_key="pay",
+        source=CARD_SUCCEEDS,
+    )  # fmt: skip
+    await lifecycle.ship_order(s.principal, order.id, lifecycle.Shipment("DHL", "1Z", clock.now()))
+    await lifecycle.confirm_receipt(b.principal, order.id)
+    first = await open_(b, order, reason=DisputeReason.QUANTITY_SHORT, amount=600_00, key="1")
+    await disputes.respond_to_dispute(
+        s.principal, first.id, DisputeResponse.ACCEPT, idempotency_key="accept"
+    )
+    await refused(
+        ErrorCode.REFUND_ABOVE_COVERED,
+        open_(b, order, reason=DisputeReason.QUANTITY_SHORT, amount=400_01, key="2"),
+    )
+    await open_(b, order, reason=DisputeReason.QUANTITY_SHORT, amount=400_00, key="3")

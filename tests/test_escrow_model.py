@@ -105,8 +105,10 @@ LEGAL: dict[str | None, frozenset[str]] = {
     S.PENDING_CONFIRMATION: frozenset(
         {S.AWAITING_INITIAL_PAYMENT, S.AWAITING_BALANCE, S.CANCELLED}
     ),
-    S.AWAITING_INITIAL_PAYMENT: frozenset({S.AWAITING_BALANCE, S.PAID, S.CANCELLED}),
-    S.AWAITING_BALANCE: frozenset({S.PAID, S.CANCELLED}),
+    S.AWAITING_INITIAL_PAYMENT: frozenset({S.AWAITING_BALANCE, S.PAID, S.OVERDUE, S.CANCELLED}),
+    # OVERDUE: the shipping deadline passed with the deposit paid and the balance not; back
+    # to AWAITING_INITIAL_PAYMENT: a modification added a deposit before anything was paid.
+    S.AWAITING_BALANCE: frozenset({S.PAID, S.OVERDUE, S.CANCELLED, S.AWAITING_INITIAL_PAYMENT}),
     S.PAID: frozenset({S.SHIPPED, S.OVERDUE, S.REFUNDED, S.COMPLETED}),
     S.OVERDUE: frozenset({S.SHIPPED, S.REFUNDED, S.COMPLETED}),
     S.SHIPPED: frozenset({S.RECEIVED, S.REFUNDED, S.COMPLETED}),
@@ -545,7 +547,7 @@ class EscrowModel(RuleBasedStateMachine):
         result = self.act("claim late refund", who, {"buyer"}, call)
         self.remember(
             "claim late refund", p, result, call, other,
-            lambda r: r.refund.id if isinstance(r, lifecycle.Claim) else r,
+            lambda r: [x.id for x in r.refunds] if isinstance(r, lifecycle.Claim) else r,
         )  # fmt: skip
 
     # -- disputes

@@ -398,7 +398,7 @@ async def test_failed_inspection_refunds_the_fee_and_lets_the_buyer_claim() -> N
     # A retry replays; a second claim with another key finds nothing to claim.
     before = await snapshot()
     again = await inspections.claim_refund(b.principal, order.id, idempotency_key="claim")
-    assert (again.refunded, again.refund_id) == (claim.refunded, claim.refund_id)
+    assert (again.refunded, again.refund_ids) == (claim.refunded, claim.refund_ids)
     assert await snapshot() == before
     await refused(
         ErrorCode.INVALID_TRANSITION,

@@ -165,7 +165,8 @@ async def test_late_shipment_path_refunds_everything_paid(
         b.principal, order.id, idempotency_key="late-1"
     )
     assert claim.order.status == OrderStatus.REFUNDED
-    assert claim.refund.status == "SETTLED" and claim.refund.amount_minor == TOTAL
+    [refund] = claim.refunds
+    assert refund.status == "SETTLED" and refund.amount_minor == TOTAL
     money = (await ledger.order_money([order.id]))[order.id]
     assert (money.paid, money.held, money.refunded) == (TOTAL, 0, TOTAL)
     assert await _remaining_limit(s.supplier_id) == 100_000_00
@@ -173,7 +174,7 @@ async def test_late_shipment_path_refunds_everything_paid(
     again = await lifecycle.claim_late_shipment_refund(
         b.principal, order.id, idempotency_key="late-1"
     )
-    assert again.refund.id == claim.refund.id and await Refund.count() == 1
+    assert [r.id for r in again.refunds] == [refund.id] and await Refund.count() == 1
     with pytest.raises(DomainError) as reused:
         await lifecycle.claim_late_shipment_refund(
             b.principal, order.id + 1, idempotency_key="late-1"
@@ -228,7 +229,8 @@ async def test_a_paid_deposit_is_not_cancelled(frozen_clock: clock.FrozenClock) 
         b.principal, order.id, Money(1_500_00, USD), PaymentMethod.CARD,
         idempotency_key="deposit", source=CARD_SUCCEEDS,
     )  # fmt: skip
-    assert (await _order(order.id)).next_deadline_at is None
+    # What the deposit waits for now is the shipping deadline (tests/test_balance_deadline.py).
+    assert (await _order(order.id)).next_deadline_at == order.shipping_deadline
     frozen_clock.advance(days=8)
     assert (await sweep.run_sweep()).total == 0
     assert (await _order(order.id)).status == OrderStatus.AWAITING_BALANCE
@@ -393,3 +395,47 @@ async def test_a_failing_selection_ends_the_sweep(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(sweep, "due_query", unreachable)
     with pytest.raises(ConnectionError):  # the scheduler logs it and tries at the next tick
         await sweep.run_sweep()
+
+
+async def test_the_shipment_date_allows_a_clock_a_little_ahead_and_a_date_of_the_day(
+    frozen_clock: clock.FrozenClock,
+) -> None:
+    _, s, order = await _paid_order()
+    confirmed = (await Order.objects().get(Order.id == order.id)).confirmed_at  # type: ignore[union-attr]
+    assert confirmed is not None
+    frozen_clock.advance(hours=1)
+    with pytest.raises(DomainError) as future:
+        await lifecycle.ship_order(
+            s.principal, order.id, _shipment(clock.now() + dt.timedelta(hours=1))
+        )
+    assert "is in the future (server time" in future.value.message
+    with pytest.raises(DomainError) as before:
+        await lifecycle.ship_order(
+            s.principal, order.id, _shipment(confirmed - dt.timedelta(days=1))
+        )
+    assert "before the order was confirmed" in before.value.message
+    # Midnight of the day it was confirmed, as a date picker sends it: accepted; as is a
+    # phone's clock a minute ahead of ours.
+    midnight = dt.datetime.combine(confirmed.date(), dt.time(), tzinfo=dt.UTC)
+    shipped = await lifecycle.ship_order(s.principal, order.id, _shipment(midnight))
+    assert shipped.shipped_at == midnight
+    _, s2, other = await _paid_order()
+    ahead = clock.now() + dt.timedelta(minutes=1)
+    assert (
+        await lifecycle.ship_order(s2.principal, other.id, _shipment(ahead))
+    ).shipped_at == ahead
+
+
+async def test_a_back_dated_shipment_does_not_bring_automatic_receipt_forward(
+    frozen_clock: clock.FrozenClock,
+) -> None:
+    # Recorded on day 20 as shipped on day 0, it was received automatically at once (day
+    # 0 + 15 days of express had passed) and the money released 30 days later.
+    _, s, order = await _paid_order()
+    shipped_on = clock.now()
+    frozen_clock.advance(days=20)
+    shipped = await lifecycle.ship_order(
+        s.principal, order.id, _shipment(shipped_on, method=ShippingMethod.EXPRESS)
+    )
+    assert shipped.next_deadline_at == clock.now() + dt.timedelta(days=15)
+    assert (await sweep.run_sweep()).total == 0

@@ -498,7 +498,8 @@ async def test_origins_connections_and_subscriptions_are_capped(strict_server: S
     try:
         # One live connection per account here: the second is refused, another account's not.
         second, answer = await _handshake(strict_server, b.token)
-        assert answer is None and second.close_code == 4403  # the protocol's "Forbidden"
+        assert answer is None and second.close_code == 4029  # try again later, not Forbidden
+        assert second.close_reason == "TOO_MANY_CONNECTIONS"
         third, answer = await _handshake(strict_server, other.token)
         assert answer is not None and answer["type"] == "connection_ack"
         await third.close()

@@ -3,6 +3,7 @@ cancellation, and who may touch an order."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from models import clock, config, orders
 from models.enums import OrderStatus, TradeAssuranceStatus
 from models.errors import DomainError, ErrorCode
+from models.money import MAX_ORDER_MINOR
 from models.tables import Order, OrderEvent, OrderLine, SupplierProfile
 from tests import factories
 from tests.factories import buyer, confirmed_order, contract, supplier
@@ -89,6 +91,11 @@ async def test_unprotected_supplier_takes_no_orders(
         ({"lines": (orders.Line("x", 1, 0),)}, ErrorCode.INVALID_AMOUNT, "lines.0.unitPrice"),
         ({"quality": (orders.Quality("flux", " "),)}, ErrorCode.INVALID_INPUT,
          "qualityRequirements.0"),
+        # Past 64 bits it was an OverflowError from the driver, not an error of the input.
+        ({"lines": (orders.Line("x", 2**31 - 1, 9 * 10**16),), "initial_payment_minor": 0},
+         ErrorCode.INVALID_AMOUNT, "lines"),
+        ({"lines": (orders.Line("x", 1, MAX_ORDER_MINOR + 1),), "initial_payment_minor": 0},
+         ErrorCode.INVALID_AMOUNT, "lines"),
     ],
 )  # fmt: skip
 async def test_invalid_contracts_are_refused(
@@ -172,6 +179,37 @@ async def test_a_newer_proposal_supersedes_the_older() -> None:
     assert e.value.code is ErrorCode.MODIFICATION_NOT_PENDING
 
 
+async def test_concurrent_accepts_of_one_proposal_apply_it_once() -> None:
+    # The proposal is read again under the order's lock: on PostgreSQL both accepts used
+    # to pass the PENDING check of a row read before the lock, and both applied it.
+    b, s, order = await confirmed_order()
+    proposal = await orders.propose_modification(s.principal, order.id, contract(quantity=3))
+    results = await asyncio.gather(
+        *(orders.accept_modification(b.principal, proposal.id) for _ in range(2)),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, DomainError)]
+    assert [r.code for r in refused] == [ErrorCode.MODIFICATION_NOT_PENDING]
+    assert len(results) - len(refused) == 1
+    accepted = await OrderEvent.count().where(
+        (OrderEvent.order == order.id) & (OrderEvent.kind == "MODIFICATION_ACCEPTED")
+    )
+    assert accepted == 1
+    assert (await Order.select(Order.version).where(Order.id == order.id).first()) == {"version": 2}
+
+
+async def test_a_deposit_added_before_any_payment_is_due_first() -> None:
+    b, s, order = await confirmed_order(terms=contract(initial_payment_minor=0))
+    assert order.status == OrderStatus.AWAITING_BALANCE.value
+    proposal = await orders.propose_modification(
+        s.principal, order.id, contract(initial_payment_minor=1_000_00), "a deposit first"
+    )
+    updated = await orders.accept_modification(b.principal, proposal.id)
+    # It stayed AWAITING_BALANCE, where only the whole total could be paid.
+    assert updated.status == OrderStatus.AWAITING_INITIAL_PAYMENT.value
+    assert updated.initial_minor == 1_000_00
+
+
 async def test_strangers_get_not_found() -> None:
     _, _, order = await confirmed_order()
     stranger, other_supplier = await buyer(), await supplier()
@@ -226,3 +264,70 @@ async def test_list_orders_filters_by_creation_time_and_status(
     assert await ids(statuses=[OrderStatus.CANCELLED]) == [late.id]
     both = [OrderStatus.CANCELLED, OrderStatus.AWAITING_INITIAL_PAYMENT]
     assert await ids(statuses=both) == [late.id, early.id]
+
+
+def _with_quality(*quality: orders.Quality, specification: str = "40 W") -> orders.Contract:
+    terms = contract()
+    line = dataclasses.replace(terms.lines[0], specification=specification)
+    return dataclasses.replace(terms, lines=(line,), quality=quality)
+
+
+@pytest.mark.parametrize(
+    ("terms", "field"),
+    [
+        # A Varchar(200) column: PostgreSQL failed inside the INSERT ("Internal error."),
+        # SQLite stored it.
+        (_with_quality(orders.Quality("a" * 201, "x")), "qualityRequirements.0.attribute"),
+        (_with_quality(orders.Quality("flux", "r" * 4_001)), "qualityRequirements.0.requirement"),
+        (_with_quality(specification="s" * 4_001), "lines.0.specification"),
+        (_with_quality(*[orders.Quality(f"a{n}", "x") for n in range(101)]), "qualityRequirements"),
+    ],
+    ids=["attribute", "requirement", "specification", "too-many-requirements"],
+)
+async def test_over_long_contract_text_is_refused(terms: orders.Contract, field: str) -> None:
+    b, s = await buyer(), await supplier(trade_assurance_limit_minor=100_000_00)
+    with pytest.raises(DomainError) as e:
+        await orders.create_order(b.principal, terms, supplier_id=s.supplier_id)
+    assert (e.value.code, e.value.field) == (ErrorCode.INVALID_INPUT, field)
+    assert await Order.count() == 0
+
+
+async def test_contract_text_at_its_limits_is_stored_on_every_engine() -> None:
+    b, s = await buyer(), await supplier(trade_assurance_limit_minor=100_000_00)
+    longest = orders.Quality(" " + "a" * 200 + " ", "r" * 4_000)  # counted once stripped
+    rest = [orders.Quality(f"attribute {n}", "x") for n in range(99)]
+    terms = _with_quality(longest, *rest, specification="s" * 4_000)
+    order = await orders.create_order(b.principal, terms, supplier_id=s.supplier_id)
+    quality = (await orders.quality_of([order.id]))[order.id]
+    assert len(quality) == 100
+    assert (quality[0].attribute, quality[0].requirement) == ("a" * 200, "r" * 4_000)
+    [line] = (await orders.lines_of([order.id]))[order.id]
+    assert line.specification == "s" * 4_000
+
+
+async def test_over_long_reasons_are_refused_and_change_nothing() -> None:
+    b, s, order = await confirmed_order()
+    with pytest.raises(DomainError) as e:
+        await orders.propose_modification(s.principal, order.id, contract(quantity=3), "x" * 4_001)
+    assert (e.value.code, e.value.field) == (ErrorCode.INVALID_INPUT, "reason")
+    with pytest.raises(DomainError) as e:
+        await orders.cancel_order(b.principal, order.id, "x" * 4_001)
+    assert (e.value.code, e.value.field) == (ErrorCode.INVALID_INPUT, "reason")
+    assert await _events(order.id) == [
+        ("CREATED", None, "PENDING_CONFIRMATION"),
+        ("CONFIRMED", "PENDING_CONFIRMATION", "AWAITING_INITIAL_PAYMENT"),
+    ]
+    # At the limit, once stripped, both are kept whole.
+    proposal = await orders.propose_modification(
+        s.principal, order.id, contract(quantity=3), " " + "p" * 4_000 + "\n"
+    )
+    assert proposal.reason == "p" * 4_000
+    cancelled = await orders.cancel_order(b.principal, order.id, "c" * 4_000)
+    assert cancelled.status == OrderStatus.CANCELLED
+    last = (
+        await OrderEvent.objects()
+        .where(OrderEvent.order == order.id)
+        .order_by(OrderEvent.id, ascending=False)
+        .first()
+    )
+    assert last is not None and (last.kind, last.reason) == ("CANCELLED", "c" * 4_000)

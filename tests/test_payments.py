@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -217,7 +218,7 @@ async def test_concurrent_release_and_refund_never_exceed_what_was_paid() -> Non
 async def test_refund_is_pending_then_settled_and_counted_once() -> None:
     b, _, order = await confirmed_order()
     await _pay(order, b, 3_000_00, "pay")
-    refund = await payments.start_refund(
+    [refund] = await payments.start_refund(
         order.id, 1_000_00, actor=events.SCHEDULER, reason="failed inspection"
     )
     money = (await ledger.order_money([order.id]))[order.id]
@@ -235,7 +236,7 @@ async def test_failed_refund_is_retried_and_never_counted_as_paid_out(
     b, _, order = await confirmed_order()
     await _pay(order, b, 3_000_00, "pay")
     sandbox.fail_refunds = True
-    refund = await payments.start_refund(order.id, 3_000_00, actor=events.SCHEDULER, reason="x")
+    [refund] = await payments.start_refund(order.id, 3_000_00, actor=events.SCHEDULER, reason="x")
     failed = await payments.execute_refund(refund.id)
     assert failed.status == "FAILED" and failed.last_error
     money = (await ledger.order_money([order.id]))[order.id]
@@ -414,3 +415,52 @@ async def test_a_pending_bank_transfer_is_asked_about_once_per_period(
     assert asking.asked == 2
     payment = await Payment.objects().get(Payment.id == result.payment.id)
     assert payment is not None and payment.status == "PENDING"
+
+
+async def test_a_refund_goes_back_to_each_payment_it_returns() -> None:
+    # One refund of both payments used to go, whole, to the newest payment's card charge:
+    # more than that charge, and nothing back to the Pay Later loan (DOMAIN: a Pay Later
+    # refund goes back to the loan).
+    requests: list[RefundRequest] = []
+
+    class Recording(SandboxProvider):
+        async def refund(self, request: RefundRequest) -> RefundResult:
+            requests.append(request)
+            return await super().refund(request)
+
+    provider.set_provider(Recording())
+    b, _, order = await confirmed_order()
+    deposit = await _pay(order, b, 1_500_00, "deposit", method=PaymentMethod.PAY_LATER)
+    balance = await _pay(order, b, 1_500_00, "balance")
+    assert deposit.error is None and balance.error is None
+    # 1,000.00 first: all of it from the newest payment, the card.
+    refunds = await payments.start_refund(order.id, 1_000_00, actor=events.SCHEDULER, reason="x")
+    assert [(r.payment, r.amount_minor) for r in refunds] == [(balance.payment.id, 1_000_00)]
+    # Then the other 2,000.00: what is left of the card, then the loan.
+    refunds += await payments.start_refund(order.id, 2_000_00, actor=events.SCHEDULER, reason="y")
+    assert [(r.payment, r.amount_minor) for r in refunds[1:]] == [
+        (balance.payment.id, 500_00),
+        (deposit.payment.id, 1_500_00),
+    ]
+    await payments.execute_refunds(refunds)
+    assert [(r.method, r.amount_minor, r.payment_provider_reference) for r in requests] == [
+        (PaymentMethod.CARD, 1_000_00, balance.payment.provider_reference),
+        (PaymentMethod.CARD, 500_00, balance.payment.provider_reference),
+        (PaymentMethod.PAY_LATER, 1_500_00, deposit.payment.provider_reference),
+    ]
+    money = (await ledger.order_money([order.id]))[order.id]
+    assert (money.held, money.refunded) == (0, 3_000_00)
+
+
+async def test_a_success_after_the_payment_was_failed_is_flagged_not_booked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Failed because the provider seemed unreachable, yet it charged: the books cannot
+    # take it any more (the order may have moved on); a person must reconcile it.
+    b, _, order = await confirmed_order()
+    failed = await _pay(order, b, 1_500_00, "k1", source=CARD_PROCESSING_ERROR)
+    assert failed.payment.status == "FAILED"
+    with caplog.at_level(logging.ERROR, logger="trade_assurance.payments"):
+        assert not await payments.record_charge_outcome(failed.payment.id, succeeded=True)
+    assert "succeeded at the provider after it was marked failed" in caplog.text
+    assert await LedgerPosting.count() == 0

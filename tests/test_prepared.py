@@ -4,6 +4,7 @@ full path every time."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from strawberry.asgi import GraphQL
 from models import suppliers
 from models.tables import ApiKey
 from tests import factories
-from tests.api import Api, bearer, gid
+from tests.api import Api, bearer, codes, gid
 
 pytest_plugins = ("tests.api_plugin",)
 
@@ -86,7 +87,10 @@ async def test_invalid_or_unknown_operations_are_never_prepared(
     invalid = await _twice(api, {"query": "{ viewr { role } }"})
     assert invalid[0] == invalid[1] and b"Cannot query field" in invalid[1]
     unknown = await _twice(api, {"query": ORDER, "operationName": "Nope"})
-    assert unknown[0] == unknown[1] == b'Unknown operation named "Nope".'
+    assert unknown[0] == unknown[1]
+    assert json.loads(unknown[1])["errors"] == [
+        {"message": 'Unknown operation named "Nope".', "extensions": {"code": "BAD_REQUEST"}}
+    ]
     assert len(full_runs) == 4
 
 
@@ -174,10 +178,14 @@ async def test_what_the_direct_route_does_not_take_goes_to_the_view(
     for body, status, text in refused:
         response = await api.http("POST", json=body, headers=bearer(buyer.token))
         assert (response.status_code, text in response.content) == (status, True), body
+        assert codes(response.json()["errors"]) == ["BAD_REQUEST"]  # JSON, as every refusal
     broken = await api.http(
         "POST",
         content=b"{not json",
         headers={**bearer(buyer.token), "content-type": "application/json"},
     )
-    assert (broken.status_code, broken.content) == (400, b"Unable to parse request body as JSON")
+    assert broken.status_code == 400
+    assert broken.json()["errors"] == [
+        {"message": "Unable to parse request body as JSON", "extensions": {"code": "BAD_REQUEST"}}
+    ]
     assert view_runs == ["POST"] * 4

@@ -21,8 +21,12 @@ const BACKOFF_FIRST_MS = 250;
 const BACKOFF_MAX_MS = 5000;
 const PING_EVERY_MS = 15000; // a silent network drop shows as a missing pong
 const PONG_WITHIN_MS = 5000;
-// Closes after which trying again cannot help: the token or the request is refused.
+// Closes after which trying again cannot help: the token or the request is refused (the
+// close reason says why: TOKEN_EXPIRED, TOKEN_REVOKED, MALFORMED_AUTHORIZATION, ...).
 const FATAL_CLOSE = { 4400: "bad request", 4401: "unauthorized", 4403: "token refused" };
+// Any other close is tried again with back-off; these say why on the page. 4029: this
+// token holds all its live connections; one frees when another tab or client leaves.
+const RETRY_CLOSE = { 4029: "too many live connections for this token" };
 // Errors of the subscription itself that reconnecting from the cursor does cure.
 const RETRYABLE_CODES = new Set(["TOO_SLOW", "UNAVAILABLE"]);
 
@@ -143,7 +147,8 @@ class LiveOrder {
     clearTimeout(this.pingTimer);
     clearTimeout(this.pongTimer);
     if (FATAL_CLOSE[event.code]) {
-      this.handlers.fatal(`The gateway closed the connection: ${event.reason || FATAL_CLOSE[event.code]} (${event.code}).`);
+      const why = event.reason ? `: ${event.reason}` : "";
+      this.handlers.fatal(`The gateway closed the connection, ${FATAL_CLOSE[event.code]}${why} (${event.code}).`);
       this.stop();
       return;
     }
@@ -153,7 +158,7 @@ class LiveOrder {
     this.attempt += 1;
     this.handlers.state(
       "lost",
-      `connection lost — reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${this.attempt})`,
+      `${RETRY_CLOSE[event.code] || "connection lost"} — reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${this.attempt})`,
     );
     this.later(delay, () => this.start());
   }
