@@ -774,7 +774,14 @@ async def resolve_dispute(
                         reason=f"dispute {dispute.id}: the mediator's decision",
                         dispute_id=dispute.id,
                     )
-            dispute.inspection_fee_refunded = bool(refunds)
+            if not refunds:  # it used to be ignored without a word
+                raise DomainError(
+                    ErrorCode.INSUFFICIENT_HELD_FUNDS,
+                    "escrow holds no inspection fee for this order (a PASSED report paid "
+                    "it to the inspector); decide without refundInspectionFee",
+                    "refundInspectionFee",
+                )
+            dispute.inspection_fee_refunded = True
         if decision is DisputeDecision.RELEASE_TO_SUPPLIER:
             now = clock.now()
             dispute.status = DisputeStatus.RESOLVED.value

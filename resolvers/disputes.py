@@ -502,7 +502,10 @@ class ResolveDisputeInput:
         default=None, description="With PARTIAL_REFUND: at most what escrow holds."
     )
     refund_inspection_fee: bool = strawberry.field(
-        default=False, description="Inspection fees still held go back to the buyer."
+        default=False,
+        description="Inspection fees still held go back to the buyer; refused "
+        "(`INSUFFICIENT_HELD_FUNDS`) when none is (a PASSED report paid the fee to the "
+        "inspector).",
     )
     reason: str = strawberry.field(description="The mediator's reasons, shown to both parties.")
     idempotency_key: str

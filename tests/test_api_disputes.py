@@ -218,6 +218,12 @@ async def test_escalated_by_the_sweep_then_full_refund_or_release(
     (first_id, _b1, _order1), (second_id, _b2, _order2) = ids
     full = {"disputeId": first_id, "decision": "FULL_REFUND", "refundInspectionFee": True,
             "reason": "Goods unusable", "idempotencyKey": "full"}  # fmt: skip
+    # No inspection, so no fee to give back: said, not ignored; nothing is decided.
+    refused = (await api.data(RESOLVE, {"input": full}, mediator.token))["resolveDispute"]
+    assert refused["errors"] == [
+        {"code": "INSUFFICIENT_HELD_FUNDS", "field": "refundInspectionFee"}
+    ]
+    full = {**full, "refundInspectionFee": False, "idempotencyKey": "full-2"}
     done = (await api.data(RESOLVE, {"input": full}, mediator.token))["resolveDispute"]
     assert done["errors"] == []
     d = done["dispute"]

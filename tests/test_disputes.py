@@ -794,3 +794,29 @@ async def test_the_coverage_is_the_orders_across_its_disputes() -> None:
         open_(b, order, reason=DisputeReason.QUANTITY_SHORT, amount=400_01, key="2"),
     )
     await open_(b, order, reason=DisputeReason.QUANTITY_SHORT, amount=400_00, key="3")
+
+
+async def test_a_fee_refund_with_no_fee_held_is_refused_not_ignored(
+    frozen_clock: clock.FrozenClock,
+) -> None:
+    # The PASSED report paid the fee to the inspector: the flag used to do nothing.
+    b, s, order = await paid_order()
+    await _inspected(b, order, InspectionResult.PASSED)
+    await lifecycle.ship_order(s.principal, order.id, lifecycle.Shipment("DHL", "1Z", clock.now()))
+    await lifecycle.confirm_receipt(b.principal, order.id)
+    d = await open_(b, order)
+    frozen_clock.advance(days=3)
+    await disputes.escalate_dispute(b.principal, d.id)
+    mediator = await factories.staff()
+    await refused(
+        ErrorCode.INSUFFICIENT_HELD_FUNDS,
+        disputes.resolve_dispute(
+            mediator.principal, d.id, DisputeDecision.FULL_REFUND, refund_inspection_fee=True,
+            reason="Not as agreed", idempotency_key="decide",
+        ),
+    )  # fmt: skip
+    decided = await disputes.resolve_dispute(
+        mediator.principal, d.id, DisputeDecision.FULL_REFUND, reason="Not as agreed",
+        idempotency_key="decide-2",
+    )  # fmt: skip
+    assert (decided.status, decided.inspection_fee_refunded) == ("RESOLVED", False)
