@@ -20,7 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from models import clock, config, login_throttle, sql
-from models.db import for_update, write_transaction
+from models.db import for_update, is_unique_violation, write_transaction
 from models.enums import ROLE_OF_KIND, CompanyKind, Role, Scope
 from models.errors import DomainError, ErrorCode
 from models.geography import validate_country
@@ -148,7 +148,14 @@ async def _insert_user(
         active=True,
         created_at=clock.now(),
     )
-    await user.save()
+    try:
+        await user.save()
+    except Exception as e:
+        if not is_unique_violation(e):
+            raise
+        # The same e-mail signed up at the same moment (PostgreSQL; SQLite's write lock
+        # orders the two, and the check above refuses the second).
+        raise DomainError(ErrorCode.EMAIL_TAKEN, f"{email} is already registered", "email") from e
     return user
 
 

@@ -446,10 +446,26 @@ async def remaining_limit_minor(profile: SupplierProfile, *, excluding: int | No
 
 
 async def _reserve_coverage(order: Order, profile: SupplierProfile) -> None:
-    """Cap coverage by the supplier's remaining limit, and reserve that share of it."""
-    limit_currency = profile.ta_limit_currency or config.current().limit_currency
-    rate = exchange_rate(order.currency, limit_currency)
+    """Cap coverage by the supplier's remaining limit, and reserve that share of it.
+
+    An order confirmed before (a modification) keeps the rate recorded then and at least
+    the share it holds: its coverage was fixed at confirmation, so a limit cut since only
+    bounds what a larger total would add (an edit of one quality requirement used to cut
+    a paid order's coverage to the reduced limit)."""
+    confirmed = order.exchange_rate is not None
+    limit_currency = (
+        (order.limit_currency if confirmed else None)
+        or profile.ta_limit_currency
+        or config.current().limit_currency
+    )
+    rate = (
+        Decimal(order.exchange_rate)
+        if order.exchange_rate is not None
+        else exchange_rate(order.currency, limit_currency)
+    )
     remaining = await remaining_limit_minor(profile, excluding=order.id)
+    if confirmed:
+        remaining = max(remaining, order.limit_reserved_minor)
     wanted = convert(order.total_minor, order.currency, limit_currency, rate)
     order.limit_reserved_minor = min(wanted, remaining)
     order.limit_currency = limit_currency

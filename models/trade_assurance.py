@@ -43,6 +43,25 @@ def _check_limit(limit: Money, field: str) -> None:
         raise DomainError(ErrorCode.INVALID_AMOUNT, "the limit must be positive", field)
 
 
+def _check_eligible(profile: SupplierProfile, field: str | None) -> None:
+    """Not suspended, Gold and verified: when a supplier applies, and again when a mediator
+    approves."""
+    if profile.ta_status == TradeAssuranceStatus.SUSPENDED.value:
+        raise DomainError(
+            ErrorCode.TRADE_ASSURANCE_SUSPENDED,
+            "Trade Assurance is suspended after an investigation",
+            field,
+        )
+    if not profile.gold:
+        raise DomainError(
+            ErrorCode.NOT_GOLD_SUPPLIER, "only Gold Suppliers hold Trade Assurance", field
+        )
+    if profile.verification == Verification.NONE.value:
+        raise DomainError(
+            ErrorCode.NOT_VERIFIED, "the supplier must pass verification first", field
+        )
+
+
 async def apply(principal: Principal, requested_limit: Money | None) -> TradeAssuranceApplication:
     """A Gold, verified supplier asks for Trade Assurance; a mediator must decide it."""
     if principal.role is not Role.SUPPLIER:
@@ -59,19 +78,7 @@ async def apply(principal: Principal, requested_limit: Money | None) -> TradeAss
             raise DomainError(
                 ErrorCode.TRADE_ASSURANCE_ALREADY_ACTIVE, "Trade Assurance is already active"
             )
-        if profile.ta_status == TradeAssuranceStatus.SUSPENDED.value:
-            raise DomainError(
-                ErrorCode.TRADE_ASSURANCE_SUSPENDED,
-                "Trade Assurance is suspended after an investigation; a mediator must lift it",
-            )
-        if not profile.gold:
-            raise DomainError(
-                ErrorCode.NOT_GOLD_SUPPLIER, "only Gold Suppliers can apply for Trade Assurance"
-            )
-        if profile.verification == Verification.NONE.value:
-            raise DomainError(
-                ErrorCode.NOT_VERIFIED, "the supplier must pass verification before applying"
-            )
+        _check_eligible(profile, None)
         if await TradeAssuranceApplication.exists().where(
             (TradeAssuranceApplication.supplier == profile.id)
             & (TradeAssuranceApplication.status == ApplicationStatus.PENDING.value)
@@ -131,17 +138,15 @@ async def review(
         application.decided_by = principal.user_id
         application.rejection_reason = reason if not approve else None
         if approve and limit is not None:
-            standing = (
-                await SupplierProfile.select(SupplierProfile.ta_status)
-                .where(SupplierProfile.id == application.supplier)
-                .first()
-            )
-            if standing and standing["ta_status"] == TradeAssuranceStatus.SUSPENDED.value:
-                raise DomainError(
-                    ErrorCode.TRADE_ASSURANCE_SUSPENDED,
-                    "the supplier was suspended while the application was pending",
-                    "applicationId",
+            # Locked and checked again: a suspension, or a lost Gold membership or
+            # verification, may have come while the application was pending (unlocked, a
+            # suspension committing meanwhile on PostgreSQL was overwritten with ACTIVE).
+            profile = (
+                await for_update(
+                    SupplierProfile.objects().where(SupplierProfile.id == application.supplier)
                 )
+            )[0]
+            _check_eligible(profile, "applicationId")
             application.status = ApplicationStatus.APPROVED.value
             application.granted_limit_minor = limit.minor
             application.granted_limit_currency = limit.currency

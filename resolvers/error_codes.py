@@ -44,7 +44,8 @@ ERROR_CODES: dict[ErrorCode, str] = {
         "The supplier already has active Trade Assurance; there is nothing to apply for."
     ),
     ErrorCode.TRADE_ASSURANCE_SUSPENDED: (
-        "Trade Assurance is suspended after an investigation; a mediator must lift it first."
+        "Trade Assurance is suspended after an investigation: no new orders, out of Trade "
+        "Assurance search, and no new application."
     ),
     ErrorCode.APPLICATION_ALREADY_PENDING: (
         "An application is already under review; wait for the decision."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 from typing import Any
@@ -105,6 +106,19 @@ async def test_email_taken_is_case_insensitive() -> None:
     await expect_domain_error(
         ErrorCode.EMAIL_TAKEN, register(company_name="Other", email="  ANNA@acme.EXAMPLE ")
     )
+
+
+async def test_the_same_email_signing_up_twice_at_once_is_taken_not_an_error() -> None:
+    # On PostgreSQL both passed the check and the second insert's UniqueViolationError
+    # came out as an internal error.
+    results = await asyncio.gather(
+        register(email="anna@acme.example"),
+        register(company_name="Other", email="anna@acme.example"),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, DomainError)]
+    assert [e.code for e in refused] == [ErrorCode.EMAIL_TAKEN] and len(results) == 2
+    assert await UserAccount.count().where(UserAccount.email == "anna@acme.example") == 1
 
 
 async def test_weak_password_is_refused_and_minimum_is_configurable() -> None:

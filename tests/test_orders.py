@@ -331,3 +331,29 @@ async def test_over_long_reasons_are_refused_and_change_nothing() -> None:
         .first()
     )
     assert last is not None and (last.kind, last.reason) == ("CANCELLED", "c" * 4_000)
+
+
+async def test_a_modification_never_cuts_the_coverage_fixed_at_confirmation() -> None:
+    # After the supplier's limit was cut to 2,000, editing one quality requirement of an
+    # 8,000 order used to cut its coverage to 2,000, below the 4,000 already paid for.
+    s = await supplier(trade_assurance_limit_minor=10_000_00)
+    terms = contract(unit_price_minor=4_000_00, quantity=2, initial_payment_minor=4_000_00)
+    b, _, order = await confirmed_order(supplier_actor=s, terms=terms)
+    assert (order.coverage_cap_minor, order.limit_reserved_minor) == (8_000_00, 8_000_00)
+    await SupplierProfile.update({SupplierProfile.ta_limit_minor: 2_000_00}).where(
+        SupplierProfile.id == s.supplier_id
+    )
+    reworded = dataclasses.replace(terms, quality=(orders.Quality("flux", ">= 3700 lm"),))
+    proposal = await orders.propose_modification(b.principal, order.id, reworded, "typo")
+    kept = await orders.accept_modification(s.principal, proposal.id)
+    assert (kept.coverage_cap_minor, kept.limit_reserved_minor) == (8_000_00, 8_000_00)
+    # A larger total gets no more than it held (the limit has nothing left to add) ...
+    larger = dataclasses.replace(terms, lines=(orders.Line("LED", 3, 4_000_00),))
+    proposal = await orders.propose_modification(b.principal, order.id, larger, "one more")
+    grown = await orders.accept_modification(s.principal, proposal.id)
+    assert (grown.total_minor, grown.coverage_cap_minor) == (12_000_00, 8_000_00)
+    # ... and a smaller one gives back what it no longer needs.
+    smaller = dataclasses.replace(terms, lines=(orders.Line("LED", 1, 5_000_00),))
+    proposal = await orders.propose_modification(b.principal, order.id, smaller, "one less")
+    shrunk = await orders.accept_modification(s.principal, proposal.id)
+    assert (shrunk.coverage_cap_minor, shrunk.limit_reserved_minor) == (5_000_00, 5_000_00)

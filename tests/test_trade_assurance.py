@@ -409,3 +409,28 @@ async def test_may_see_application(
     assert may_see(seller.principal, application, seller.supplier_id)
     assert not may_see(other.principal, application, other.supplier_id)
     assert not may_see(None, application, seller.supplier_id)
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({SupplierProfile.gold: False}, ErrorCode.NOT_GOLD_SUPPLIER),
+        ({SupplierProfile.verification: Verification.NONE.value}, ErrorCode.NOT_VERIFIED),
+        ({SupplierProfile.ta_status: TradeAssuranceStatus.SUSPENDED.value},
+         ErrorCode.TRADE_ASSURANCE_SUSPENDED),
+    ],
+)  # fmt: skip
+async def test_approval_checks_the_standing_again(
+    pending: tuple[Actor, Actor, TradeAssuranceApplication],
+    change: dict[Any, object],
+    code: ErrorCode,
+) -> None:
+    # Lost while the application was pending: a non-Gold or unverified supplier used to be
+    # granted Trade Assurance all the same.
+    seller, mediator, application = pending
+    await SupplierProfile.update(change).where(SupplierProfile.id == seller.supplier_id)
+    error = await expect_refusal(
+        code, trade_assurance.review(mediator.principal, application.id, approve=True, limit=LIMIT)
+    )
+    assert error.field == "applicationId"
+    assert (await stored(application.id)).status == "PENDING"
