@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import sqlite3
@@ -202,8 +203,25 @@ async def write_transaction() -> AsyncIterator[None]:
         for callback in _commit_listeners:
             callback()
     else:
-        async with db.transaction():
-            yield
+        transaction = db.transaction()
+        try:
+            async with transaction:
+                yield
+        finally:
+            if db.current_transaction.get() is transaction:
+                await _abandon(db, transaction)
+
+
+async def _abandon(db: Any, transaction: Any) -> None:
+    """Piccolo leaves a transaction current, and its connection out of the pool, when the
+    COMMIT or ROLLBACK itself fails (the connection was lost mid-transaction): everything
+    later in the same task joined the dead transaction, so a scheduler's sweeps failed
+    until the process restarted. Forget it, and hand the connection back (the pool
+    replaces a broken one)."""
+    db.current_transaction.reset(transaction.context)
+    if db.pool is not None and transaction.connection is not None:
+        with contextlib.suppress(Exception):
+            await db.pool.release(transaction.connection, timeout=5)
 
 
 def for_update(query: Any) -> Any:
@@ -250,9 +268,14 @@ async def apply_migrations() -> list[str]:
 
     db = engine()
     if isinstance(db, PostgresEngine):
-        # A session-level advisory lock on a dedicated connection: the other starters wait.
+        if not await pending_migrations():
+            return []  # nothing to wait for (a starter used to queue behind a migration)
+        # A session-level advisory lock on a dedicated connection: the other starters wait,
+        # as long as the migration takes (the pool's lock and statement timeouts would end
+        # the wait after a few seconds, and the starter with it).
         conn = await db.get_new_connection()
         try:
+            await conn.execute("SET lock_timeout = 0; SET statement_timeout = 0")
             await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
             pending = await pending_migrations()
             if pending:

@@ -23,6 +23,7 @@ import strawberry
 from graphql import DocumentNode, GraphQLError, execute, get_operation_ast
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StreamResult
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 from strawberry.types.graphql import OperationType
@@ -68,15 +69,22 @@ class PreparedSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: Any | None = None
     ) -> None:
-        """Strawberry logs each error with its traceback; a busy or unreachable database
-        (answered TRY_AGAIN) gets one line instead: a restart would flood the log."""
-        unexpected = []
+        """Instead of Strawberry's logging of every error with its text and the document.
+
+        An error in the caller's input (the document's validation, a variable's coercion,
+        a malformed ID) repeats that input, passwords and card numbers included: it is not
+        logged (`ta_graphql_errors_total` counts it). A busy or unreachable database
+        (answered TRY_AGAIN) gets one line: a restart would flood the log. Anything else
+        is logged by class and path, with its traceback."""
         for error in errors:
-            if is_transient(error.original_error):
-                log.warning("answered TRY_AGAIN: %s", type(error.original_error).__name__)
-            else:
-                unexpected.append(error)
-        super().process_errors(unexpected, execution_context)
+            original = error.original_error
+            if original is None or isinstance(original, GraphQLError | GlobalIDValueError):
+                continue
+            if is_transient(original):
+                log.warning("answered TRY_AGAIN: %s", type(original).__name__)
+                continue
+            path = ".".join(str(p) for p in error.path or ()) or "(no path)"
+            log.error("unexpected %s at %s", type(original).__name__, path, exc_info=original)
 
     def remember(
         self, key: _Key, document: DocumentNode, kind: OperationType, name: str | None

@@ -32,6 +32,8 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     if args.demo:
+        if (refused := _no_demo_in_production(settings)) is not None:
+            return refused
         from server.demo import print_logins, seed_demo
 
         asyncio.run(_migrate_then(seed_demo))
@@ -75,7 +77,18 @@ def _migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def _no_demo_in_production(settings: Settings) -> int | None:
+    """The demo's logins, a mediator's included, share a published password."""
+    if settings.development:
+        return None
+    print("error: no demo data under TA_ENV=production (its logins' password is public)",
+          file=sys.stderr)  # fmt: skip
+    return 2
+
+
 def _seed_demo(_: argparse.Namespace) -> int:
+    if (refused := _no_demo_in_production(Settings.from_env())) is not None:
+        return refused
     from server.demo import print_logins, seed_demo
 
     asyncio.run(_migrate_then(seed_demo))

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 from models import sweep
 from server import ledger_check, metrics
@@ -20,11 +21,15 @@ from server import ledger_check, metrics
 log = logging.getLogger("trade_assurance.scheduler")
 
 
-async def _every(interval_seconds: float, job: Callable[[], Awaitable[None]], what: str) -> None:
+async def _every(
+    interval_seconds: float, job: Callable[[], Coroutine[Any, Any, None]], what: str
+) -> None:
     """Run `job` now and then every interval; a failure is logged and tried again."""
     while True:
         try:
-            await job()
+            # Each run in a task of its own: nothing one leaves in its context (a database
+            # transaction its lost connection could not end) reaches the next.
+            await asyncio.create_task(job())
         except asyncio.CancelledError:
             raise
         except Exception:

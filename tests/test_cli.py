@@ -169,3 +169,12 @@ async def test_serve_refuses_a_database_with_pending_migrations(
         assert server.get("/readyz").json() == {"status": "ready"}
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("command", [("seed-demo",), ("serve", "--demo", "--port", "1")])
+async def test_no_demo_data_in_production(command: tuple[str, ...]) -> None:
+    # Its logins, a mediator's included, share the password the README publishes.
+    env = {**cli_env(), "TA_ENV": "production", "TA_PAYMENT_WEBHOOK_SECRET": "whsec_test_x"}
+    refused = run_cli(*command, env=env)
+    assert refused.returncode == 2 and "TA_ENV=production" in refused.stderr
+    assert await UserAccount.count() == 0

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 
 import pytest
 from piccolo.engine.sqlite import SQLiteEngine
 
-from models import accounts, clock, db
+from models import accounts, clock, db, sql
 from models.enums import CompanyKind
 from models.errors import DomainError, ErrorCode
 from models.tables import Company, UserAccount
@@ -130,3 +131,52 @@ async def test_riding_out_outages_tries_transient_failures_again_within_its_pati
     with pytest.raises(ConnectionRefusedError):
         await db.riding_out_outages(away, patience=0.3)
     assert 2 <= len(outcomes) <= 3  # pauses of 0.05 and 0.1 s fit in 0.3 s, 0.2 more would not
+
+
+@pytest.mark.skipif(ENGINE != "postgres", reason="Piccolo's PostgreSQL transaction")
+async def test_a_transaction_whose_rollback_fails_is_not_left_current(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A connection lost mid-transaction: the ROLLBACK raises, and Piccolo left the dead
+    # transaction current (and its connection out of the pool), so the scheduler's later
+    # sweeps in the same task all joined it and failed.
+    from piccolo.engine.postgres import PostgresTransaction
+
+    async def lost(self: PostgresTransaction) -> None:
+        raise ConnectionResetError("the connection was lost")
+
+    monkeypatch.setattr(PostgresTransaction, "rollback", lost)
+    for _ in range(25):  # more than the pool holds: a connection kept out would exhaust it
+        with pytest.raises(ConnectionResetError):
+            async with db.write_transaction():
+                await sql.fetch("SELECT 1")
+                raise RuntimeError("the work failed")
+        assert db.engine().current_transaction.get() is None
+    monkeypatch.undo()
+    async with asyncio.timeout(5), db.write_transaction():
+        assert await sql.fetch("SELECT 1 AS one") == [{"one": 1}]
+
+
+@pytest.mark.skipif(ENGINE != "postgres", reason="PostgreSQL's advisory lock")
+async def test_a_starter_waits_for_a_migration_longer_than_the_lock_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The pool's lock_timeout also ended the wait for the migration lock: a process that
+    # started while another migrated for more than a few seconds crashed.
+    import asyncpg
+
+    holder = await asyncpg.connect(os.environ["TEST_DATABASE_URL"])
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", db._MIGRATION_LOCK_KEY)
+
+        async def pending() -> list[str]:
+            return ["one being applied by the other process"]
+
+        monkeypatch.setattr(db, "pending_migrations", pending)
+        starter = asyncio.create_task(db.apply_migrations())
+        await asyncio.sleep(db.PG_LOCK_TIMEOUT_MS / 1000 + 0.5)
+        assert not starter.done()  # still waiting, not failed
+        await holder.execute("SELECT pg_advisory_unlock($1)", db._MIGRATION_LOCK_KEY)
+        await asyncio.wait_for(starter, 10)
+    finally:
+        await holder.close()

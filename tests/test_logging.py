@@ -213,3 +213,27 @@ def test_json_lines_hold_what_the_library_encoder_writes() -> None:
         line = ours.format(record)
         assert line.isascii() and "\n" not in line
         assert json.loads(line) == json.loads(library.format(record)), message
+
+
+async def test_malformed_requests_do_not_log_the_secrets_they_carry(
+    logged: tuple[Server, Path],
+) -> None:
+    # Strawberry logged every error's text at ERROR: a variable's coercion error repeats
+    # the whole input (a password, a card number), a validation error the document's line.
+    server, log = logged
+    secret, card = "MySecretPassw0rd!", "4111111111111111"
+    login_with = "mutation($i: LoginInput!) { login(input: $i) { token } }"
+    bodies = [
+        {"query": login_with, "variables": {"i": {"email": "a@b.c", "password": secret, "x": 1}}},
+        {"query": 'mutation { login(input: {email: "a@b.c", password: "' + secret + '"}) '
+                  "{ token errorz } }"},
+        {"query": "mutation($i: PayOrderInput!) { payOrder(input: $i) { errors { code } } }",
+         "variables": {"i": {"orderId": "T3JkZXI6MQ==", "paymentSource": card, "cvc": "1"}}},
+    ]  # fmt: skip
+    async with httpx.AsyncClient(base_url=server.base, timeout=10) as client:
+        for n, body in enumerate(bodies):
+            answer = await client.post("/graphql", json=body, headers={"X-Request-ID": f"m-{n}"})
+            assert answer.json()["errors"], answer.text
+    access_line(log, "m-2")  # written, so the errors' lines would be too
+    text = log.read_text()
+    assert secret not in text and card not in text

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from models import accounts, clock
+from models import accounts, clock, login_throttle
 from models.errors import DomainError, ErrorCode
+from models.tables import LoginThrottle
 from tests import factories
 from tests.api import Api, make_app
 from tests.factories import PASSWORD
@@ -79,3 +82,15 @@ async def test_over_the_api_the_refusal_is_a_coded_error(frozen_clock: clock.Fro
     answer = await api.data(LOGIN, {"email": b.email, "password": PASSWORD})
     assert answer["login"]["token"] is None
     assert [e["code"] for e in answer["login"]["errors"]] == [ErrorCode.TOO_MANY_ATTEMPTS.value]
+
+
+async def test_concurrent_failures_are_all_counted() -> None:
+    # Read and written back in two statements, concurrent failures on PostgreSQL
+    # overwrote each other's counts.
+    keyed = login_throttle.keys("anna@acme.example", "203.0.113.9")
+    await asyncio.gather(*(login_throttle.count_failure(keyed) for _ in range(12)))
+    rows = await LoginThrottle.select(LoginThrottle.key, LoginThrottle.failures)
+    assert {r["key"]: r["failures"] for r in rows} == {
+        "account:anna@acme.example": 12,
+        "address:203.0.113.9": 12,
+    }

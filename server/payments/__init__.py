@@ -3,6 +3,8 @@ provider callback endpoint (`POST /webhooks/payments`)."""
 
 from __future__ import annotations
 
+import logging
+
 from starlette.routing import Route
 
 from models import provider
@@ -11,6 +13,7 @@ from server.payments.webhook import payment_webhook
 from server.settings import Settings
 
 PROVIDERS = ("sandbox",)
+log = logging.getLogger("trade_assurance.payments")
 
 
 class PaymentSettingsError(RuntimeError):
@@ -32,6 +35,11 @@ def check_settings(settings: Settings) -> None:
 def install(settings: Settings) -> Route:
     """Check the settings, install the payment provider, return the webhook route."""
     check_settings(settings)
+    if not settings.development:  # the only provider there is: say so where it matters
+        log.warning(
+            "TA_ENV=production with the sandbox payment provider: no money moves; charges "
+            "and refunds are simulated (test cards succeed)"
+        )
     provider.set_provider(SandboxProvider())
     return Route(WEBHOOK_PATH, payment_webhook(settings.payment_webhook_secret), methods=["POST"])
 
