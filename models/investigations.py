@@ -21,7 +21,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from models import clock, config, idempotency, inspections, sql
+from models import clock, config, idempotency, inspections, sql, supplier_events
 from models.accounts import Principal
 from models.db import write_transaction
 from models.enums import (
@@ -41,14 +41,11 @@ from models.tables import (
     Investigation,
     Order,
     PenaltyPoint,
-    SupplierEvent,
     SupplierProfile,
 )
 
 MAX_SUBJECT = 200
 MAX_TEXT = 20_000
-SYSTEM = "SYSTEM"
-USER = "USER"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,24 +57,6 @@ class PenaltyResult:
     unconsumed_points: int  # points still counting towards the threshold (after this call)
     investigation_id: int | None  # the investigation that took these points, if any
     investigation_opened: bool  # True when these points opened it
-
-
-async def _audit(
-    supplier_id: int,
-    kind: str,
-    *,
-    user_id: int | None = None,
-    investigation_id: int | None = None,
-    complaint_id: int | None = None,
-    dispute_id: int | None = None,
-    detail: str = "",
-) -> None:
-    await sql.insert(
-        SupplierEvent,
-        {"supplier": supplier_id, "kind": kind, "actor_kind": USER if user_id else SYSTEM,
-         "actor_user": user_id, "investigation": investigation_id, "complaint": complaint_id,
-         "dispute_id": dispute_id, "detail": detail, "created_at": clock.now()},
-    )  # fmt: skip
 
 
 async def _lock_supplier(supplier_id: int, field: str) -> SupplierProfile:
@@ -102,8 +81,9 @@ async def _open(supplier_id: int, trigger: InvestigationTrigger, detail: str) ->
         {"supplier": supplier_id, "status": InvestigationStatus.OPEN.value,
          "opened_by": trigger.value, "opened_at": clock.now()},
     )  # fmt: skip
-    await _audit(supplier_id, "INVESTIGATION_OPENED", investigation_id=investigation_id,
-                 detail=detail)  # fmt: skip
+    await supplier_events.record(
+        supplier_id, "INVESTIGATION_OPENED", investigation_id=investigation_id, detail=detail
+    )
     return investigation_id
 
 
@@ -137,8 +117,10 @@ async def add_penalty_points(
             {"supplier": supplier_id, "points": points, "reason": reason,
              "dispute_id": dispute_id, "investigation": None, "created_at": clock.now()},
         )  # fmt: skip
-        await _audit(supplier_id, "PENALTY_POINTS_ADDED", dispute_id=dispute_id,
-                     detail=f"{points} points: {reason}")  # fmt: skip
+        await supplier_events.record(
+            supplier_id, "PENALTY_POINTS_ADDED", dispute_id=dispute_id,
+            detail=f"{points} points: {reason}",
+        )  # fmt: skip
         opened = False
         investigation_id = await _open_investigation_id(supplier_id)
         if investigation_id is None:
@@ -223,8 +205,10 @@ async def file_complaint(
         await inspections.save_files(
             ComplaintAttachment, {"complaint": complaint.id}, checked, clock.now()
         )
-        await _audit(supplier_id, "COMPLAINT_FILED", user_id=principal.user_id,
-                     complaint_id=complaint.id, detail=subject)  # fmt: skip
+        await supplier_events.record(
+            supplier_id, "COMPLAINT_FILED", user_id=principal.user_id,
+            complaint_id=complaint.id, detail=subject,
+        )  # fmt: skip
         await idempotency.remember(scope, key, "fileComplaint", request,
                                    {"complaint_id": complaint.id})  # fmt: skip
     return complaint
@@ -272,9 +256,11 @@ async def review_complaint(
         await sql.save_columns(complaint, [Complaint.status, Complaint.investigation,
                                            Complaint.reviewed_at, Complaint.reviewed_by,
                                            Complaint.review_reason])  # fmt: skip
-        await _audit(complaint.supplier, f"COMPLAINT_{complaint.status}",
-                     user_id=principal.user_id, complaint_id=complaint.id,
-                     investigation_id=complaint.investigation, detail=reason or "")  # fmt: skip
+        await supplier_events.record(
+            complaint.supplier, f"COMPLAINT_{complaint.status}", user_id=principal.user_id,
+            complaint_id=complaint.id, investigation_id=complaint.investigation,
+            detail=reason or "",
+        )  # fmt: skip
     return complaint
 
 
@@ -355,8 +341,10 @@ async def close_investigation(
         if investigation.new_limit_minor is not None:
             detail += f" (limit {investigation.previous_limit_minor} -> "
             detail += f"{investigation.new_limit_minor} {investigation.limit_currency})"
-        await _audit(profile.id, "INVESTIGATION_CLOSED", user_id=principal.user_id,
-                     investigation_id=investigation.id, detail=detail)  # fmt: skip
+        await supplier_events.record(
+            profile.id, "INVESTIGATION_CLOSED", user_id=principal.user_id,
+            investigation_id=investigation.id, detail=detail,
+        )  # fmt: skip
     return investigation
 
 

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from models import clock, sql
+from models import clock, sql, supplier_events
 from models.accounts import Principal
 from models.db import for_update, is_postgres, write_transaction
 from models.enums import OPEN_ORDER_STATUSES, Role, TradeAssuranceStatus, Verification
@@ -328,18 +328,23 @@ async def set_standing(
     if principal.role is not Role.MEDIATOR:
         raise DomainError(ErrorCode.FORBIDDEN, "only mediators change a supplier's standing")
     async with write_transaction():
-        values: dict[Any, Any] = {SupplierProfile.updated_at: clock.now()}
-        if gold is not None:
-            values[SupplierProfile.gold] = gold
-        if verification is not None:
-            values[SupplierProfile.verification] = verification.value
-        done = (
-            await SupplierProfile.update(values)
-            .where(SupplierProfile.id == supplier_id)
-            .returning(SupplierProfile.id)
-        )
-        if not done:
+        profile = await sql.get(SupplierProfile, supplier_id, lock=True)
+        if profile is None:
             raise DomainError(ErrorCode.NOT_FOUND, "no such supplier", "supplierId")
+        values: dict[Any, Any] = {SupplierProfile.updated_at: clock.now()}
+        changes = []
+        if gold is not None and gold != profile.gold:
+            values[SupplierProfile.gold] = gold
+            changes.append(f"Gold {'granted' if gold else 'withdrawn'}")
+        if verification is not None and verification.value != profile.verification:
+            values[SupplierProfile.verification] = verification.value
+            changes.append(f"verification {profile.verification} -> {verification.value}")
+        if not changes:
+            return
+        await SupplierProfile.update(values).where(SupplierProfile.id == supplier_id)
+        await supplier_events.record(
+            supplier_id, "STANDING_CHANGED", user_id=principal.user_id, detail="; ".join(changes)
+        )
 
 
 async def seed_profile(

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Collection
 from typing import Any
 
-from models import clock, disputes, lifecycle, payments
+from models import clock, disputes, lifecycle, payments, supplier_events
 from models.db import is_postgres, write_transaction
 from models.enums import ApplicationStatus, RefundStatus
 from models.tables import Order, TradeAssuranceApplication
@@ -124,8 +124,13 @@ async def flag_overdue_applications() -> list[int]:
                 & TradeAssuranceApplication.flagged_at.is_null()
                 & (TradeAssuranceApplication.review_due_at <= now)
             )
-            .returning(TradeAssuranceApplication.id)
+            .returning(TradeAssuranceApplication.id, TradeAssuranceApplication.supplier)
         )
+        for row in rows:
+            await supplier_events.record(
+                int(row["supplier"]), "APPLICATION_OVERDUE",
+                detail=f"application {row['id']} is past its review due date",
+            )  # fmt: skip
     flagged = sorted(int(r["id"]) for r in rows)
     for application_id in flagged:
         log.warning("application %s is past its review due date: flagged", application_id)

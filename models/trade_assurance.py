@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from models import clock, config
+from models import clock, config, supplier_events
 from models.accounts import Principal
 from models.db import for_update, write_transaction
 from models.enums import ApplicationStatus, Role, TradeAssuranceStatus, Verification
@@ -97,6 +97,11 @@ async def apply(principal: Principal, requested_limit: Money | None) -> TradeAss
             review_due_at=add_business_days(now, config.current().application_review_business_days),
         )
         await application.save()
+        await supplier_events.record(
+            profile.id, "APPLICATION_FILED", user_id=principal.user_id,
+            detail=f"application {application.id}"
+            + (f": a limit of {requested_limit} asked" if requested_limit else ""),
+        )  # fmt: skip
     return application
 
 
@@ -150,6 +155,10 @@ async def review(
             application.status = ApplicationStatus.APPROVED.value
             application.granted_limit_minor = limit.minor
             application.granted_limit_currency = limit.currency
+            await supplier_events.record(
+                application.supplier, "TRADE_ASSURANCE_GRANTED", user_id=principal.user_id,
+                detail=f"application {application.id}: a limit of {limit}",
+            )  # fmt: skip
             await SupplierProfile.update(
                 {
                     SupplierProfile.ta_status: TradeAssuranceStatus.ACTIVE.value,
@@ -161,6 +170,10 @@ async def review(
             ).where(SupplierProfile.id == application.supplier)
         else:
             application.status = ApplicationStatus.REJECTED.value
+            await supplier_events.record(
+                application.supplier, "APPLICATION_REJECTED", user_id=principal.user_id,
+                detail=f"application {application.id}: {reason}",
+            )  # fmt: skip
         await application.save()
     return application
 

@@ -434,3 +434,35 @@ async def test_approval_checks_the_standing_again(
     )
     assert error.field == "applicationId"
     assert (await stored(application.id)).status == "PENDING"
+
+
+async def test_every_change_of_standing_leaves_an_audit_record(
+    frozen_clock: FrozenClock, pending: tuple[Actor, Actor, TradeAssuranceApplication]
+) -> None:
+    # Gold, verification, the grant and the overdue flag changed without a trace.
+    from models import sweep
+    from models.tables import SupplierEvent
+
+    seller, mediator, application = pending
+    assert seller.supplier_id is not None
+    frozen_clock.advance(days=30)
+    assert await sweep.flag_overdue_applications() == [application.id]
+    await trade_assurance.review(mediator.principal, application.id, approve=True, limit=LIMIT)
+    await suppliers.set_standing(mediator.principal, seller.supplier_id, gold=True)  # no change
+    await suppliers.set_standing(
+        mediator.principal, seller.supplier_id, gold=False, verification=Verification.NONE
+    )
+    rows = (
+        await SupplierEvent.select(
+            SupplierEvent.kind, SupplierEvent.actor_user, SupplierEvent.detail
+        )
+        .where(SupplierEvent.supplier == seller.supplier_id)
+        .order_by(SupplierEvent.id)
+    )
+    assert [(r["kind"], r["actor_user"]) for r in rows] == [
+        ("APPLICATION_FILED", seller.principal.user_id),
+        ("APPLICATION_OVERDUE", None),
+        ("TRADE_ASSURANCE_GRANTED", mediator.principal.user_id),
+        ("STANDING_CHANGED", mediator.principal.user_id),
+    ]
+    assert rows[-1]["detail"] == "Gold withdrawn; verification VERIFIED -> NONE"
