@@ -42,6 +42,10 @@ from models.tables import (
 )
 
 MAX_LINES = 100
+# Names and attributes are Varchar(200) columns, which PostgreSQL enforces (and SQLite
+# does not); free text is held to a message's 4000 characters (models.messages).
+MAX_NAME, MAX_TEXT = 200, 4_000
+MAX_QUALITY = 100  # requirements, written in one INSERT: within the engines' parameter limits
 # Statuses in which either party may still propose a new contract (before the balance).
 MODIFIABLE = frozenset(
     {
@@ -110,20 +114,17 @@ def validate_contract(contract: Contract) -> Contract:
         raise DomainError(ErrorCode.INVALID_INPUT, "an order needs at least one line", "lines")
     if len(contract.lines) > MAX_LINES:
         raise DomainError(ErrorCode.INVALID_INPUT, f"at most {MAX_LINES} lines", "lines")
-    # Names and attributes are Varchar(200) columns, which PostgreSQL enforces (and SQLite
-    # does not); free text is held to a message's 4000 characters (models.messages).
-    max_name, max_text, max_quality = 200, 4_000, 100
     lines = []
     for n, line in enumerate(contract.lines):
         name = line.product_name.strip()
-        if not name or len(name) > max_name:
+        if not name or len(name) > MAX_NAME:
             raise DomainError(
-                ErrorCode.INVALID_INPUT, f"a product name has 1 to {max_name} characters",
+                ErrorCode.INVALID_INPUT, f"a product name has 1 to {MAX_NAME} characters",
                 f"lines.{n}.productName",
             )  # fmt: skip
-        if len(line.specification) > max_text:
+        if len(line.specification) > MAX_TEXT:
             raise DomainError(
-                ErrorCode.INVALID_INPUT, f"a specification has at most {max_text} characters",
+                ErrorCode.INVALID_INPUT, f"a specification has at most {MAX_TEXT} characters",
                 f"lines.{n}.specification",
             )  # fmt: skip
         if line.quantity <= 0:
@@ -135,11 +136,9 @@ def validate_contract(contract: Contract) -> Contract:
                 ErrorCode.INVALID_AMOUNT, "unit price must be positive", f"lines.{n}.unitPrice"
             )
         lines.append(dataclasses.replace(line, product_name=name))
-    # Unbounded, the requirements' single INSERT would pass the engines' limit on
-    # statement parameters.
-    if len(contract.quality) > max_quality:
+    if len(contract.quality) > MAX_QUALITY:
         raise DomainError(
-            ErrorCode.INVALID_INPUT, f"at most {max_quality} quality requirements",
+            ErrorCode.INVALID_INPUT, f"at most {MAX_QUALITY} quality requirements",
             "qualityRequirements",
         )  # fmt: skip
     quality = []
@@ -151,14 +150,14 @@ def validate_contract(contract: Contract) -> Contract:
                 "a quality requirement names an attribute and a measurable requirement",
                 f"qualityRequirements.{n}",
             )
-        if len(attribute) > max_name:
+        if len(attribute) > MAX_NAME:
             raise DomainError(
-                ErrorCode.INVALID_INPUT, f"an attribute has at most {max_name} characters",
+                ErrorCode.INVALID_INPUT, f"an attribute has at most {MAX_NAME} characters",
                 f"qualityRequirements.{n}.attribute",
             )  # fmt: skip
-        if len(requirement) > max_text:
+        if len(requirement) > MAX_TEXT:
             raise DomainError(
-                ErrorCode.INVALID_INPUT, f"a requirement has at most {max_text} characters",
+                ErrorCode.INVALID_INPUT, f"a requirement has at most {MAX_TEXT} characters",
                 f"qualityRequirements.{n}.requirement",
             )  # fmt: skip
         quality.append(Quality(attribute, requirement))
@@ -192,6 +191,15 @@ def validate_contract(contract: Contract) -> Contract:
             "initialPayment",
         )
     return checked
+
+
+def _check_reason(reason: str) -> str:
+    reason = reason.strip()
+    if len(reason) > MAX_TEXT:
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, f"a reason has at most {MAX_TEXT} characters", "reason"
+        )
+    return reason
 
 
 def _party_role(principal: Principal, order: Order, supplier_company_id: int) -> Role | None:
@@ -539,9 +547,7 @@ async def propose_modification(
     """Either party proposes a new contract until the balance is paid; the other accepts."""
     require_scope(principal, Scope.ORDERS)
     contract = validate_contract(contract)
-    reason = reason.strip()
-    if len(reason) > 4_000:  # like a message (models.messages.MAX_BODY)
-        raise DomainError(ErrorCode.INVALID_INPUT, "a reason has at most 4000 characters", "reason")
+    reason = _check_reason(reason)
     async with write_transaction():
         order, role = await lock_order(principal, order_id)
         if role is None:
@@ -676,9 +682,7 @@ async def _check_protected_or_current(supplier_id: int) -> SupplierProfile:
 async def cancel_order(principal: Principal, order_id: int, reason: str) -> Order:
     """Either party cancels before any money has moved; the coverage share is returned."""
     require_scope(principal, Scope.ORDERS)
-    reason = reason.strip()
-    if len(reason) > 4_000:  # like a message (models.messages.MAX_BODY)
-        raise DomainError(ErrorCode.INVALID_INPUT, "a reason has at most 4000 characters", "reason")
+    reason = _check_reason(reason)
     async with write_transaction():
         order, role = await lock_order(principal, order_id)
         if role is None:
