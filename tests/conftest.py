@@ -29,8 +29,9 @@ os.environ["TA_UPLOAD_DIR"] = tempfile.mkdtemp(prefix="ta-test-uploads-")
 
 import pytest  # noqa: E402
 
-from models import accounts, clock, config, db  # noqa: E402
+from models import accounts, clock, config, db, ledger, provider  # noqa: E402
 from models.tables import ALL_TABLES  # noqa: E402
+from server.payments.sandbox import SandboxProvider  # noqa: E402
 
 
 def pytest_report_header() -> str:
@@ -94,3 +95,12 @@ def frozen_clock() -> Iterator[clock.FrozenClock]:
     clock.set_clock(fixed)
     yield fixed
     clock.reset_clock()
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[SandboxProvider]:
+    """The sandbox payment provider for the test; the ledger must be sound after it."""
+    sbx = SandboxProvider()
+    provider.set_provider(sbx)
+    yield sbx
+    assert await ledger.check() == []

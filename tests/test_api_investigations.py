@@ -5,15 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from models import clock, investigations, ledger, provider, sweep
+from models import clock, investigations, sweep
 from models.tables import Complaint, Investigation, SupplierEvent, SupplierProfile
-from server.payments.sandbox import CARD_SUCCEEDS, SandboxProvider
+from server.payments.sandbox import CARD_SUCCEEDS
 from tests import factories
 from tests.api import Api, bearer, gid, run_cli
 
@@ -62,12 +61,8 @@ RELEASE = """mutation($id: ID!) { releaseFunds(input: {orderId: $id, idempotency
   errors { code } } }"""
 
 
-@pytest.fixture(autouse=True)
-async def sandbox() -> AsyncIterator[SandboxProvider]:
-    sbx = SandboxProvider()
-    provider.set_provider(sbx)
-    yield sbx
-    assert await ledger.check() == []
+# The sandbox provider for every test, and a sound ledger after each (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("sandbox")
 
 
 def usd(amount: str, currency: str = "USD") -> dict[str, str]:

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from models import clock, deadlines, disputes, ledger, lifecycle, orders, payments, provider, sweep
+from models import clock, deadlines, disputes, ledger, lifecycle, orders, payments, sweep
 from models.disputes import Evidence
 from models.enums import ActorKind, DeadlineKind, DisputeReason, OrderStatus, PaymentMethod
 from models.errors import DomainError, ErrorCode
 from models.money import Money
 from models.tables import LedgerPosting, Order, OrderEvent, Payment, Refund, SupplierProfile
-from server.payments.sandbox import CARD_SUCCEEDS, SandboxProvider
+from server.payments.sandbox import CARD_SUCCEEDS
 from tests import factories
 
 USD = "USD"
@@ -29,12 +28,8 @@ DEPOSIT = 1_500_00  # factories.contract(): 2 x 1,500.00 USD, 1,500.00 up front
 LIMIT = 100_000_00
 
 
-@pytest.fixture(autouse=True)
-async def sandbox() -> AsyncIterator[SandboxProvider]:
-    sbx = SandboxProvider()
-    provider.set_provider(sbx)
-    yield sbx
-    assert await ledger.check() == []
+# The sandbox provider for every test, and a sound ledger after each (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("sandbox")
 
 
 async def _deposit_paid(

@@ -9,7 +9,6 @@ import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,7 +21,6 @@ from models import (
     ledger,
     lifecycle,
     payments,
-    provider,
     sweep,
 )
 from models.disputes import Evidence
@@ -58,12 +56,8 @@ TOTAL = 3_000_00
 PDF = b"%PDF-1.7\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 
 
-@pytest.fixture(autouse=True)
-async def sandbox() -> AsyncIterator[SandboxProvider]:
-    sbx = SandboxProvider()
-    provider.set_provider(sbx)
-    yield sbx
-    assert await ledger.check() == []
+# The sandbox provider for every test, and a sound ledger after each (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("sandbox")
 
 
 def usd(minor: int) -> Money:

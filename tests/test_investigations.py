@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,11 +11,9 @@ from models import (
     clock,
     config,
     investigations,
-    ledger,
     lifecycle,
     orders,
     payments,
-    provider,
     suppliers,
 )
 from models.enums import (
@@ -40,18 +37,14 @@ from models.tables import (
     SupplierEvent,
     SupplierProfile,
 )
-from server.payments.sandbox import CARD_SUCCEEDS, SandboxProvider
+from server.payments.sandbox import CARD_SUCCEEDS
 from tests import factories
 
 USD = "USD"
 
 
-@pytest.fixture(autouse=True)
-async def sandbox() -> AsyncIterator[SandboxProvider]:
-    sbx = SandboxProvider()
-    provider.set_provider(sbx)
-    yield sbx
-    assert await ledger.check() == []
+# The sandbox provider for every test, and a sound ledger after each (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("sandbox")
 
 
 async def state() -> tuple[Any, ...]:

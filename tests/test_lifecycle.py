@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from models import clock, deadlines, ledger, lifecycle, orders, payments, provider, sweep
+from models import clock, deadlines, ledger, lifecycle, orders, payments, sweep
 from models.enums import ActorKind, DeadlineKind, OrderStatus, PaymentMethod, ShippingMethod
 from models.errors import DomainError, ErrorCode
 from models.money import Money
@@ -22,19 +21,15 @@ from models.tables import (
     SupplierProfile,
     TradeAssuranceApplication,
 )
-from server.payments.sandbox import CARD_SUCCEEDS, SandboxProvider
+from server.payments.sandbox import CARD_SUCCEEDS
 from tests import factories
 
 USD = "USD"
 TOTAL = 3_000_00
 
 
-@pytest.fixture(autouse=True)
-async def sandbox() -> AsyncIterator[SandboxProvider]:
-    sbx = SandboxProvider()
-    provider.set_provider(sbx)
-    yield sbx
-    assert await ledger.check() == []
+# The sandbox provider for every test, and a sound ledger after each (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("sandbox")
 
 
 async def _paid_order(

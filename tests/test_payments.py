@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -29,12 +28,8 @@ from tests.factories import Actor, buyer, confirmed_order
 USD = "USD"
 
 
-@pytest.fixture(autouse=True)
-async def sandbox() -> AsyncIterator[SandboxProvider]:
-    sbx = SandboxProvider()
-    provider.set_provider(sbx)
-    yield sbx
-    assert await ledger.check() == []
+# The sandbox provider for every test, and a sound ledger after each (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("sandbox")
 
 
 async def _pay(
