@@ -51,6 +51,7 @@ from models.orders import (
     lock_order,
     locked_order,
     move_to,
+    refuse_while_payment_pending,
     require_scope,
     supplier_company,
     visible_orders,
@@ -583,16 +584,7 @@ async def claim_refund(principal: Principal, order_id: int, *, idempotency_key: 
             )
         check_status(order, PRE_SHIPMENT, "claim a refund for")
         await refuse_while_disputed(order.id)
-        if await Payment.exists().where(
-            (Payment.order == order.id)
-            & (Payment.status == PaymentStatus.PENDING.value)
-            & Payment.inspection.is_null()
-        ):
-            raise DomainError(
-                ErrorCode.PAYMENT_IN_PROGRESS,
-                "a payment for this order is still pending; wait for its outcome",
-                "orderId",
-            )
+        await refuse_while_payment_pending(order.id)
         held = await ledger.held(order.id)
         if held <= 0:
             raise DomainError(

@@ -21,8 +21,10 @@ from models.errors import DomainError, ErrorCode
 from models.money import Money
 from models.orders import (
     check_status,
+    goods_payment_pending,
     lock_order,
     move_to,
+    refuse_while_payment_pending,
     require_scope,
     succeeded_minor,
     supplier_company,
@@ -182,8 +184,6 @@ class Claim:
 def _check_late(order: Order, now: dt.datetime) -> None:
     """On-time shipment protection is broken: overdue, or shipped after the deadline."""
     status = order.status
-    if status == OrderStatus.OVERDUE.value:
-        return
     if status in SHIPPED_STATUSES:
         if order.shipped_late and status != OrderStatus.COMPLETED.value:
             return
@@ -194,7 +194,7 @@ def _check_late(order: Order, now: dt.datetime) -> None:
                 "orderId",
             )
     if deadlines.shipping_deadline_missed(order, now):
-        return  # overdue already (paid, or a deposit); the sweep has not marked it yet
+        return  # OVERDUE, or past it (paid, or a deposit) before the sweep marked it
     if status in {s.value for s in UNPAID} | {OrderStatus.PAID.value} and (
         now < order.shipping_deadline
     ):
@@ -230,14 +230,10 @@ async def claim_late_shipment_refund(
         now = clock.now()
         _check_late(order, now)
         await refuse_while_disputed(order.id)
-        if order.status in deadlines.AWAITING_PAYMENT and await _goods_payment_pending(order.id):
+        if order.status in deadlines.AWAITING_PAYMENT:
             # Ending the order now would leave that money arriving at a refunded order;
             # the sweep waits for the outcome as well.
-            raise DomainError(
-                ErrorCode.PAYMENT_IN_PROGRESS,
-                "a payment for this order is still pending; wait for its outcome",
-                "orderId",
-            )
+            await refuse_while_payment_pending(order.id)
         held = await ledger.held(order.id)
         if held <= 0:
             raise DomainError(
@@ -308,25 +304,14 @@ async def release_held_and_complete(
     return held
 
 
-async def _goods_payment_pending(order_id: int) -> bool:
-    """Whether a payment for the goods (not an inspection fee) awaits the provider."""
-    return bool(
-        await Payment.exists().where(
-            (Payment.order == order_id)
-            & (Payment.status == PaymentStatus.PENDING.value)
-            & Payment.inspection.is_null()
-        )
-    )
-
-
 async def cancel_unpaid(order_id: int) -> str | None:
     """Payment deadline passed with nothing paid: cancelled, coverage given back."""
     async with write_transaction():
         order, _ = await lock_order(None, order_id)
-        return await _cancel_unpaid(order)
+        return await _cancel_unpaid(order, await succeeded_minor(order.id))
 
 
-async def _cancel_unpaid(order: Order) -> str | None:
+async def _cancel_unpaid(order: Order, paid_minor: int) -> str | None:
     now = clock.now()
     if (
         order.status not in deadlines.AWAITING_PAYMENT
@@ -334,7 +319,7 @@ async def _cancel_unpaid(order: Order) -> str | None:
         or order.payment_deadline > now
     ):
         return None
-    paid = await succeeded_minor(order.id) > 0
+    paid = paid_minor > 0
     pending = await Payment.exists().where(
         (Payment.order == order.id) & (Payment.status == PaymentStatus.PENDING.value)
     )
@@ -360,18 +345,18 @@ async def mark_overdue(order_id: int) -> str | None:
     balance is due before shipment, so an unpaid one does not excuse the deadline)."""
     async with write_transaction():
         order, _ = await lock_order(None, order_id)
-        return await _mark_overdue(order)
+        return await _mark_overdue(order, await succeeded_minor(order.id))
 
 
-async def _mark_overdue(order: Order) -> str | None:
+async def _mark_overdue(order: Order, paid_minor: int) -> str | None:
     now = clock.now()
     if order.shipping_deadline > now:
         return None
     why = "not shipped by the shipping deadline; the buyer may claim a full refund"
     if order.status in deadlines.AWAITING_PAYMENT:
-        if await succeeded_minor(order.id) <= 0:
+        if paid_minor <= 0:
             return None  # nothing to protect: the payment deadline applies (cancel_unpaid)
-        if await _goods_payment_pending(order.id):
+        if await goods_payment_pending(order.id):
             # The balance is on its way: parked until its outcome, which schedules the
             # order again (payments.record_charge_outcome), due at once.
             order.next_deadline_at = None
@@ -395,9 +380,10 @@ async def enforce_awaiting_payment(order_id: int) -> str | None:
     deadline cancels it; with the deposit paid, the shipping deadline makes it overdue."""
     async with write_transaction():
         order, _ = await lock_order(None, order_id)
-        if await succeeded_minor(order.id) > 0:
-            return await _mark_overdue(order)
-        return await _cancel_unpaid(order)
+        paid = await succeeded_minor(order.id)
+        if paid > 0:
+            return await _mark_overdue(order, paid)
+        return await _cancel_unpaid(order, paid)
 
 
 async def auto_confirm_receipt(order_id: int) -> str | None:

@@ -541,6 +541,38 @@ async def succeeded_minor(order_id: int) -> int:
     return int(found[0]["paid"])
 
 
+async def goods_payment_pending(order_id: int) -> bool:
+    """Whether a payment for the order's goods (not an inspection fee) awaits the provider."""
+    return bool(
+        await Payment.exists().where(
+            (Payment.order == order_id)
+            & (Payment.status == PaymentStatus.PENDING.value)
+            & Payment.inspection.is_null()
+        )
+    )
+
+
+async def refuse_while_payment_pending(order_id: int) -> None:
+    """PAYMENT_IN_PROGRESS: what is about to change (the contract, the order's end) would
+    not match the money that payment's outcome brings."""
+    if await goods_payment_pending(order_id):
+        raise DomainError(
+            ErrorCode.PAYMENT_IN_PROGRESS,
+            "a payment for this order is still pending; wait for its outcome",
+            "orderId",
+        )
+
+
+def awaiting_status(order: Order, paid_minor: int) -> str:
+    """The status a confirmed, unshipped order is in with `paid_minor` of its goods money
+    in escrow: PAID, waiting for the balance, or for the initial payment."""
+    if paid_minor >= order.total_minor:
+        return OrderStatus.PAID.value
+    if paid_minor >= order.initial_minor:
+        return OrderStatus.AWAITING_BALANCE.value
+    return OrderStatus.AWAITING_INITIAL_PAYMENT.value
+
+
 async def propose_modification(
     principal: Principal, order_id: int, contract: Contract, reason: str = ""
 ) -> OrderModification:
@@ -580,17 +612,8 @@ async def _check_modification_fits(order: Order, contract: Contract) -> None:
         raise DomainError(
             ErrorCode.INVALID_CURRENCY, "the currency of an order cannot change", "currency"
         )
-    if await Payment.exists().where(
-        (Payment.order == order.id)
-        & (Payment.status == PaymentStatus.PENDING.value)
-        & Payment.inspection.is_null()
-    ):
-        # Its outcome could take the paid total above the new contract's.
-        raise DomainError(
-            ErrorCode.PAYMENT_IN_PROGRESS,
-            "a payment for this order is still pending; wait for its outcome",
-            "orderId",
-        )
+    # Its outcome could take the paid total above the new contract's.
+    await refuse_while_payment_pending(order.id)
     paid = await succeeded_minor(order.id)
     if contract.total_minor < paid:
         raise DomainError(
@@ -645,13 +668,9 @@ async def accept_modification(principal: Principal, modification_id: int) -> Ord
             # What is due follows the new terms: a total brought down to what was paid
             # leaves nothing to pay (PAID), an initial payment brought down to it (or to
             # nothing) leaves the balance. Otherwise the order waited for a payment of 0.
+            # An initial payment added before anything was paid is due first.
             paid = await succeeded_minor(order.id)
-            if paid >= order.total_minor:
-                order.status = OrderStatus.PAID.value
-            elif paid >= order.initial_minor:
-                order.status = OrderStatus.AWAITING_BALANCE.value
-            else:  # an initial payment added to a confirmed order that nothing was paid on
-                order.status = OrderStatus.AWAITING_INITIAL_PAYMENT.value
+            order.status = awaiting_status(order, paid)
             order.next_deadline_at = deadlines.next_due(
                 order, anything_paid=paid > 0, payment_pending=False
             )

@@ -22,6 +22,7 @@ from models.enums import OrderStatus, PaymentMethod, PaymentStatus, RefundStatus
 from models.errors import DomainError, ErrorCode
 from models.money import Money
 from models.orders import (
+    awaiting_status,
     check_status,
     lock_order,
     locked_order,
@@ -335,11 +336,7 @@ async def _settle(
             )  # fmt: skip
             return payment, order
         if order.status in PAYABLE:  # else (OVERDUE) the money is held; the status stays
-            paid = await succeeded_minor(order.id)
-            if paid >= order.total_minor:
-                order.status = OrderStatus.PAID.value
-            elif paid >= order.initial_minor:
-                order.status = OrderStatus.AWAITING_BALANCE.value
+            order.status = awaiting_status(order, await succeeded_minor(order.id))
             order.next_deadline_at = deadlines.next_due(
                 order, anything_paid=True, payment_pending=False
             )

@@ -43,12 +43,16 @@ def failed(payload: type[P], error: DomainError) -> P:
 
 
 def row_id(node_id: str) -> int:
-    """The database id inside a global ID, or -1 (matches nothing) when it cannot be one:
-    past MAX_DB_ID too, so such an ID is just not found rather than a database error."""
-    if not (node_id.isascii() and node_id.isdigit()):
+    """The database id in a global ID (or a download's path), or -1 (matches nothing)
+    when it cannot be one: past MAX_DB_ID too, so such an ID is just not found rather than
+    a database error (and Python refuses to read an integer of over 4,300 digits)."""
+    if not (node_id.isascii() and node_id.isdigit()) or len(node_id) > _MAX_DIGITS:
         return -1
     value = int(node_id)
     return value if 0 < value <= MAX_DB_ID else -1
+
+
+_MAX_DIGITS = len(str(MAX_DB_ID))
 
 
 def decode_id(gid: relay.GlobalID, type_name: str, field: str) -> int:

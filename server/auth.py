@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from models.accounts import AuthError, Principal, authenticate
 from models.db import is_transient
-from server.rate_limit import RateLimiter
-from server.responses import send_error
+from server.rate_limit import RateLimiter, over_limit
+from server.responses import DATABASE_AWAY, send_error
 
 
 def bearer(value: str | None) -> str | None:
@@ -88,19 +87,16 @@ async def _unauthorized(send: Send, code: str, message: str) -> None:
 async def _unavailable(send: Send) -> None:
     """The credential could not be looked up because the database is away for a moment:
     503 and TRY_AGAIN, as a request caught later in the same outage gets."""
-    await send_error(
-        send, 503, "TRY_AGAIN", "the database is unavailable for a moment; try again",
-        ((b"retry-after", b"1"),),
-    )  # fmt: skip
+    await send_error(send, 503, "TRY_AGAIN", DATABASE_AWAY, ((b"retry-after", b"1"),))
 
 
 async def _rate_limited(send: Send, wait: float) -> None:
-    seconds = max(1, math.ceil(wait))
+    seconds, message = over_limit(wait)
     await send_error(
         send,
         429,
         "RATE_LIMITED",
-        f"too many requests; try again in {seconds} s",
+        message,
         ((b"retry-after", str(seconds).encode()),),
         retryAfterSeconds=seconds,
     )

@@ -9,6 +9,7 @@ refused before any work, with 429, `Retry-After` and the code `RATE_LIMITED`.
 
 from __future__ import annotations
 
+import math
 import time
 
 from models.accounts import Principal
@@ -53,3 +54,10 @@ class RateLimiter:
             rate = self.anonymous_per_minute if key[0] == "address" else self.per_minute
             if tokens + (now - then) * rate / 60 >= rate:
                 del self._buckets[key]
+
+
+def over_limit(wait: float) -> tuple[int, str]:
+    """A refusal after `limiter.take` said to wait: the whole seconds (at least 1) and
+    the message, the same over HTTP (429) and a WebSocket (an `error` for the operation)."""
+    seconds = max(1, math.ceil(wait))
+    return seconds, f"too many requests; try again in {seconds} s"

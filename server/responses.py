@@ -7,6 +7,9 @@ import json
 
 from starlette.types import Send
 
+# TRY_AGAIN's message, over HTTP (503) and a WebSocket alike.
+DATABASE_AWAY = "the database is unavailable for a moment; try again"
+
 
 async def send_error(
     send: Send,

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from models import disputes, inspections, investigations, messages
 from models.accounts import Principal
 from models.errors import DomainError, ErrorCode
-from models.tables import MAX_DB_ID
+from resolvers.errors import row_id
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -41,22 +41,13 @@ async def dispute_evidence(request: Request) -> Response:
     return await _serve(request, disputes.open_attachment)
 
 
-def _row_id(text: str) -> int:
-    """The id in the path; -1 (matches nothing: the same 404 as any unknown id) for text
-    that is not one, or a number past the keys (the database would refuse it; and Python
-    refuses to read an integer of over 4,300 digits)."""
-    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_DB_ID)):
-        return -1
-    return row if (row := int(text)) <= MAX_DB_ID else -1
-
-
 async def _serve(
     request: Request, open_file: Callable[[Principal, int], Awaitable[tuple[Any, bytes]]]
 ) -> Response:
     principal = request.state.principal
     if principal is None:
         return _error(401, "UNAUTHENTICATED", "send 'Authorization: Bearer <token>'")
-    attachment_id = _row_id(request.path_params["attachment_id"])
+    attachment_id = row_id(request.path_params["attachment_id"])
     try:
         found, data = await open_file(principal, attachment_id)
     except DomainError as e:

@@ -7,7 +7,6 @@ connection keeps nothing of its finished connection_init timer."""
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Protocol, cast
 
 from graphql import GraphQLError, GraphQLFormattedError
@@ -25,7 +24,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from models import accounts, db
 from resolvers.context import Context
 from server import json_codec
-from server.rate_limit import RateLimiter
+from server.rate_limit import RateLimiter, over_limit
+from server.responses import DATABASE_AWAY
 
 # Close codes (README, "Live order events"); the reason is the error code.
 CLOSE_TRY_AGAIN = 1013  # the database is away for a moment
@@ -112,14 +112,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             client = self.context.request.scope.get("client")
             wait = limiter.take(principal, client[0] if client else None)
             if wait:
-                seconds = max(1, math.ceil(wait))
+                seconds, message = over_limit(wait)
                 await self._refuse(
-                    operation_id,
-                    _error(
-                        f"too many requests; try again in {seconds} s",
-                        "RATE_LIMITED",
-                        retryAfterSeconds=seconds,
-                    ),
+                    operation_id, _error(message, "RATE_LIMITED", retryAfterSeconds=seconds)
                 )
                 return False
         if principal is None:
@@ -129,8 +124,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         except Exception as e:
             if not db.is_transient(e):
                 raise
-            message = "the database is unavailable for a moment; try again"
-            await self._refuse(operation_id, _error(message, "TRY_AGAIN"))
+            await self._refuse(operation_id, _error(DATABASE_AWAY, "TRY_AGAIN"))
             return False
         if failed is None:
             return True
